@@ -1,0 +1,64 @@
+// Uniform layouts, in 32-bit words. This file is valid AssemblyScript and TypeScript: the AS
+// kernels read their uniforms at these indices and src/kernels/* writes them (and the WGSL reads
+// them) at the same ones, so the two backends cannot drift apart.
+export const MAX_RANK = 8;
+
+// pointwise: out = f(in0, in1, in2) over a broadcast shape, every operand a strided view
+export const PW_N = 0;
+export const PW_RANK = 1;
+export const PW_OP = 2;
+export const PW_FAST = 3; // 1 when every operand is f32 and contiguous over the same shape
+export const PW_OFF = 4; // 4 words: out, in0, in1, in2 element offsets
+export const PW_DT = 8; // 4 words: dtype codes of out, in0, in1, in2
+export const PW_SHAPE = 12; // MAX_RANK words
+export const PW_STRIDES = 20; // 4 x MAX_RANK words: out, in0, in1, in2
+export const PW_P0 = 52; // f32
+export const PW_P1 = 53; // f32
+export const PW_WORDS = 56;
+
+// matmul: C (batch, M, N) contiguous = A (batch, M, K) @ B (batch, K, N), A and B strided
+export const MM_BATCH = 0;
+export const MM_M = 1;
+export const MM_N = 2;
+export const MM_K = 3;
+export const MM_OFF_A = 4;
+export const MM_OFF_B = 5;
+export const MM_OFF_C = 6;
+export const MM_SA = 8; // 3 words: batch, m, k strides of A
+export const MM_SB = 11; // 3 words: batch, k, n strides of B
+export const MM_WORDS = 16;
+
+// row-wise reductions and softmax over contiguous (rows, R)
+export const RD_ROWS = 0;
+export const RD_R = 1;
+export const RD_OP = 2;
+export const RD_OFF = 3;
+export const RD_WORDS = 4;
+export const REDUCE_SUM = 0;
+export const REDUCE_MAX = 1;
+export const REDUCE_MIN = 2;
+export const REDUCE_ARGMAX = 3;
+export const REDUCE_LSE = 4;
+export const REDUCE_ARGMIN = 5;
+
+// gather / scatter-add along one axis of a contiguous (outer, D, inner) tensor
+export const GA_OUTER = 0;
+export const GA_L = 1;
+export const GA_INNER = 2;
+export const GA_D = 3;
+export const GA_MODE = 4; // 0: index is 1-D of length L (indexSelect); 1: index is (outer, L, inner) (gather)
+export const GA_OFF_IN = 5;
+export const GA_OFF_IDX = 6;
+export const GA_WORDS = 8;
+
+// cross-entropy over contiguous logits (N, C) with i32 targets (N)
+export const CE_N = 0;
+export const CE_C = 1;
+export const CE_IGNORE = 2; // i32
+export const CE_OFF_X = 3;
+export const CE_OFF_T = 4;
+export const CE_SMOOTH = 5; // f32 label smoothing
+export const CE_WORDS = 8;
+
+// error codes kernels report (WASM: return value; WebGPU: the status buffer)
+export const ERR_INDEX = 1;

@@ -1,0 +1,131 @@
+// SGEMM: C (batch, M, N) = A (batch, M, K) @ B (batch, K, N), A and B strided (transposes are
+// just strides), C contiguous. GotoBLAS-style: B is packed into NR-wide panels and A into
+// MR-tall slivers per (KC x NC) block, and a 4x8 register-blocked SIMD micro-kernel runs over
+// them; packing absorbs any strides, so the hot loop only ever reads contiguous memory.
+import { uw } from './common';
+import { MM_BATCH, MM_M, MM_N, MM_K, MM_OFF_A, MM_OFF_B, MM_OFF_C, MM_SA, MM_SB } from './layout';
+
+const MR: i32 = 4;
+const NR: i32 = 8;
+export const KC: i32 = 256;
+export const NC: i32 = 512;
+/** Bytes of scratch the host must pass: one packed B block and one packed A sliver. */
+export function matmulScratchBytes(): i32 { return (KC * NC + MR * KC) * 4 + 64; }
+
+const TILE = memory.data(MR * NR * 4, 16); // edge tiles are computed here, then copied
+
+export function matmul(a: usize, b: usize, c: usize, u: usize, scratch: usize): void {
+  const batch = <i32>uw(u, MM_BATCH), M = <i32>uw(u, MM_M), N = <i32>uw(u, MM_N), K = <i32>uw(u, MM_K);
+  const sAb = <i32>uw(u, MM_SA), sAm = <i32>uw(u, MM_SA + 1), sAk = <i32>uw(u, MM_SA + 2);
+  const sBb = <i32>uw(u, MM_SB), sBk = <i32>uw(u, MM_SB + 1), sBn = <i32>uw(u, MM_SB + 2);
+  const bp = (scratch + 15) & ~(<usize>15);
+  const ap = bp + (<usize>(KC * NC) << 2);
+  for (let bi = 0; bi < batch; bi++) {
+    const A = a + (<usize>(<i32>uw(u, MM_OFF_A) + bi * sAb) << 2);
+    const B = b + (<usize>(<i32>uw(u, MM_OFF_B) + bi * sBb) << 2);
+    const C = c + (<usize>(<i32>uw(u, MM_OFF_C) + bi * M * N) << 2);
+    if (K == 0) { memory.fill(C, 0, <usize>(M * N) << 2); continue; }
+    for (let jc = 0; jc < N; jc += NC) {
+      const nc = min(NC, N - jc);
+      for (let pc = 0; pc < K; pc += KC) {
+        const kc = min(KC, K - pc);
+        packB(B, sBk, sBn, pc, jc, kc, nc, bp);
+        for (let ic = 0; ic < M; ic += MR) {
+          const mr = min(MR, M - ic);
+          packA(A, sAm, sAk, ic, pc, mr, kc, ap);
+          for (let jr = 0; jr < nc; jr += NR) {
+            const nr = min(NR, nc - jr);
+            const cp = C + (<usize>(ic * N + jc + jr) << 2);
+            micro(kc, ap, bp + (<usize>(jr * kc) << 2), cp, N, mr, nr, pc == 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+// B[pc.., jc..] (kc x nc) -> panels of NR columns, each kc x NR row-major, zero-padded.
+function packB(B: usize, sBk: i32, sBn: i32, pc: i32, jc: i32, kc: i32, nc: i32, bp: usize): void {
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = min(NR, nc - jr);
+    const panel = bp + (<usize>(jr * kc) << 2);
+    for (let k = 0; k < kc; k++) {
+      const src = B + (<usize>((pc + k) * sBk + (jc + jr) * sBn) << 2);
+      const dst = panel + (<usize>(k * NR) << 2);
+      if (nr == NR && sBn == 1) {
+        if (ASC_FEATURE_SIMD) {
+          v128.store(dst, v128.load(src));
+          v128.store(dst + 16, v128.load(src + 16));
+        } else {
+          memory.copy(dst, src, NR * 4);
+        }
+      } else {
+        for (let j = 0; j < NR; j++) {
+          store<f32>(dst + (<usize>j << 2), j < nr ? load<f32>(src + (<usize>(j * sBn) << 2)) : 0);
+        }
+      }
+    }
+  }
+}
+
+// A[ic.., pc..] (mr x kc) -> kc x MR column slivers, zero-padded to MR rows.
+function packA(A: usize, sAm: i32, sAk: i32, ic: i32, pc: i32, mr: i32, kc: i32, ap: usize): void {
+  for (let i = 0; i < MR; i++) {
+    if (i < mr) {
+      const src = A + (<usize>((ic + i) * sAm + pc * sAk) << 2);
+      for (let k = 0; k < kc; k++) store<f32>(ap + (<usize>(k * MR + i) << 2), load<f32>(src + (<usize>(k * sAk) << 2)));
+    } else {
+      for (let k = 0; k < kc; k++) store<f32>(ap + (<usize>(k * MR + i) << 2), 0);
+    }
+  }
+}
+
+// C[mr x nr] (row stride ldc) (+)= Ap (kc x MR) . Bp (kc x NR)
+function micro(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, mr: i32, nr: i32, first: bool): void {
+  const full = mr == MR && nr == NR;
+  const out = full ? c : TILE;
+  const ld: usize = full ? <usize>ldc << 2 : <usize>NR << 2;
+  if (ASC_FEATURE_SIMD) {
+    let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+    let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+    for (let k = 0; k < kc; k++) {
+      const pb = bp + (<usize>k << 5);
+      const pa = ap + (<usize>k << 4);
+      const b0 = v128.load(pb), b1 = v128.load(pb, 16);
+      const a0 = f32x4.splat(load<f32>(pa)), a1 = f32x4.splat(load<f32>(pa, 4));
+      const a2 = f32x4.splat(load<f32>(pa, 8)), a3 = f32x4.splat(load<f32>(pa, 12));
+      c00 = f32x4.add(c00, f32x4.mul(a0, b0)); c01 = f32x4.add(c01, f32x4.mul(a0, b1));
+      c10 = f32x4.add(c10, f32x4.mul(a1, b0)); c11 = f32x4.add(c11, f32x4.mul(a1, b1));
+      c20 = f32x4.add(c20, f32x4.mul(a2, b0)); c21 = f32x4.add(c21, f32x4.mul(a2, b1));
+      c30 = f32x4.add(c30, f32x4.mul(a3, b0)); c31 = f32x4.add(c31, f32x4.mul(a3, b1));
+    }
+    if (full && !first) {
+      c00 = f32x4.add(c00, v128.load(out)); c01 = f32x4.add(c01, v128.load(out, 16));
+      c10 = f32x4.add(c10, v128.load(out + ld)); c11 = f32x4.add(c11, v128.load(out + ld, 16));
+      c20 = f32x4.add(c20, v128.load(out + 2 * ld)); c21 = f32x4.add(c21, v128.load(out + 2 * ld, 16));
+      c30 = f32x4.add(c30, v128.load(out + 3 * ld)); c31 = f32x4.add(c31, v128.load(out + 3 * ld, 16));
+    }
+    v128.store(out, c00); v128.store(out, c01, 16);
+    v128.store(out + ld, c10); v128.store(out + ld, c11, 16);
+    v128.store(out + 2 * ld, c20); v128.store(out + 2 * ld, c21, 16);
+    v128.store(out + 3 * ld, c30); v128.store(out + 3 * ld, c31, 16);
+  } else {
+    for (let i = 0; i < MR; i++) {
+      for (let j = 0; j < NR; j++) {
+        let s: f32 = 0;
+        for (let k = 0; k < kc; k++) s += load<f32>(ap + (<usize>(k * MR + i) << 2)) * load<f32>(bp + (<usize>(k * NR + j) << 2));
+        const p = out + <usize>i * ld + (<usize>j << 2);
+        store<f32>(p, full && !first ? load<f32>(p) + s : s);
+      }
+    }
+  }
+  if (!full) {
+    for (let i = 0; i < mr; i++) {
+      for (let j = 0; j < nr; j++) {
+        const p = c + (<usize>(i * ldc + j) << 2);
+        const v = load<f32>(TILE + (<usize>(i * NR + j) << 2));
+        store<f32>(p, first ? v : load<f32>(p) + v);
+      }
+    }
+  }
+}

@@ -1,0 +1,112 @@
+import type { DType } from '../core/dtype.js';
+
+export type BackendName = 'webgpu' | 'wasm';
+
+/** A backend's memory block. Opaque outside the backend that made it. */
+export interface Storage {
+  readonly bytes: number;
+  released: boolean;
+}
+
+/** How a kernel sees a tensor: storage plus a strided view in elements. */
+export interface View {
+  readonly storage: Storage;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+/** Features that select kernel variants (WGSL `enable`s, tile sizes). */
+export interface KernelContext {
+  readonly f16: boolean;
+  readonly tile: MatmulTile;
+}
+
+export interface MatmulTile {
+  /** threads per workgroup along x (columns) and y (rows) */
+  readonly wgx: number;
+  readonly wgy: number;
+  /** register block per thread */
+  readonly tm: number;
+  readonly tn: number;
+  /** depth of a K tile */
+  readonly bk: number;
+}
+
+/**
+ * One op's kernel, declared once: the WGSL source (generated per variant; shapes never enter
+ * it, they travel as uniforms) and the name of its AssemblyScript twin.
+ */
+export interface Kernel {
+  readonly name: string;
+  wgsl(variant: string, ctx: KernelContext): string;
+  /** Export of the wasm module, called as fn(...inputs, ...outputs, uniforms[, scratch]). */
+  readonly wasm: string;
+  /** wasm arity of inputs (missing ones are passed as 0) */
+  readonly wasmInputs?: number;
+  /** Export that returns the scratch bytes the wasm function needs, if any. */
+  readonly wasmScratch?: string;
+  /** The kernel reports bad indices through the status word. */
+  readonly status?: boolean;
+}
+
+export interface KernelCall {
+  readonly kernel: Kernel;
+  /** compile-time specialisation: op, dtypes, layout hints; never shapes */
+  readonly variant: string;
+  readonly inputs: readonly View[];
+  readonly outputs: readonly View[];
+  readonly uniforms: Uint32Array;
+  /** workgroups in x, y, z (WebGPU) */
+  readonly grid: readonly [number, number, number];
+  /** the op name, for error messages */
+  readonly op: string;
+}
+
+export interface MemoryStats {
+  /** buffers held by live tensors */
+  liveBuffers: number;
+  liveBytes: number;
+  /** buffers kept for reuse */
+  pooledBuffers: number;
+  pooledBytes: number;
+}
+
+/** The narrow interface every backend implements. */
+export interface Backend {
+  readonly name: BackendName;
+  readonly ctx: KernelContext;
+  alloc(bytes: number): Storage;
+  free(s: Storage): void;
+  write(s: Storage, data: ArrayBufferView, byteOffset?: number): void;
+  zero(s: Storage, byteOffset: number, bytes: number): void;
+  read(s: Storage, byteOffset: number, bytes: number): Promise<ArrayBuffer>;
+  /** Only backends that can read without waiting (wasm). */
+  readSync?(s: Storage, byteOffset: number, bytes: number): ArrayBuffer;
+  run(call: KernelCall): void;
+  /** Submits recorded work (WebGPU); a no-op where work runs eagerly. */
+  flush(): void;
+  /** Resolves when all submitted work has finished. */
+  sync(): Promise<void>;
+  memory(): MemoryStats;
+  /** Frees pooled memory. */
+  emptyCache(): void;
+  destroy(): void;
+}
+
+/** Pool buckets: four per power of two above 256 bytes, so at most 25% is wasted. */
+export function bucketSize(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  const step = p / 4;
+  return Math.ceil(bytes / step) * step;
+}
+
+/** Spreads n workgroups over x and y (each at most 65535). */
+export function grid1d(groups: number): [number, number, number] {
+  const g = Math.max(1, groups);
+  if (g <= 65535) return [g, 1, 1];
+  const y = Math.ceil(g / 65535);
+  return [Math.ceil(g / y), y, 1];
+}

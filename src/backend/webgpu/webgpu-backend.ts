@@ -1,0 +1,310 @@
+/// <reference types="@webgpu/types" />
+import { KilnError } from '../../core/errors.js';
+import { ERR_INDEX } from '../../../assembly/layout.js';
+import { bucketSize, type Backend, type KernelCall, type KernelContext, type MatmulTile, type MemoryStats, type Storage } from '../backend.js';
+
+class GpuStorage implements Storage {
+  released = false;
+  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
+}
+
+export interface AdapterReport {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  features: string[];
+  limits: Record<string, number>;
+  fallback: boolean;
+}
+
+const UNIFORM_SLOT = 256; // >= minUniformBufferOffsetAlignment on every adapter
+const ARENA_SLOTS = 2048;
+const KEY_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'minStorageBufferOffsetAlignment',
+  'minUniformBufferOffsetAlignment',
+] as const;
+
+/** Picks the matmul tile from the adapter's limits: 64x64 tiles where 256 threads fit, else 32x32. */
+export function chooseTile(limits: GPUSupportedLimits): MatmulTile {
+  if (limits.maxComputeInvocationsPerWorkgroup >= 256 && limits.maxComputeWorkgroupStorageSize >= 16384) {
+    return { wgx: 16, wgy: 16, tm: 4, tn: 4, bk: 16 };
+  }
+  return { wgx: 8, wgy: 8, tm: 4, tn: 4, bk: 16 };
+}
+
+export function describeAdapter(adapter: GPUAdapter): AdapterReport {
+  const info = adapter.info ?? ({} as GPUAdapterInfo);
+  const limits: Record<string, number> = {};
+  for (const k of KEY_LIMITS) limits[k] = Number((adapter.limits as unknown as Record<string, number>)[k]);
+  return {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    device: info.device ?? '',
+    description: info.description ?? '',
+    features: [...adapter.features].sort(),
+    limits,
+    fallback: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+  };
+}
+
+/**
+ * WebGPU backend. Ops record dispatches into one compute pass of one command encoder; work is
+ * submitted only at a readback, an explicit flush, or when the uniform arena fills. Uniforms
+ * of all dispatches in a submission live in one arena buffer written just before submit, so
+ * queue order keeps every dispatch's parameters intact.
+ */
+export class WebGPUBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  readonly ctx: KernelContext;
+  readonly report: AdapterReport;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly arena: GPUBuffer;
+  private readonly arenaCpu = new Uint8Array(UNIFORM_SLOT * ARENA_SLOTS);
+  private slots = 0;
+  private readonly status: GPUBuffer;
+  private statusDirty = false;
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private stagingToDestroy: GPUBuffer[] = [];
+  private compileErrors: Promise<string | null>[] = [];
+  private lostReason: string | null = null;
+  private live = 0;
+  private liveBytes = 0;
+  private pooledCount = 0;
+  private pooledBytes = 0;
+  /** dispatches recorded since the last submit */
+  pending = 0;
+  /** submits so far (tests check that ops are batched) */
+  submits = 0;
+  debugWgsl = false;
+
+  /** The GPU object must outlive the device: Dawn in Node crashes if it is collected. */
+  private gpu: GPU | null = null;
+
+  constructor(readonly device: GPUDevice, adapter: GPUAdapter) {
+    this.report = describeAdapter(adapter);
+    this.ctx = { f16: device.features.has('shader-f16'), tile: chooseTile(device.limits) };
+    this.arena = device.createBuffer({ size: this.arenaCpu.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.status = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    void device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  /** Requests an adapter and a device with the adapter's full limits. */
+  static async create(gpu: GPU, opts: { powerPreference?: GPUPowerPreference } = {}): Promise<WebGPUBackend> {
+    const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new KilnError('backend', 'webgpu', 'requestAdapter() returned null: no WebGPU adapter is available');
+    const requiredFeatures: GPUFeatureName[] = [];
+    for (const f of ['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]) if (adapter.features.has(f)) requiredFeatures.push(f);
+    const requiredLimits: Record<string, number> = {};
+    for (const k of KEY_LIMITS) if (!k.startsWith('min')) requiredLimits[k] = (adapter.limits as unknown as Record<string, number>)[k];
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    const backend = new WebGPUBackend(device, adapter);
+    backend.gpu = gpu;
+    return backend;
+  }
+
+  private check(op: string): void {
+    if (this.lostReason) throw new KilnError('backend', op, `the WebGPU device was lost (${this.lostReason})`);
+  }
+
+  alloc(bytes: number): Storage {
+    this.check('alloc');
+    const size = bucketSize(bytes);
+    if (size > this.device.limits.maxBufferSize) {
+      throw new KilnError('backend', 'alloc', `${bytes} bytes exceed this adapter's maxBufferSize (${this.device.limits.maxBufferSize})`);
+    }
+    const free = this.pool.get(size);
+    let buffer = free?.pop();
+    if (buffer) {
+      this.pooledCount--;
+      this.pooledBytes -= size;
+    } else {
+      buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    }
+    this.live++;
+    this.liveBytes += size;
+    return new GpuStorage(buffer, bytes);
+  }
+
+  /** Returns a buffer to the pool. Safe with work still recorded: later uses run after it in queue order. */
+  free(s: Storage): void {
+    const g = s as GpuStorage;
+    if (g.released) return;
+    g.released = true;
+    const size = g.buffer.size;
+    this.live--;
+    this.liveBytes -= size;
+    let list = this.pool.get(size);
+    if (!list) this.pool.set(size, (list = []));
+    list.push(g.buffer);
+    this.pooledCount++;
+    this.pooledBytes += size;
+  }
+
+  write(s: Storage, data: ArrayBufferView, byteOffset = 0): void {
+    this.check('write');
+    const buf = (s as GpuStorage).buffer;
+    const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    const size = Math.ceil(bytes.byteLength / 4) * 4;
+    if (this.pending === 0) {
+      // nothing recorded can touch this buffer: write straight through the queue
+      if (size === bytes.byteLength) this.device.queue.writeBuffer(buf, byteOffset, bytes);
+      else { const padded = new Uint8Array(size); padded.set(bytes); this.device.queue.writeBuffer(buf, byteOffset, padded); }
+      return;
+    }
+    // Recorded work may still read this (pooled) buffer: copy in encoder order instead.
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(bytes);
+    staging.unmap();
+    this.endPass().copyBufferToBuffer(staging, 0, buf, byteOffset, size);
+    this.stagingToDestroy.push(staging);
+  }
+
+  zero(s: Storage, byteOffset: number, bytes: number): void {
+    this.endPass().clearBuffer((s as GpuStorage).buffer, byteOffset, Math.ceil(bytes / 4) * 4);
+    this.pending++;
+  }
+
+  private getEncoder(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    return this.getEncoder();
+  }
+
+  private pipeline(call: KernelCall): GPUComputePipeline {
+    const key = `${call.kernel.name}|${call.variant}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const code = call.kernel.wgsl(call.variant, this.ctx);
+      if (this.debugWgsl) console.log(`// ${key}\n${code}`);
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ code, label: key });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      const lines = code.split('\n');
+      this.compileErrors.push(
+        Promise.all([this.device.popErrorScope(), module.getCompilationInfo()]).then(([e, info]) => {
+          if (!e) return null;
+          const msgs = info.messages.filter((m) => m.type === 'error').map((m) => `  line ${m.lineNum}: ${m.message}\n    ${lines[m.lineNum - 1]?.trim()}`);
+          return `${call.op}: WGSL kernel ${key} failed to compile:\n${msgs.join('\n') || e.message}`;
+        }),
+      );
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  run(call: KernelCall): void {
+    this.check(call.op);
+    if (this.slots === ARENA_SLOTS) this.flush();
+    const pipeline = this.pipeline(call);
+    const slot = this.slots++;
+    const u = call.uniforms;
+    new Uint32Array(this.arenaCpu.buffer, slot * UNIFORM_SLOT, u.length).set(u);
+    const entries: GPUBindGroupEntry[] = [];
+    let b = 0;
+    for (const v of call.inputs) entries.push({ binding: b++, resource: { buffer: (v.storage as GpuStorage).buffer } });
+    for (const v of call.outputs) entries.push({ binding: b++, resource: { buffer: (v.storage as GpuStorage).buffer } });
+    entries.push({ binding: b++, resource: { buffer: this.arena, offset: slot * UNIFORM_SLOT, size: Math.ceil((u.length * 4) / 16) * 16 } });
+    if (call.kernel.status) {
+      entries.push({ binding: b++, resource: { buffer: this.status } });
+      this.statusDirty = true;
+    }
+    const bind = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    if (!this.pass) this.pass = this.getEncoder().beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bind);
+    this.pass.dispatchWorkgroups(call.grid[0], call.grid[1], call.grid[2]);
+    this.pending++;
+  }
+
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.slots) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu, 0, this.slots * UNIFORM_SLOT);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.submits++;
+    this.encoder = null;
+    this.slots = 0;
+    this.pending = 0;
+    for (const s of this.stagingToDestroy) s.destroy();
+    this.stagingToDestroy = [];
+  }
+
+  private async throwCompileErrors(): Promise<void> {
+    if (!this.compileErrors.length) return;
+    const errs = (await Promise.all(this.compileErrors)).filter((e): e is string => e !== null);
+    this.compileErrors = [];
+    if (errs.length) throw new KilnError('backend', 'webgpu', errs.join('\n'));
+  }
+
+  async read(s: Storage, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
+    this.check('read');
+    const start = byteOffset & ~3;
+    const size = Math.max(4, Math.ceil((byteOffset + bytes - start) / 4) * 4);
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.endPass();
+    enc.copyBufferToBuffer((s as GpuStorage).buffer, start, staging, 0, size);
+    let statusStaging: GPUBuffer | null = null;
+    if (this.statusDirty) {
+      statusStaging = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.copyBufferToBuffer(this.status, 0, statusStaging, 0, 16);
+      enc.clearBuffer(this.status, 0, 16);
+      this.statusDirty = false;
+    }
+    this.flush();
+    await this.throwCompileErrors();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(byteOffset - start, byteOffset - start + bytes);
+    staging.destroy();
+    if (statusStaging) {
+      await statusStaging.mapAsync(GPUMapMode.READ);
+      const code = new Uint32Array(statusStaging.getMappedRange())[0];
+      statusStaging.destroy();
+      if (code === ERR_INDEX) throw new KilnError('index', 'webgpu', 'an index was out of range in a gather, scatter or cross-entropy kernel since the last readback (its outputs hold zeros there)');
+    }
+    this.check('read');
+    return out;
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.throwCompileErrors();
+    await this.device.queue.onSubmittedWorkDone();
+    this.check('sync');
+  }
+
+  memory(): MemoryStats {
+    return { liveBuffers: this.live, liveBytes: this.liveBytes, pooledBuffers: this.pooledCount, pooledBytes: this.pooledBytes };
+  }
+
+  emptyCache(): void {
+    this.flush();
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.pooledBytes = 0;
+    this.pooledCount = 0;
+  }
+
+  destroy(): void {
+    this.emptyCache();
+    this.device.destroy();
+  }
+}
