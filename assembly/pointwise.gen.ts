@@ -37,7 +37,7 @@ function apply(op: u32, a: f32, b: f32, c: f32, p0: f32, p1: f32): f32 {
     case 27: return a > p0 ? f32(1) : f32(0); // gtScalar
     case 28: return a < p0 ? f32(1) : f32(0); // ltScalar
     case 29: return a == p0 ? f32(1) : f32(0); // eqScalar
-    case 30: return sg_(a); // sigmoidGrad
+    case 30: return sg_(a) * (f32(1) - sg_(a)); // sigmoidGrad
     case 31: return sg_(a) * (f32(1) + a * (f32(1) - sg_(a))); // siluGrad
     case 32: return f32(1) - tanh_(a) * tanh_(a); // tanhGrad
     case 33: return gelu_tanh_grad_(a); // geluTanhGrad
@@ -104,7 +104,7 @@ export function pointwise(in0: usize, in1: usize, in2: usize, out: usize, u: usi
     case 27: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), a > p0 ? f32(1) : f32(0)); } return; // gtScalar
     case 28: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), a < p0 ? f32(1) : f32(0)); } return; // ltScalar
     case 29: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), a == p0 ? f32(1) : f32(0)); } return; // eqScalar
-    case 30: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), sg_(a)); } return; // sigmoidGrad
+    case 30: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), sg_(a) * (f32(1) - sg_(a))); } return; // sigmoidGrad
     case 31: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), sg_(a) * (f32(1) + a * (f32(1) - sg_(a)))); } return; // siluGrad
     case 32: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), f32(1) - tanh_(a) * tanh_(a)); } return; // tanhGrad
     case 33: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); store<f32>(o + (i << 2), gelu_tanh_grad_(a)); } return; // geluTanhGrad

@@ -40,13 +40,13 @@ export const POINTWISE = {
   round: { code: 22, arity: 1, wgsl: 'round(a)', as: 'nearest<f32>(a)' }, // ties to even, as torch.round
   floor: { code: 23, arity: 1, wgsl: 'floor(a)', as: 'Mathf.floor(a)' },
   ceil: { code: 24, arity: 1, wgsl: 'ceil(a)', as: 'Mathf.ceil(a)' },
-  sin: { code: 25, arity: 1, wgsl: 'sin(a)', as: 'Mathf.sin(a)' },
-  cos: { code: 26, arity: 1, wgsl: 'cos(a)', as: 'Mathf.cos(a)' },
+  sin: { code: 25, arity: 1, wgsl: 'sin_(a)', as: 'Mathf.sin(a)' },
+  cos: { code: 26, arity: 1, wgsl: 'cos_(a)', as: 'Mathf.cos(a)' },
   gtScalar: { code: 27, arity: 1, wgsl: 'select(0.0, 1.0, a > p0)', as: 'a > p0 ? f32(1) : f32(0)' },
   ltScalar: { code: 28, arity: 1, wgsl: 'select(0.0, 1.0, a < p0)', as: 'a < p0 ? f32(1) : f32(0)' },
   eqScalar: { code: 29, arity: 1, wgsl: 'select(0.0, 1.0, a == p0)', as: 'a == p0 ? f32(1) : f32(0)' },
   // derivatives used by backward rules (d/da of the op named)
-  sigmoidGrad: { code: 30, arity: 1, wgsl: 'sg_(a)', as: 'sg_(a)' },
+  sigmoidGrad: { code: 30, arity: 1, wgsl: 'sg_(a) * (1.0 - sg_(a))', as: 'sg_(a) * (f32(1) - sg_(a))' },
   siluGrad: { code: 31, arity: 1, wgsl: 'sg_(a) * (1.0 + a * (1.0 - sg_(a)))', as: 'sg_(a) * (f32(1) + a * (f32(1) - sg_(a)))' },
   tanhGrad: { code: 32, arity: 1, wgsl: '1.0 - tanh(clamp(a, -15.0, 15.0)) * tanh(clamp(a, -15.0, 15.0))', as: 'f32(1) - tanh_(a) * tanh_(a)' },
   geluTanhGrad: { code: 33, arity: 1, wgsl: 'gelu_tanh_grad_(a)', as: 'gelu_tanh_grad_(a)' },

@@ -23,7 +23,7 @@ function wgsl(variant: string, ctx: KernelContext): string {
   const args1 = vars.map((_, i) => (i < inDts.length ? `ld${i}(o1[${i + 1}])` : '0.0'));
   const outPacked = packed(outDt, f16);
   const store = (v: string): string =>
-    outDt === 'f32' ? `out[o.x] = ${v};` : outDt === 'i32' ? `out[o.x] = i32(${v});` : outDt === 'u32' ? `out[o.x] = u32(${v});` : `out[o.x] = f16(${v});`;
+    outDt === 'f32' ? `out[o.x] = ${v};` : outDt === 'i32' ? `out[o.x] = i32(${v});` : outDt === 'u32' ? `out[o.x] = u32(${v});` : `out[o.x] = bitcast<vec2<f16>>(f16bits_(${v}))[0];`;
   const body = outPacked
     ? `let i = t * 2u;
   if (i >= n) { return; }

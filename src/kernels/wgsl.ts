@@ -26,14 +26,13 @@ export function loadFn(name: string, buf: string, d: DType, nativeF16: boolean):
   let body: string;
   if (d === 'f32') body = `${buf}[i]`;
   else if (d === 'i32' || d === 'u32' || (d === 'f16' && nativeF16)) body = `f32(${buf}[i])`;
-  else if (d === 'f16') body = `unpack2x16float(${buf}[i >> 1u])[i & 1u]`;
+  else if (d === 'f16') body = `f16val_((${buf}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu)`;
   else body = `bitcast<f32>(((${buf}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu) << 16u)`;
   return `fn ${name}(i: u32) -> f32 { return ${body}; }`;
 }
 
 /** Converting f32 to a packed half's bits (low 16 bits of the result). */
-export const packHalf = (d: DType, v: string): string =>
-  d === 'f16' ? `(pack2x16float(vec2<f32>(${v}, 0.0)) & 0xffffu)` : `bf16_(${v})`;
+export const packHalf = (d: DType, v: string): string => (d === 'f16' ? `f16bits_(${v})` : `bf16_(${v})`);
 
 export const MATH = `
 fn erf_(x: f32) -> f32 {
@@ -55,6 +54,42 @@ fn gelu_tanh_grad_(x: f32) -> f32 {
   let t = tanh(clamp(k * (x + 0.044715 * x * x * x), -15.0, 15.0));
   return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 0.134145 * x * x);
 }
+// f32 <-> IEEE half by bit arithmetic, round to nearest even, exact for subnormals, inf and nan
+// (WGSL leaves pack2x16float out of range and its denormal handling implementation-defined).
+fn f16bits_(v: f32) -> u32 {
+  let x = bitcast<u32>(v);
+  let sign = (x >> 16u) & 0x8000u;
+  let e = i32((x >> 23u) & 0xffu);
+  var m = x & 0x7fffffu;
+  if (e == 255) { return sign | 0x7c00u | select(0u, 0x200u, m != 0u); }
+  let he = e - 112;
+  if (he >= 31) { return sign | 0x7c00u; }
+  if (he <= 0) {
+    if (he < -10) { return sign; }
+    m = m | 0x800000u;
+    let shift = u32(14 - he);
+    var h = m >> shift;
+    let rem = m & ((1u << shift) - 1u);
+    let half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (h & 1u) == 1u)) { h += 1u; }
+    return sign | h;
+  }
+  var h = sign | (u32(he) << 10u) | (m >> 13u);
+  let rem = m & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) == 1u)) { h += 1u; }
+  return h;
+}
+fn f16val_(h: u32) -> f32 {
+  let sign = (h & 0x8000u) << 16u;
+  let e = (h >> 10u) & 0x1fu;
+  let m = h & 0x3ffu;
+  if (e == 0u) { let v = f32(m) * 5.960464477539063e-8; return select(v, -v, sign != 0u); }
+  if (e == 31u) { return bitcast<f32>(sign | 0x7f800000u | (m << 13u)); }
+  return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
+}
+// sin and cos reduced to [-pi, pi] first, where WGSL's accuracy bound holds
+fn sin_(x: f32) -> f32 { return sin(x - 6.283185307179586 * round(x * 0.15915494309189535)); }
+fn cos_(x: f32) -> f32 { return cos(x - 6.283185307179586 * round(x * 0.15915494309189535)); }
 fn bf16_(v: f32) -> u32 {
   let x = bitcast<u32>(v);
   if ((x & 0x7fffffffu) > 0x7f800000u) { return (x >> 16u) | 0x40u; }

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""Writes tests/golden/ops.json: seeded inputs, outputs and input gradients from PyTorch.
+
+Each case runs one op; the gradient is of sum(out * upstream) for a seeded upstream tensor, so
+every element's gradient is exercised. Run with Debian's python3-torch (1.13):
+    /usr/bin/python3 tests/golden/generate.py
+CI never runs this: the JSON it writes is committed.
+"""
+import json
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+G = torch.Generator().manual_seed(1234)
+CASES = []
+
+
+def rnd(*shape, lo=None, hi=None):
+    shape = tuple(shape)
+    if lo is not None:
+        return lo + (hi - lo) * torch.rand(shape, generator=G)
+    return torch.randn(shape, generator=G, dtype=torch.float32)
+
+
+def enc(t):
+    if t.dtype in (torch.int64, torch.int32):
+        return {"shape": list(t.shape), "dtype": "i32", "data": [int(v) for v in t.flatten().tolist()]}
+    # JSON has no inf/nan: those travel as strings
+    num = lambda v: float("%.9g" % v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    return {"shape": list(t.shape), "dtype": "f32", "data": [num(v) for v in t.detach().flatten().tolist()]}
+
+
+def case(name, op, inputs, fn, args=None, grad=True, prep=None, tol=None):
+    """inputs: list of tensors (float ones get gradients); prep: per-input view to apply first ('t': transpose last two dims)."""
+    leaves = [x.clone().requires_grad_(grad and x.dtype == torch.float32) for x in inputs]
+    views = []
+    for i, x in enumerate(leaves):
+        p = (prep or {}).get(str(i))
+        views.append(x.transpose(-2, -1) if p == "t" else x)
+    out = fn(*views)
+    entry = {"name": name, "op": op, "args": args or {}, "inputs": [enc(x) for x in inputs], "output": enc(out)}
+    if prep:
+        entry["prep"] = prep
+    if tol:
+        entry["tol"] = tol
+    if grad and out.dtype == torch.float32 and any(l.requires_grad for l in leaves):
+        up = rnd(*out.shape)
+        (out * up).sum().backward()
+        entry["upstream"] = enc(up)
+        entry["grads"] = [enc(l.grad) if l.grad is not None else None for l in leaves]
+    CASES.append(entry)
+
+
+# ---- unary pointwise
+unary = {
+    "neg": (torch.neg, None), "exp": (torch.exp, None), "log": (torch.log, (0.1, 3.0)),
+    "sqrt": (torch.sqrt, (0.1, 3.0)), "rsqrt": (torch.rsqrt, (0.1, 3.0)), "abs": (torch.abs, None),
+    "tanh": (torch.tanh, None), "sigmoid": (torch.sigmoid, None), "relu": (torch.relu, None),
+    "silu": (F.silu, None), "gelu": (F.gelu, None), "geluTanh": (lambda x: F.gelu(x, approximate="tanh"), None),
+    "square": (torch.square, None), "sin": (torch.sin, None), "cos": (torch.cos, None),
+}
+for op, (fn, rng) in unary.items():
+    x = rnd(3, 7) * 2 if rng is None else rnd(3, 7, lo=rng[0], hi=rng[1])
+    # WGSL bounds sin/cos only to 2^-11 absolute error on [-pi, pi] (SwiftShader uses that slack)
+    case(f"{op}[3,7]", op, [x], fn, tol={"atol": 5e-4, "rtol": 1e-4} if op in ("sin", "cos") else None)
+case("clamp[5,3]", "clamp", [rnd(5, 3)], lambda x: torch.clamp(x, -0.5, 0.7), {"min": -0.5, "max": 0.7})
+case("powScalar2.5[4,4]", "powScalar", [rnd(4, 4, lo=0.2, hi=2.0)], lambda x: x ** 2.5, {"p": 2.5})
+case("powScalar3neg[4,4]", "powScalar", [rnd(4, 4)], lambda x: x ** 3, {"p": 3})
+case("exp[1]", "exp", [rnd(1)], torch.exp)
+case("tanh[big]", "tanh", [torch.tensor([-60.0, -20.0, -1.0, 0.0, 1.0, 20.0, 60.0])], torch.tanh)
+case("exp[transposed 6,5]", "exp", [rnd(6, 5)], torch.exp, prep={"0": "t"})
+
+# ---- binary pointwise with broadcasting
+binary = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "maximum": torch.maximum, "minimum": torch.minimum}
+shapes = [((2, 1, 5), (3, 1)), ((4, 1, 3, 1), (1, 5, 1, 2)), ((7,), (7,)), ((1,), (2, 3)), ((2, 3, 4), ())]
+for op, fn in binary.items():
+    for sa, sb in shapes:
+        b = rnd(*sb) if op != "div" else rnd(*sb, lo=0.5, hi=2.0)
+        case(f"{op}{list(sa)}x{list(sb)}", op, [rnd(*sa), b], fn)
+case("pow[3,4]x[4]", "pow", [rnd(3, 4, lo=0.3, hi=2.0), rnd(4)], torch.pow)
+case("mul[transposed 5,3]x[5,3]", "mul", [rnd(3, 5), rnd(5, 3)], torch.mul, prep={"0": "t"})
+case("add[transposed]x[transposed]", "add", [rnd(4, 6), rnd(4, 6)], torch.add, prep={"0": "t", "1": "t"})
+
+# ---- reductions
+x = rnd(3, 4, 5)
+for axes in ([0], [1], [2], [0, 2], None):
+    for keep in (False, True):
+        kw = {} if axes is None else {"dim": axes, "keepdim": keep}
+        tag = "all" if axes is None else axes
+        if axes is None and keep:
+            continue
+        case(f"sum{tag}{'k' if keep else ''}", "sum", [x], (lambda v, kw=kw: v.sum(**kw)), {"axes": axes, "keepdim": keep})
+        case(f"mean{tag}{'k' if keep else ''}", "mean", [x], (lambda v, kw=kw: v.mean(**kw)), {"axes": axes, "keepdim": keep})
+case("amax[1]", "max", [x], lambda v: torch.amax(v, dim=1), {"axes": [1]})
+case("amin[0,2]k", "min", [x], lambda v: torch.amin(v, dim=(0, 2), keepdim=True), {"axes": [0, 2], "keepdim": True})
+case("amax ties", "max", [torch.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])], lambda v: torch.amax(v, dim=1), {"axes": [1]})
+case("logsumexp[2]", "logsumexp", [x], lambda v: torch.logsumexp(v, dim=2), {"axes": [2]})
+case("logsumexp[0,1]", "logsumexp", [x * 30], lambda v: torch.logsumexp(v, dim=(0, 1)), {"axes": [0, 1]})
+case("var[1]", "var", [x], lambda v: torch.var(v, dim=1), {"axes": [1], "correction": 1})
+case("var[0,2]pop", "var", [x], lambda v: torch.var(v, dim=(0, 2), unbiased=False), {"axes": [0, 2], "correction": 0})
+case("std[2]", "std", [x], lambda v: torch.std(v, dim=2), {"axes": [2], "correction": 1})
+case("argmax[1]", "argmax", [x], lambda v: torch.argmax(v, dim=1).int(), {"axis": 1}, grad=False)
+case("argmin[-1]", "argmin", [x], lambda v: torch.argmin(v, dim=-1).int(), {"axis": -1}, grad=False)
+case("sum[1000]", "sum", [rnd(1000)], lambda v: v.sum(), {"axes": None, "keepdim": False})
+case("sum[transposed]", "sum", [rnd(5, 9)], lambda v: v.sum(dim=1), {"axes": [1], "keepdim": False}, prep={"0": "t"})
+for axis in (-1, 1, 0):
+    case(f"softmax[{axis}]", "softmax", [x * 3], lambda v, a=axis: torch.softmax(v, dim=a), {"axis": axis})
+    case(f"logSoftmax[{axis}]", "logSoftmax", [x * 3], lambda v, a=axis: torch.log_softmax(v, dim=a), {"axis": axis})
+case("softmax[1,513]", "softmax", [rnd(2, 513) * 4], lambda v: torch.softmax(v, dim=-1), {"axis": -1})
+
+# ---- matmul (awkward shapes; K up to 4096; transposed operands; vectors; batch broadcast)
+mm = [((1, 1), (1, 1)), ((7, 13), (13, 5)), ((65, 67), (67, 63)), ((3, 4096), (4096, 5)), ((2, 1, 5, 7), (3, 7, 4)),
+      ((13,), (13, 6)), ((6, 13), (13,)), ((4, 3, 17), (17, 9)), ((1, 129), (129, 1))]
+for sa, sb in mm:
+    tol = {"atol": 2e-3, "rtol": 1e-3} if 4096 in sa else None
+    case(f"matmul{list(sa)}x{list(sb)}", "matmul", [rnd(*sa), rnd(*sb)], torch.matmul, tol=tol)
+case("matmul A^T", "matmul", [rnd(11, 6), rnd(11, 7)], torch.matmul, prep={"0": "t"})
+case("matmul B^T", "matmul", [rnd(6, 11), rnd(7, 11)], torch.matmul, prep={"1": "t"})
+case("matmul batched B^T", "matmul", [rnd(2, 5, 9), rnd(2, 8, 9)], torch.matmul, prep={"1": "t"})
+case("linear", "linear", [rnd(2, 3, 10), rnd(6, 10), rnd(6)], F.linear)
+case("linear nobias", "linear", [rnd(4, 10), rnd(3, 10)], F.linear)
+
+# ---- layout ops
+case("permute", "permute", [rnd(2, 3, 4)], lambda v: v.permute(2, 0, 1).contiguous() * 1, {"dims": [2, 0, 1]})
+case("slice step", "slice", [rnd(4, 10)], lambda v: v[:, 1:9:3], {"dim": 1, "start": 1, "end": 9, "step": 3})
+case("slice neg", "slice", [rnd(6, 3)], lambda v: v[-4:-1], {"dim": 0, "start": -4, "end": -1, "step": 1})
+case("select", "select", [rnd(3, 4, 5)], lambda v: v[:, 2], {"dim": 1, "index": 2})
+case("reshape of transposed", "reshape", [rnd(3, 4)], lambda v: v.reshape(2, 6), {"shape": [2, 6]}, prep={"0": "t"})
+case("expand", "expand", [rnd(3, 1)], lambda v: v.expand(2, 3, 4), {"shape": [2, 3, 4]})
+case("concat1", "concat", [rnd(2, 3), rnd(2, 5), rnd(2, 1)], lambda a, b, c: torch.cat([a, b, c], 1), {"dim": 1})
+case("concat0", "concat", [rnd(1, 4), rnd(3, 4)], lambda a, b: torch.cat([a, b], 0), {"dim": 0})
+case("stack", "stack", [rnd(2, 3), rnd(2, 3)], lambda a, b: torch.stack([a, b], 1), {"dim": 1})
+case("split", "split", [rnd(7, 2)], lambda v: torch.cat([s * (i + 1) for i, s in enumerate(torch.split(v, 3, 0))], 0), {"size": 3, "dim": 0})
+
+# ---- indexing
+idx = torch.tensor([2, 0, 2, 4], dtype=torch.int32)
+case("indexSelect0", "indexSelect", [rnd(5, 3), idx], lambda v, i: torch.index_select(v, 0, i.long()), {"dim": 0})
+case("indexSelect1", "indexSelect", [rnd(2, 5, 3), idx], lambda v, i: torch.index_select(v, 1, i.long()), {"dim": 1})
+gi = torch.tensor([[0, 2, 1], [1, 1, 0]], dtype=torch.int32)
+case("gather1", "gather", [rnd(2, 3), gi], lambda v, i: torch.gather(v, 1, i.long()), {"dim": 1})
+case("gather0", "gather", [rnd(3, 3), gi], lambda v, i: torch.gather(v, 0, i.long()), {"dim": 0})
+ids = torch.tensor([[1, 3, 3], [0, 6, 1]], dtype=torch.int32)
+case("embedding", "embedding", [ids, rnd(7, 4)], lambda i, w: F.embedding(i.long(), w))
+si = torch.tensor([[0, 1, 0], [2, 0, 0]], dtype=torch.int32)
+case("scatterAdd0", "scatterAdd", [rnd(3, 3), si, rnd(2, 3)], lambda x, i, s: torch.scatter_add(x, 0, i.long(), s), {"dim": 0})
+cond = (rnd(3, 4) > 0).float()
+case("where", "where", [cond, rnd(3, 4), rnd(4)], lambda c, a, b: torch.where(c != 0, a, b))
+case("maskedFill", "maskedFill", [rnd(3, 4), (rnd(1, 4) > 0).float()], lambda x, m: x.masked_fill(m != 0, -2.5), {"value": -2.5})
+
+# ---- dtypes: values survive f16/bf16 storage exactly as torch rounds them
+vals = torch.tensor([0.0, -0.0, 1.0, -2.5, 3.14159, 65504.0, 1e-5, 6e-8, 1e5, -1e-3, 0.1, 123.456, 1e30])
+case("roundtrip f16", "roundtrip", [vals], lambda v: v.half().float(), {"dtype": "f16"}, grad=False)
+case("roundtrip bf16", "roundtrip", [vals], lambda v: v.bfloat16().float(), {"dtype": "bf16"}, grad=False)
+case("cast i32", "castInt", [torch.tensor([1.7, -1.7, 0.2, -0.2, 5.0])], lambda v: v.int(), grad=False)
+
+# ---- cross-entropy (fused) with ignore index and label smoothing
+logits = rnd(6, 11) * 2
+tgt = torch.tensor([3, -100, 0, 10, 5, -100], dtype=torch.int32)
+for red in ("mean", "sum", "none"):
+    for ls in (0.0, 0.1):
+        case(f"crossEntropy {red} ls{ls}", "crossEntropy", [logits, tgt],
+             lambda x, t, red=red, ls=ls: F.cross_entropy(x, t.long(), ignore_index=-100, label_smoothing=ls, reduction=red),
+             {"reduction": red, "labelSmoothing": ls, "ignoreIndex": -100})
+case("crossEntropy 3d", "crossEntropy", [rnd(2, 3, 7), torch.tensor([[1, 2, 6], [0, -1, 3]], dtype=torch.int32)],
+     lambda x, t: F.cross_entropy(x.reshape(-1, 7), t.long().reshape(-1), ignore_index=-1), {"ignoreIndex": -1})
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops.json")
+with open(out, "w") as f:
+    json.dump({"generator": "tests/golden/generate.py", "torch": torch.__version__, "cases": CASES}, f, separators=(",", ":"))
+print(f"wrote {len(CASES)} cases to {out} ({os.path.getsize(out) // 1024} KiB)")
