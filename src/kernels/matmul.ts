@@ -13,19 +13,33 @@ function wgsl(_variant: string, ctx: KernelContext): string {
   const BM = wgy * tm;
   const BN = wgx * tn;
   const threads = wgx * wgy;
-  const loadsA = (BM * bk) / threads;
-  const loadsB = (bk * BN) / threads;
+  const K4 = bk / 4;
+  const loadsA = (BM * K4) / threads; // vec4s of A per thread per K tile
+  const loadsB = (bk * (BN / 4)) / threads;
+  const rows = Array.from({ length: tm }, (_, i) => i);
+  const kks = [0, 1, 2, 3];
+  // unrolled inner product: a (4 rows, vec4 along k) times b (4 k, vec4 along n)
+  const fma = kks
+    .map((kk) => `      let b${kk} = Bs[(k4 * 4u + ${kk}u) * ${BN / 4}u + lid3.x];`)
+    .concat(rows.map((i) => `      let a${i} = As[(lid3.y * ${tm}u + ${i}u) * ${K4}u + k4];`))
+    .concat(rows.map((i) => `      acc${i} += ${kks.map((kk) => `a${i}.${'xyzw'[kk]} * b${kk}`).join(' + ')};`))
+    .join('\n');
+  const store = rows
+    .map((i) => `  { let m = m0 + lid3.y * ${tm}u + ${i}u;
+    if (m < M) {
+${kks.map((j) => `      if (nc + ${j}u < N) { C[cBase + m * N + nc + ${j}u] = acc${i}.${'xyzw'[j]}; }`).join('\n')}
+    } }`)
+    .join('\n');
   return `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${uniformBlock(3, L.MM_WORDS)}
-const BM = ${BM}u;
-const BN = ${BN}u;
-const BK = ${bk}u;
-// As[k][m/4] and Bs[k][n/4]: a thread's 4 rows (or 4 columns) are one vec4 read
-var<workgroup> As: array<vec4<f32>, ${(bk * BM) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(bk * BN) / 4}>;
+// As[m][k/4] holds vec4s along k, Bs[k][n/4] vec4s along n: each thread stages whole vec4s
+// (consecutive elements in row-major A and B, so global reads coalesce) and reads them back
+// as vec4 in the inner product.
+var<workgroup> As: array<vec4<f32>, ${BM * K4}>;
+var<workgroup> Bs: array<vec4<f32>, ${bk * (BN / 4)}>;
 @compute @workgroup_size(${wgx}, ${wgy})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let M = u_(${L.MM_M}u); let N = u_(${L.MM_N}u); let K = u_(${L.MM_K}u);
@@ -34,41 +48,45 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let sAm = u_(${L.MM_SA + 1}u); let sAk = u_(${L.MM_SA + 2}u);
   let bBase = u_(${L.MM_OFF_B}u) + b * u_(${L.MM_SB}u);
   let sBk = u_(${L.MM_SB + 1}u); let sBn = u_(${L.MM_SB + 2}u);
-  let m0 = wid.y * BM;
-  let n0 = wid.x * BN;
-  var acc: array<vec4<f32>, ${tm}>;
-  for (var k0 = 0u; k0 < K; k0 += BK) {
+  let m0 = wid.y * ${BM}u;
+  let n0 = wid.x * ${BN}u;
+  var acc0 = vec4<f32>(); var acc1 = vec4<f32>(); var acc2 = vec4<f32>(); var acc3 = vec4<f32>();
+  for (var k0 = 0u; k0 < K; k0 += ${bk}u) {
     for (var j = 0u; j < ${loadsA}u; j++) {
       let e = lid + j * ${threads}u;
-      let m = e / BK; let k = e % BK; // consecutive threads walk k: coalesced for row-major A
-      var v = 0.0;
-      if (m0 + m < M && k0 + k < K) { v = A[aBase + (m0 + m) * sAm + (k0 + k) * sAk]; }
-      As[k * ${BM / 4}u + m / 4u][m % 4u] = v;
+      let m = e / ${K4}u; let k = k0 + (e % ${K4}u) * 4u;
+      let row = aBase + (m0 + m) * sAm;
+      var v = vec4<f32>();
+      if (m0 + m < M) {
+        if (k < K) { v.x = A[row + k * sAk]; }
+        if (k + 1u < K) { v.y = A[row + (k + 1u) * sAk]; }
+        if (k + 2u < K) { v.z = A[row + (k + 2u) * sAk]; }
+        if (k + 3u < K) { v.w = A[row + (k + 3u) * sAk]; }
+      }
+      As[e] = v;
     }
     for (var j = 0u; j < ${loadsB}u; j++) {
       let e = lid + j * ${threads}u;
-      let k = e / BN; let n = e % BN; // consecutive threads walk n: coalesced for row-major B
-      var v = 0.0;
-      if (k0 + k < K && n0 + n < N) { v = B[bBase + (k0 + k) * sBk + (n0 + n) * sBn]; }
-      Bs[k * ${BN / 4}u + n / 4u][n % 4u] = v;
+      let k = e / ${BN / 4}u; let n = n0 + (e % ${BN / 4}u) * 4u;
+      let row = bBase + (k0 + k) * sBk;
+      var v = vec4<f32>();
+      if (k0 + k < K) {
+        if (n < N) { v.x = B[row + n * sBn]; }
+        if (n + 1u < N) { v.y = B[row + (n + 1u) * sBn]; }
+        if (n + 2u < N) { v.z = B[row + (n + 2u) * sBn]; }
+        if (n + 3u < N) { v.w = B[row + (n + 3u) * sBn]; }
+      }
+      Bs[e] = v;
     }
     workgroupBarrier();
-    for (var k = 0u; k < BK; k++) {
-      let a = As[k * ${BM / 4}u + lid3.y];
-      let bv = Bs[k * ${BN / 4}u + lid3.x];
-${Array.from({ length: tm }, (_, i) => `      acc[${i}] += a[${i}] * bv;`).join('\n')}
+    for (var k4 = 0u; k4 < ${K4}u; k4++) {
+${fma}
     }
     workgroupBarrier();
   }
   let cBase = u_(${L.MM_OFF_C}u) + b * M * N;
-  for (var i = 0u; i < ${tm}u; i++) {
-    let m = m0 + lid3.y * ${tm}u + i;
-    if (m >= M) { break; }
-    for (var j = 0u; j < ${tn}u; j++) {
-      let n = n0 + lid3.x * ${tn}u + j;
-      if (n < N) { C[cBase + m * N + n] = acc[i][j]; }
-    }
-  }
+  let nc = n0 + lid3.x * ${tn}u;
+${store}
 }`;
 }
 

@@ -55,7 +55,49 @@ fn rowMax(base: u32, R: u32, lid: u32) -> f32 {
   return X[base + j];
 }`;
 
+// Short rows: one thread per row, no workgroup memory or barriers (barriers dominate on CPU
+// adapters, and a 256-thread workgroup would idle on a 32-element row anyway).
+const SHORT_ROW = 128;
+const TWG = 64;
+
+function reduceThreadWgsl(argOut: boolean): string {
+  return `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<${argOut ? 'i32' : 'f32'}>;
+${uniformBlock(2, L.RD_WORDS)}
+@compute @workgroup_size(${TWG})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_INDEX}
+  let r = gi * ${TWG}u + lid;
+  let rows = u_(${L.RD_ROWS}u); let R = u_(${L.RD_R}u); let op = u_(${L.RD_OP}u);
+  if (r >= rows) { return; }
+  let base = u_(${L.RD_OFF}u) + r * R;
+  if (op == ${L.REDUCE_SUM}u) {
+    var s = 0.0;
+    for (var i = 0u; i < R; i++) { s += X[base + i]; }
+    ${argOut ? '' : 'Y[r] = s;'}
+    return;
+  }
+  var m = X[base];
+  var mi = 0u;
+  let isMin = op == ${L.REDUCE_MIN}u || op == ${L.REDUCE_ARGMIN}u;
+  for (var i = 1u; i < R; i++) {
+    let v = X[base + i];
+    if (m != m) { break; } // NaN wins
+    if (v != v || select(v > m, v < m, isMin)) { m = v; mi = i; }
+  }
+  if (op == ${L.REDUCE_LSE}u) {
+    var s = 0.0;
+    if (m >= -3.4028234663852886e38) { for (var i = 0u; i < R; i++) { s += exp(X[base + i] - m); } }
+    ${argOut ? '' : 'Y[r] = select(m + log(s), m, m < -3.4028234663852886e38);'}
+    return;
+  }
+  ${argOut ? 'Y[r] = i32(mi);' : 'Y[r] = m;'}
+}`;
+}
+
 function reduceWgsl(variant: string): string {
+  if (variant.endsWith('thread')) return reduceThreadWgsl(variant.startsWith('arg'));
   const argOut = variant === 'arg';
   return `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
@@ -92,7 +134,31 @@ fn main(${MAIN_ARGS}) {
 }`;
 }
 
-function softmaxWgsl(): string {
+function softmaxWgsl(variant: string): string {
+  if (variant === 'thread') {
+    return `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+${uniformBlock(2, L.RD_WORDS)}
+@compute @workgroup_size(${TWG})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_INDEX}
+  let r = gi * ${TWG}u + lid;
+  let rows = u_(${L.RD_ROWS}u); let R = u_(${L.RD_R}u); let isLog = u_(${L.RD_OP}u);
+  if (r >= rows) { return; }
+  let base = u_(${L.RD_OFF}u) + r * R;
+  var m = X[base];
+  for (var i = 1u; i < R; i++) { m = max(m, X[base + i]); }
+  var s = 0.0;
+  for (var i = 0u; i < R; i++) { s += exp(X[base + i] - m); }
+  let lse = m + log(s);
+  let inv = 1.0 / s;
+  for (var i = 0u; i < R; i++) {
+    let x = X[base + i];
+    Y[r * R + i] = select(exp(x - m) * inv, x - lse, isLog == 1u);
+  }
+}`;
+  }
   return `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
@@ -118,7 +184,7 @@ fn main(${MAIN_ARGS}) {
 }
 
 export const reduceKernel: Kernel = { name: 'reduce_rows', wgsl: reduceWgsl, wasm: 'reduceRows' };
-export const softmaxKernel: Kernel = { name: 'softmax_rows', wgsl: softmaxWgsl, wasm: 'softmaxRows' };
+export const softmaxKernel: Kernel = { name: 'softmax_rows', wgsl: (v) => softmaxWgsl(v), wasm: 'softmaxRows' };
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin' | 'logsumexp';
 const CODES: Record<ReduceOp, number> = {
@@ -133,20 +199,22 @@ function rowsUniforms(rows: number, R: number, op: number, off: number): Uint32A
 
 /** out (rows) = op over each row of x, a contiguous (rows, R) f32 view. */
 export function reduceCall(op: ReduceOp, x: View, out: View, rows: number, R: number): KernelCall {
+  const short = R <= SHORT_ROW;
   return {
     kernel: reduceKernel,
-    variant: op === 'argmax' || op === 'argmin' ? 'arg' : 'val',
+    variant: (op === 'argmax' || op === 'argmin' ? 'arg' : 'val') + (short ? '-thread' : ''),
     inputs: [x], outputs: [out],
     uniforms: rowsUniforms(rows, R, CODES[op], x.offset),
-    grid: grid1d(rows), op,
+    grid: grid1d(short ? Math.ceil(rows / TWG) : rows), op,
   };
 }
 
 /** out (rows, R) = softmax or log-softmax of each row of x. */
 export function softmaxCall(log: boolean, x: View, out: View, rows: number, R: number): KernelCall {
+  const short = R <= SHORT_ROW;
   return {
-    kernel: softmaxKernel, variant: '', inputs: [x], outputs: [out],
+    kernel: softmaxKernel, variant: short ? 'thread' : 'group', inputs: [x], outputs: [out],
     uniforms: rowsUniforms(rows, R, log ? 1 : 0, x.offset),
-    grid: grid1d(rows), op: log ? 'logSoftmax' : 'softmax',
+    grid: grid1d(short ? Math.ceil(rows / TWG) : rows), op: log ? 'logSoftmax' : 'softmax',
   };
 }

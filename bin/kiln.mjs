@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The kiln command line: see `kiln help`. Built from src/cli by `npm run build`.
+import { main } from '../dist/cli.js';
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
