@@ -1,6 +1,6 @@
 // kiln: run and fine-tune transformer language models on the user's device.
 export { KilnError, type KilnErrorCode } from './core/errors.js';
-export { type DType, DTYPES } from './core/dtype.js';
+export { type DType, DTYPES, encode, decode } from './core/dtype.js';
 export { Tensor, tidy, keep, type GradHook } from './core/tensor.js';
 export { noGrad, isGradEnabled, customOp, backward, type CustomFunction, type FunctionCtx, type BackwardOptions } from './core/autograd.js';
 export * from './core/ops.js';

@@ -23,7 +23,7 @@ function wgsl(variant: string, ctx: KernelContext): string {
   const args1 = vars.map((_, i) => (i < inDts.length ? `ld${i}(o1[${i + 1}])` : '0.0'));
   const outPacked = packed(outDt, f16);
   const store = (v: string): string =>
-    outDt === 'f32' ? `out[o.x] = ${v};` : outDt === 'i32' ? `out[o.x] = i32(${v});` : outDt === 'u32' ? `out[o.x] = u32(${v});` : `out[o.x] = bitcast<vec2<f16>>(f16bits_(${v}))[0];`;
+    outDt === 'f32' ? `out[o.x] = ${v};` : outDt === 'i32' ? `out[o.x] = i32(${v});` : outDt === 'u32' ? `out[o.x] = u32(${v});` : `out[o.x] = half_(${v});`;
   const body = outPacked
     ? `let i = t * 2u;
   if (i >= n) { return; }
@@ -42,6 +42,7 @@ ${bindings.join('\n')}
 ${uniformBlock(inDts.length + 1, L.PW_WORDS)}
 ${MATH}
 ${loads.join('\n')}
+${usesF16 ? '// round once by the shared bit routine (exact, inf on overflow); the f16() of that value is exact\nfn half_(v: f32) -> f16 { return f16(f16val_(f16bits_(v))); }' : ''}
 // element offsets of (out, in0, in1, in2) for flat output index i
 fn offs(i: u32) -> vec4<u32> {
   let base = vec4<u32>(u_(${L.PW_OFF}u), u_(${L.PW_OFF + 1}u), u_(${L.PW_OFF + 2}u), u_(${L.PW_OFF + 3}u));

@@ -208,7 +208,9 @@ export class WebGPUBackend implements Backend {
       this.compileErrors.push(
         Promise.all([this.device.popErrorScope(), module.getCompilationInfo()]).then(([e, info]) => {
           if (!e) return null;
-          const msgs = info.messages.filter((m) => m.type === 'error').map((m) => `  line ${m.lineNum}: ${m.message}\n    ${lines[m.lineNum - 1]?.trim()}`);
+          const msgs = info.messages
+            .filter((m) => m.type === 'error')
+            .map((m) => (m.lineNum > 0 ? `  line ${m.lineNum}: ${m.message}\n    ${lines[m.lineNum - 1]?.trim()}` : `  ${m.message.trim()}`));
           return `${call.op}: WGSL kernel ${key} failed to compile:\n${msgs.join('\n') || e.message}`;
         }),
       );

@@ -1,0 +1,54 @@
+// Runtime checks shared by the Chromium page and the Deno script: kiln kernels on the runtime's
+// own WebGPU adapter and on the wasm backend, each against plain-JavaScript reference math.
+// Returns rows { name, got, want } that the Node side asserts on (tests/runtimes/*.test.ts).
+
+function refMatmul(a, b, M, K, N) {
+  const c = new Array(M * N).fill(0);
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) { let s = 0; for (let k = 0; k < K; k++) s += a[i * K + k] * b[k * N + j]; c[i * N + j] = s; }
+  return c;
+}
+function refSoftmax(x, rows, R) {
+  const out = [];
+  for (let r = 0; r < rows; r++) {
+    const row = x.slice(r * R, (r + 1) * R);
+    const m = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    out.push(...e.map((v) => v / s));
+  }
+  return out;
+}
+const seq = (n, f) => Array.from({ length: n }, (_, i) => f(i));
+
+export async function runChecks(kiln, opts = {}) {
+  const rows = [];
+  const probe = await kiln.probeBackends();
+  const { backend, fallbackReason } = await kiln.init('webgpu'); // throws when no adapter: the check fails
+  rows.push({ name: 'adapter', got: probe.webgpu.available ? 1 : 0, want: 1, info: probe.webgpu.adapter, fallbackReason });
+  const wasm = await kiln.createBackend('wasm');
+  rows.push({ name: 'wasm simd', got: probe.wasm.simd ? 1 : 0, want: 1 });
+  for (const b of [backend, wasm]) {
+    kiln.use(b);
+    const tag = `[${b.name}]`;
+    const M = 37, K = 70, N = 19;
+    const av = seq(M * K, (i) => Math.sin(i * 0.37));
+    const bv = seq(K * N, (i) => Math.cos(i * 0.11));
+    const c = kiln.matmul(kiln.tensor(av, { shape: [M, K] }), kiln.tensor(bv, { shape: [K, N] }));
+    rows.push({ name: `matmul ${tag}`, got: Array.from(await c.toArray()), want: refMatmul(av, bv, M, K, N), atol: 1e-4 });
+    const xs = seq(3 * 300, (i) => Math.sin(i) * 4);
+    const sm = kiln.softmax(kiln.tensor(xs, { shape: [3, 300] }), -1);
+    rows.push({ name: `softmax ${tag}`, got: Array.from(await sm.toArray()), want: refSoftmax(xs, 3, 300), atol: 1e-6 });
+    // autograd: d/dx sum(x^2 * w) = 2 x w
+    const x = kiln.tensor([0.5, -1.5, 2], { requiresGrad: true });
+    kiln.sum(kiln.mul(kiln.mul(x, x), kiln.tensor([1, 2, 3]))).backward();
+    rows.push({ name: `grad ${tag}`, got: Array.from(await x.grad.toArray()), want: [1, -6, 12], atol: 1e-6 });
+    // f16 storage: stored halves read back as the nearest half (host conversion is the reference)
+    const hv = [0.1, -2.5, 65504, 1e-6, 3.14159, 70000];
+    const h = kiln.cast(kiln.mul(kiln.tensor(hv), 1), 'f16');
+    const want = Array.from(kiln.decode('f16', kiln.encode('f16', hv), hv.length));
+    rows.push({ name: `f16 storage ${tag}`, got: Array.from(await h.toArray()), want, atol: 0 });
+    rows.push({ name: `f16 compute ${tag}`, got: Array.from(await kiln.add(h, h).toArray()), want: want.map((v) => v * 2), atol: 0 });
+  }
+  rows.push({ name: 'shader-f16 path', got: backend.ctx.f16 ? 1 : 0, want: opts.expectF16 ? 1 : 0 });
+  return rows;
+}
