@@ -1,0 +1,59 @@
+// Benchmark cases, shared by the Node run (wasm) and the Chromium page (WebGPU). Each case times
+// kiln and its peer in the same process on the same inputs, and yields one JSON-able row.
+
+export const MATMUL_SHAPES = [
+  [256, 256, 256], [512, 512, 512], [1024, 1024, 1024],
+  [1, 2048, 2048], [128, 2048, 5632], [512, 768, 3072],
+];
+
+/** Median seconds per call of fn (async), after a warm-up, over at least minTime seconds. */
+export async function timeIt(fn, { minTime = 0.4, maxReps = 50, minReps = 3 } = {}) {
+  await fn();
+  const times = [];
+  const start = performance.now();
+  while (times.length < minReps || (times.length < maxReps && (performance.now() - start) / 1000 < minTime)) {
+    const t0 = performance.now();
+    await fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+const fill = (n, seed) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + seed));
+
+/**
+ * kiln vs peer matmul GFLOPS. kilnBackend: a kiln Backend; tf: tfjs with the peer backend set.
+ * Each timed call runs `reps` products back to back and waits for the last result.
+ */
+export async function* matmulBench(kiln, kilnBackend, tf, peerName, shapes, opts = {}) {
+  for (const [M, K, N] of shapes) {
+    const flop = 2 * M * N * K;
+    const reps = Math.max(1, Math.min(8, Math.round(2e8 / flop)));
+    kiln.use(kilnBackend);
+    const a = kiln.tensor(fill(M * K, 1), { shape: [M, K] });
+    const b = kiln.tensor(fill(K * N, 2), { shape: [K, N] });
+    const kilnT = await timeIt(async () => {
+      let c;
+      for (let r = 0; r < reps; r++) { c?.dispose(); c = kiln.matmul(a, b); }
+      await c.toArray();
+      c.dispose();
+    }, opts);
+    a.dispose(); b.dispose();
+    const ta = tf.tensor2d(fill(M * K, 1), [M, K]);
+    const tb = tf.tensor2d(fill(K * N, 2), [K, N]);
+    const peerT = await timeIt(async () => {
+      let c;
+      for (let r = 0; r < reps; r++) { c?.dispose(); c = tf.matMul(ta, tb); }
+      await c.data();
+      c.dispose();
+    }, opts);
+    ta.dispose(); tb.dispose();
+    const kilnG = (flop * reps) / kilnT / 1e9;
+    const peerG = (flop * reps) / peerT / 1e9;
+    yield {
+      bench: 'matmul', backend: kilnBackend.name, shape: `${M}x${K}x${N}`, unit: 'GFLOPS',
+      kiln: +kilnG.toFixed(3), peer: peerName, peerValue: +peerG.toFixed(3), ratio: +(kilnG / peerG).toFixed(3),
+    };
+  }
+}
