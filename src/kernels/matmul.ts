@@ -8,8 +8,11 @@ import { KilnError, fmtShape } from '../core/errors.js';
 import type { Kernel, KernelCall, KernelContext, View } from '../backend/backend.js';
 import { uniformBlock } from './wgsl.js';
 
-function wgsl(_variant: string, ctx: KernelContext): string {
+function wgsl(variant: string, ctx: KernelContext): string {
   const { wgx, wgy, tm, tn, bk } = ctx.tile;
+  // layout hints: A rows / B rows contiguous and 16-byte aligned -> one vec4 global load each
+  const a4 = variant.includes('a4');
+  const b4 = variant.includes('b4');
   const BM = wgy * tm;
   const BN = wgx * tn;
   const threads = wgx * wgy;
@@ -31,8 +34,8 @@ ${kks.map((j) => `      if (nc + ${j}u < N) { C[cBase + m * N + nc + ${j}u] = ac
     } }`)
     .join('\n');
   return `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<${a4 ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> B: array<${b4 ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${uniformBlock(3, L.MM_WORDS)}
 // As[m][k/4] holds vec4s along k, Bs[k][n/4] vec4s along n: each thread stages whole vec4s
@@ -58,10 +61,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let row = aBase + (m0 + m) * sAm;
       var v = vec4<f32>();
       if (m0 + m < M) {
-        if (k < K) { v.x = A[row + k * sAk]; }
+${a4 ? '        if (k < K) { v = A[(row + k) / 4u]; }' : `        if (k < K) { v.x = A[row + k * sAk]; }
         if (k + 1u < K) { v.y = A[row + (k + 1u) * sAk]; }
         if (k + 2u < K) { v.z = A[row + (k + 2u) * sAk]; }
-        if (k + 3u < K) { v.w = A[row + (k + 3u) * sAk]; }
+        if (k + 3u < K) { v.w = A[row + (k + 3u) * sAk]; }`}
       }
       As[e] = v;
     }
@@ -71,10 +74,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let row = bBase + (k0 + k) * sBk;
       var v = vec4<f32>();
       if (k0 + k < K) {
-        if (n < N) { v.x = B[row + n * sBn]; }
+${b4 ? '        if (n < N) { v = B[(row + n) / 4u]; }' : `        if (n < N) { v.x = B[row + n * sBn]; }
         if (n + 1u < N) { v.y = B[row + (n + 1u) * sBn]; }
         if (n + 2u < N) { v.z = B[row + (n + 2u) * sBn]; }
-        if (n + 3u < N) { v.w = B[row + (n + 3u) * sBn]; }
+        if (n + 3u < N) { v.w = B[row + (n + 3u) * sBn]; }`}
       }
       Bs[e] = v;
     }
@@ -108,9 +111,12 @@ export function matmulCall(a: View, b: View, c: View, ctx: KernelContext): Kerne
   u.set(a.strides, L.MM_SA);
   u.set(b.strides, L.MM_SB);
   const { wgx, wgy, tm, tn } = ctx.tile;
+  const al = (x: number) => x % 4 === 0;
+  const a4 = a.strides[2] === 1 && al(K) && al(a.strides[1]) && al(a.strides[0]) && al(a.offset);
+  const b4 = b.strides[2] === 1 && al(N) && al(b.strides[1]) && al(b.strides[0]) && al(b.offset);
   return {
     kernel: matmulKernel,
-    variant: `${wgx}x${wgy}`,
+    variant: `${wgx}x${wgy}${a4 ? '|a4' : ''}${b4 ? '|b4' : ''}`,
     inputs: [a, b],
     outputs: [c],
     uniforms: u,
