@@ -8,7 +8,40 @@ import { KilnError, fmtShape } from '../core/errors.js';
 import type { Kernel, KernelCall, KernelContext, View } from '../backend/backend.js';
 import { uniformBlock } from './wgsl.js';
 
+// A few rows (decode-time GEMV): one thread per output column, each streaming its column of B
+// (coalesced across threads when B's rows are contiguous); no tiles, no barriers.
+const GEMV_ROWS = 4;
+const GEMV_WG = 64;
+function gemvWgsl(): string {
+  const rows = [...Array(GEMV_ROWS).keys()];
+  return `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${uniformBlock(3, L.MM_WORDS)}
+@compute @workgroup_size(${GEMV_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let M = u_(${L.MM_M}u); let N = u_(${L.MM_N}u); let K = u_(${L.MM_K}u);
+  let n = wid.x * ${GEMV_WG}u + lid;
+  if (n >= N) { return; }
+  let b = wid.z;
+  let aBase = u_(${L.MM_OFF_A}u) + b * u_(${L.MM_SA}u);
+  let sAm = u_(${L.MM_SA + 1}u); let sAk = u_(${L.MM_SA + 2}u);
+  let bCol = u_(${L.MM_OFF_B}u) + b * u_(${L.MM_SB}u) + n * u_(${L.MM_SB + 2}u);
+  let sBk = u_(${L.MM_SB + 1}u);
+  ${rows.map((i) => `var acc${i} = 0.0;`).join(' ')}
+  for (var k = 0u; k < K; k++) {
+    let bv = B[bCol + k * sBk];
+    let ak = aBase + k * sAk;
+${rows.map((i) => `    if (${i}u < M) { acc${i} += A[ak + ${i}u * sAm] * bv; }`).join('\n')}
+  }
+  let cBase = u_(${L.MM_OFF_C}u) + b * M * N + n;
+${rows.map((i) => `  if (${i}u < M) { C[cBase + ${i}u * N] = acc${i}; }`).join('\n')}
+}`;
+}
+
 function wgsl(variant: string, ctx: KernelContext): string {
+  if (variant === 'gemv') return gemvWgsl();
   const { wgx, wgy, tm, tn, bk } = ctx.tile;
   // layout hints: A rows / B rows contiguous and 16-byte aligned -> one vec4 global load each
   const a4 = variant.includes('a4');
@@ -111,6 +144,12 @@ export function matmulCall(a: View, b: View, c: View, ctx: KernelContext): Kerne
   u.set(a.strides, L.MM_SA);
   u.set(b.strides, L.MM_SB);
   const { wgx, wgy, tm, tn } = ctx.tile;
+  if (M <= GEMV_ROWS) {
+    return {
+      kernel: matmulKernel, variant: 'gemv', inputs: [a, b], outputs: [c], uniforms: u,
+      grid: [Math.max(1, Math.ceil(N / GEMV_WG)), 1, batch], op: 'matmul',
+    };
+  }
   const al = (x: number) => x % 4 === 0;
   const a4 = a.strides[2] === 1 && al(K) && al(a.strides[1]) && al(a.strides[0]) && al(a.offset);
   const b4 = b.strides[2] === 1 && al(N) && al(b.strides[1]) && al(b.strides[0]) && al(b.offset);
