@@ -91,7 +91,8 @@ export class WebGPUBackend implements Backend {
   pending = 0;
   /** submits so far (tests check that ops are batched) */
   submits = 0;
-  debugWgsl = false;
+  /** Prints each generated WGSL kernel as it is compiled (also set by KILN_DEBUG_WGSL=1). */
+  debugWgsl = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_DEBUG_WGSL === '1';
 
   /** The GPU object must outlive the device: Dawn in Node crashes if it is collected. */
   private gpu: GPU | null = null;
