@@ -2,9 +2,8 @@
 // Prints one JSON line per case: {bench, backend, shape, unit, kiln, peer, peerValue, ratio, ...};
 // ratio > 1 means kiln is ahead of the peer measured in the same run.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, createReadStream } from 'node:fs';
-import { createServer } from 'node:http';
-import { extname, join, normalize } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -27,28 +26,18 @@ if (runtime === 'all' || runtime === 'chromium') {
   const esbuild = await import('esbuild');
   mkdirSync(join(root, '.cache/bench'), { recursive: true });
   await esbuild.build({ entryPoints: [join(root, 'scripts/bench/page.js')], bundle: true, format: 'esm', outfile: join(root, '.cache/bench/page.js'), logLevel: 'warning' });
-  const page = '<!doctype html><script type="module" src="/.cache/bench/page.js"></script>';
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    if (path === '/') return res.writeHead(200, { 'content-type': 'text/html' }).end(page);
-    const file = join(root, path);
-    if (!file.startsWith(root) || !existsSync(file)) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': extname(file) === '.js' ? 'text/javascript' : 'application/octet-stream' });
-    createReadStream(file).pipe(res);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const { chromium } = await import('playwright-core');
-  const { CHROMIUM_ARGS } = { CHROMIUM_ARGS: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync'] };
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+  const { serve, launchChromium } = await import('./chromium.mjs');
+  const server = await serve('<!doctype html><script type="module" src="/.cache/bench/page.js"></script>');
+  const browser = await launchChromium();
   try {
     const p = await browser.newPage();
     p.on('console', (m) => { const t = m.text(); if (t.startsWith('BENCH ')) { const row = JSON.parse(t.slice(6)); emit(row); } });
-    await p.goto(`http://127.0.0.1:${server.address().port}/`);
+    await p.goto(server.url);
     await p.waitForFunction(() => typeof window.runBench === 'function');
     const res = await p.evaluate(([f, s]) => window.runBench(f, s), [filter, shapes]);
     if (res.error) { console.error(res.error); process.exitCode = 1; }
   } finally {
     await browser.close();
-    server.close();
+    await server.close();
   }
 }
