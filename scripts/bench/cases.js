@@ -6,18 +6,26 @@ export const MATMUL_SHAPES = [
   [1, 2048, 2048], [128, 2048, 5632], [512, 768, 3072],
 ];
 
-/** Median seconds per call of fn (async), after a warm-up, over at least minTime seconds. */
-export async function timeIt(fn, { minTime = 0.4, maxReps = 50, minReps = 3 } = {}) {
-  await fn();
-  const times = [];
+/**
+ * Median seconds per call of kiln's and the peer's fn, measured in alternating rounds so both
+ * see the same machine load (this machine is shared and noisy), after one warm-up call each.
+ */
+export async function timePair(kilnFn, peerFn, { minTime = 0.8, maxRounds = 40, minRounds = 3 } = {}) {
+  await kilnFn();
+  await peerFn();
+  const k = [];
+  const p = [];
   const start = performance.now();
-  while (times.length < minReps || (times.length < maxReps && (performance.now() - start) / 1000 < minTime)) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
+  while (k.length < minRounds || (k.length < maxRounds && (performance.now() - start) / 1000 < minTime)) {
+    let t0 = performance.now();
+    await kilnFn();
+    k.push(performance.now() - t0);
+    t0 = performance.now();
+    await peerFn();
+    p.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const med = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] / 1000;
+  return [med(k), med(p)];
 }
 
 const fill = (n, seed) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + seed));
@@ -33,22 +41,24 @@ export async function* matmulBench(kiln, kilnBackend, tf, peerName, shapes, opts
     kiln.use(kilnBackend);
     const a = kiln.tensor(fill(M * K, 1), { shape: [M, K] });
     const b = kiln.tensor(fill(K * N, 2), { shape: [K, N] });
-    const kilnT = await timeIt(async () => {
-      let c;
-      for (let r = 0; r < reps; r++) { c?.dispose(); c = kiln.matmul(a, b); }
-      await c.toArray();
-      c.dispose();
-    }, opts);
-    a.dispose(); b.dispose();
     const ta = tf.tensor2d(fill(M * K, 1), [M, K]);
     const tb = tf.tensor2d(fill(K * N, 2), [K, N]);
-    const peerT = await timeIt(async () => {
-      let c;
-      for (let r = 0; r < reps; r++) { c?.dispose(); c = tf.matMul(ta, tb); }
-      await c.data();
-      c.dispose();
-    }, opts);
-    ta.dispose(); tb.dispose();
+    const [kilnT, peerT] = await timePair(
+      async () => {
+        let c;
+        for (let r = 0; r < reps; r++) { c?.dispose(); c = kiln.matmul(a, b); }
+        await c.toArray();
+        c.dispose();
+      },
+      async () => {
+        let c;
+        for (let r = 0; r < reps; r++) { c?.dispose(); c = tf.matMul(ta, tb); }
+        await c.data();
+        c.dispose();
+      },
+      opts,
+    );
+    a.dispose(); b.dispose(); ta.dispose(); tb.dispose();
     const kilnG = (flop * reps) / kilnT / 1e9;
     const peerG = (flop * reps) / peerT / 1e9;
     yield {

@@ -13,7 +13,7 @@ window.runBench = async (filter, shapes) => {
     const { backend } = await kiln.init('webgpu');
     if ('matmul'.includes(filter) || filter.includes('matmul')) {
       const list = shapes ? MATMUL_SHAPES.filter((s) => shapes.includes(s.join('x'))) : MATMUL_SHAPES;
-      for await (const row of matmulBench(kiln, backend, tf, 'tfjs-webgpu', list, { minTime: 0.2, maxReps: 10, minReps: 2 })) {
+      for await (const row of matmulBench(kiln, backend, tf, 'tfjs-webgpu', list, { minTime: 0.2, maxRounds: 10, minRounds: 2 })) {
         out.push({ ...row, adapter: backend.report.architecture || backend.report.vendor });
         console.log('BENCH ' + JSON.stringify(out[out.length - 1]));
       }
