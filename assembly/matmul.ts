@@ -68,12 +68,23 @@ function gemvRows(a: usize, B: usize, sBk: i32, c: usize, K: i32, N: i32): void 
       const v0 = f32x4.splat(load<f32>(ak)), v1 = f32x4.splat(load<f32>(ak, 4)), v2 = f32x4.splat(load<f32>(ak, 8)), v3 = f32x4.splat(load<f32>(ak, 12));
       const v4 = f32x4.splat(load<f32>(ak, 16)), v5 = f32x4.splat(load<f32>(ak, 20)), v6 = f32x4.splat(load<f32>(ak, 24)), v7 = f32x4.splat(load<f32>(ak, 28));
       let j = 0;
+      const r2: usize = 2 * rs, r3: usize = 3 * rs, r4: usize = 4 * rs, r5: usize = 5 * rs, r6: usize = 6 * rs, r7: usize = 7 * rs;
+      for (; j + 8 <= N; j += 8) {
+        const p = b0 + (<usize>j << 2);
+        const o = c + (<usize>j << 2);
+        let t = f32x4.add(f32x4.add(f32x4.mul(v0, v128.load(p)), f32x4.mul(v1, v128.load(p + rs))), f32x4.add(f32x4.mul(v2, v128.load(p + r2)), f32x4.mul(v3, v128.load(p + r3))));
+        let u = f32x4.add(f32x4.add(f32x4.mul(v4, v128.load(p + r4)), f32x4.mul(v5, v128.load(p + r5))), f32x4.add(f32x4.mul(v6, v128.load(p + r6)), f32x4.mul(v7, v128.load(p + r7))));
+        v128.store(o, f32x4.add(v128.load(o), f32x4.add(t, u)));
+        t = f32x4.add(f32x4.add(f32x4.mul(v0, v128.load(p, 16)), f32x4.mul(v1, v128.load(p + rs, 16))), f32x4.add(f32x4.mul(v2, v128.load(p + r2, 16)), f32x4.mul(v3, v128.load(p + r3, 16))));
+        u = f32x4.add(f32x4.add(f32x4.mul(v4, v128.load(p + r4, 16)), f32x4.mul(v5, v128.load(p + r5, 16))), f32x4.add(f32x4.mul(v6, v128.load(p + r6, 16)), f32x4.mul(v7, v128.load(p + r7, 16))));
+        v128.store(o, f32x4.add(v128.load(o, 16), f32x4.add(t, u)), 16);
+      }
       for (; j + 4 <= N; j += 4) {
         const p = b0 + (<usize>j << 2);
         const t0 = f32x4.add(f32x4.mul(v0, v128.load(p)), f32x4.mul(v1, v128.load(p + rs)));
-        const t1 = f32x4.add(f32x4.mul(v2, v128.load(p + 2 * rs)), f32x4.mul(v3, v128.load(p + 3 * rs)));
-        const t2 = f32x4.add(f32x4.mul(v4, v128.load(p + 4 * rs)), f32x4.mul(v5, v128.load(p + 5 * rs)));
-        const t3 = f32x4.add(f32x4.mul(v6, v128.load(p + 6 * rs)), f32x4.mul(v7, v128.load(p + 7 * rs)));
+        const t1 = f32x4.add(f32x4.mul(v2, v128.load(p + r2)), f32x4.mul(v3, v128.load(p + r3)));
+        const t2 = f32x4.add(f32x4.mul(v4, v128.load(p + r4)), f32x4.mul(v5, v128.load(p + r5)));
+        const t3 = f32x4.add(f32x4.mul(v6, v128.load(p + r6)), f32x4.mul(v7, v128.load(p + r7)));
         const o = c + (<usize>j << 2);
         v128.store(o, f32x4.add(v128.load(o), f32x4.add(f32x4.add(t0, t1), f32x4.add(t2, t3))));
       }
