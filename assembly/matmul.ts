@@ -9,7 +9,7 @@ import { MM_BATCH, MM_M, MM_N, MM_K, MM_OFF_A, MM_OFF_B, MM_OFF_C, MM_SA, MM_SB 
 const MR: i32 = 4;
 const NR: i32 = 8;
 export const KC: i32 = 256;
-export const NC: i32 = 512;
+export const NC: i32 = 256;
 /** Bytes of scratch the host must pass: one packed B block and one packed A sliver. */
 export function matmulScratchBytes(): i32 { return (KC * NC + MR * 4 * KC) * 4 + 64; }
 
