@@ -53,6 +53,9 @@ const OPS: Record<string, Op> = {
   roundtrip: (a, x) => k.cast(k.cast(x, a.dtype), 'f32'),
   castInt: (_a, x) => k.cast(x, 'i32'),
   crossEntropy: (a, x, t) => k.crossEntropy(x, t, a),
+  rmsNorm: (a, x, w) => k.nn.rmsNorm(x, w, a.eps, a.offset),
+  layerNorm: (a, x, w, b) => k.nn.layerNorm(x, a.shape, w ?? null, b ?? null, a.eps),
+  groupNorm: (a, x, w, b) => k.nn.groupNorm(x, a.groups, w, b, a.eps),
 };
 
 describeBackends('golden vs PyTorch', () => {

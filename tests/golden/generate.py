@@ -167,6 +167,19 @@ for red in ("mean", "sum", "none"):
 case("crossEntropy 3d", "crossEntropy", [rnd(2, 3, 7), torch.tensor([[1, 2, 6], [0, -1, 3]], dtype=torch.int32)],
      lambda x, t: F.cross_entropy(x.reshape(-1, 7), t.long().reshape(-1), ignore_index=-1), {"ignoreIndex": -1})
 
+# ---- normalisation (written out as in the Hugging Face modeling code; torch 1.13 has no RMSNorm)
+def rms_norm(x, w, eps, offset=False):
+    h = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return h * ((1.0 + w) if offset else w)
+
+
+case("rmsNorm", "rmsNorm", [rnd(2, 3, 8), rnd(8)], lambda x, w: rms_norm(x, w, 1e-6), {"eps": 1e-6})
+case("rmsNorm offset (Gemma)", "rmsNorm", [rnd(4, 16), rnd(16) * 0.1], lambda x, w: rms_norm(x, w, 1e-6, True), {"eps": 1e-6, "offset": True})
+case("layerNorm", "layerNorm", [rnd(3, 10), rnd(10), rnd(10)], lambda x, w, b: F.layer_norm(x, (10,), w, b, 1e-5), {"shape": [10], "eps": 1e-5})
+case("layerNorm 2 axes", "layerNorm", [rnd(2, 3, 4, 5) * 3 + 1, rnd(4, 5), rnd(4, 5)], lambda x, w, b: F.layer_norm(x, (4, 5), w, b, 1e-5), {"shape": [4, 5], "eps": 1e-5})
+case("layerNorm no affine", "layerNorm", [rnd(5, 7)], lambda x: F.layer_norm(x, (7,), None, None, 1e-5), {"shape": [7], "eps": 1e-5})
+case("groupNorm", "groupNorm", [rnd(2, 6, 3, 2), rnd(6), rnd(6)], lambda x, w, b: F.group_norm(x, 3, w, b, 1e-5), {"groups": 3, "eps": 1e-5})
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops.json")
 with open(out, "w") as f:
     json.dump({"generator": "tests/golden/generate.py", "torch": torch.__version__, "cases": CASES}, f, separators=(",", ":"))

@@ -1,0 +1,261 @@
+// Modules: a tree of parameters whose dotted paths equal Hugging Face checkpoint names
+// (model.layers.0.self_attn.q_proj.weight), so loading, freezing and adapter targeting are
+// name lookups. Children and parameters are registered under the names their checkpoint uses.
+import { KilnError, fmtShape } from '../core/errors.js';
+import { clone } from '../core/ops/shape.js';
+import { cast } from '../core/ops/pointwise.js';
+import { noGrad } from '../core/autograd.js';
+import { keep, type Tensor } from '../core/tensor.js';
+
+export type ForwardPreHook = (module: Module, args: unknown[]) => unknown[] | void;
+export type ForwardHook = (module: Module, args: unknown[], output: unknown) => unknown | void;
+/** Sees (and may replace) the gradient flowing into the module's output. */
+export type BackwardHook = (module: Module, gradOutput: Tensor) => Tensor | void;
+
+export type NamePattern = string | RegExp;
+
+/** A glob over dotted names: `*` matches within one segment, `**` across segments. */
+export function patternToRegExp(p: NamePattern): RegExp {
+  if (p instanceof RegExp) return p;
+  const re = p
+    .split('**')
+    .map((part) => part.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^.]*'))
+    .join('.*');
+  return new RegExp(`^${re}$`);
+}
+
+let hookIds = 0;
+
+export abstract class Module {
+  training = true;
+  private readonly _params = new Map<string, Tensor | null>();
+  private readonly _buffers = new Map<string, { t: Tensor; persistent: boolean }>();
+  private readonly _modules = new Map<string, Module>();
+  private readonly _pre = new Map<number, ForwardPreHook>();
+  private readonly _post = new Map<number, ForwardHook>();
+  private readonly _bwd = new Map<number, BackwardHook>();
+
+  /** The computation; call the module itself through call() so hooks run. */
+  abstract forward(...args: never[]): unknown;
+
+  /** Runs forward with the forward pre-hooks, post-hooks and backward hooks. */
+  call(...args: unknown[]): unknown {
+    let a = args;
+    for (const h of this._pre.values()) a = h(this, a) ?? a;
+    let out = (this.forward as (...x: unknown[]) => unknown)(...a);
+    for (const h of this._post.values()) {
+      const r = h(this, a, out);
+      if (r !== undefined) out = r;
+    }
+    if (this._bwd.size) {
+      const t = out as Tensor;
+      if (t?.requiresGrad) for (const h of this._bwd.values()) t.registerHook((g) => h(this, g));
+    }
+    return out;
+  }
+
+  registerParameter<T extends Tensor | null>(name: string, t: T): T {
+    this.checkName(name);
+    if (t) {
+      keep(t);
+      t.requiresGrad = true; // as torch.nn.Parameter; freeze() turns it off
+    }
+    this._params.set(name, t);
+    return t;
+  }
+
+  /** A tensor saved with the module (in stateDict when persistent) that is not trained. */
+  registerBuffer(name: string, t: Tensor, persistent = true): Tensor {
+    this.checkName(name);
+    this._buffers.set(name, { t: keep(t), persistent });
+    return t;
+  }
+
+  registerModule<M extends Module>(name: string, m: M): M {
+    this.checkName(name);
+    this._modules.set(name, m);
+    return m;
+  }
+
+  private checkName(name: string): void {
+    if (!name || name.includes('.')) throw new KilnError('argument', this.constructor.name, `invalid child name '${name}'`);
+  }
+
+  /** Replaces a registered parameter's tensor (e.g. after loading or merging). */
+  setParameter(name: string, t: Tensor): void {
+    if (!this._params.has(name)) throw new KilnError('argument', this.constructor.name, `no parameter named '${name}'`);
+    const old = this._params.get(name);
+    if (old && old !== t) old.dispose();
+    keep(t);
+    t.requiresGrad = old ? old.requiresGrad : true;
+    this._params.set(name, t);
+  }
+
+  getParameter(name: string): Tensor | null {
+    return this._params.get(name) ?? null;
+  }
+
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [n, m] of this._modules) yield* m.namedModules(prefix ? `${prefix}.${n}` : n);
+  }
+
+  *children(): Generator<[string, Module]> {
+    yield* this._modules;
+  }
+
+  *namedParameters(prefix = ''): Generator<[string, Tensor]> {
+    for (const [path, m] of this.namedModules(prefix)) {
+      for (const [n, p] of m._params) if (p) yield [path ? `${path}.${n}` : n, p];
+    }
+  }
+
+  parameters(): Tensor[] {
+    return [...this.namedParameters()].map(([, p]) => p);
+  }
+
+  /** Parameters that currently require grad (what an optimizer should update). */
+  trainableParameters(): Tensor[] {
+    return this.parameters().filter((p) => p.requiresGrad);
+  }
+
+  *namedBuffers(prefix = ''): Generator<[string, Tensor, boolean]> {
+    for (const [path, m] of this.namedModules(prefix)) {
+      for (const [n, b] of m._buffers) yield [path ? `${path}.${n}` : n, b.t, b.persistent];
+    }
+  }
+
+  /** Parameters and persistent buffers by checkpoint name (the tensors themselves, not copies). */
+  stateDict(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [n, p] of this.namedParameters()) out[n] = p;
+    for (const [n, b, persistent] of this.namedBuffers()) if (persistent) out[n] = b;
+    return out;
+  }
+
+  /**
+   * Copies tensors into this module's parameters and buffers by name. Shapes must match; a
+   * float dtype is converted to the parameter's. strict (default): a missing or unexpected key
+   * is an error naming every such key, and nothing is loaded.
+   */
+  loadStateDict(sd: Record<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    const strict = opts.strict ?? true;
+    const targets = new Map<string, { owner: Module; name: string; t: Tensor; kind: 'param' | 'buffer' }>();
+    for (const [path, m] of this.namedModules()) {
+      for (const [n, p] of m._params) if (p) targets.set(path ? `${path}.${n}` : n, { owner: m, name: n, t: p, kind: 'param' });
+      for (const [n, b] of m._buffers) if (b.persistent) targets.set(path ? `${path}.${n}` : n, { owner: m, name: n, t: b.t, kind: 'buffer' });
+    }
+    const missing = [...targets.keys()].filter((k) => !(k in sd));
+    const unexpected = Object.keys(sd).filter((k) => !targets.has(k));
+    if (strict && (missing.length || unexpected.length)) {
+      throw new KilnError('argument', 'loadStateDict', `${missing.length ? `missing keys: ${missing.join(', ')}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected keys: ${unexpected.join(', ')}` : ''}`);
+    }
+    // check everything before changing anything: a half-loaded model is never left behind
+    for (const [k, src] of Object.entries(sd)) {
+      const dst = targets.get(k);
+      if (!dst) continue;
+      if (src.shape.length !== dst.t.shape.length || src.shape.some((d, i) => d !== dst.t.shape[i])) {
+        throw new KilnError('shape', 'loadStateDict', `${k}: checkpoint shape ${fmtShape(src.shape)} does not match the module's ${fmtShape(dst.t.shape)}`);
+      }
+      const floatish = (d: string) => d === 'f32' || d === 'f16' || d === 'bf16';
+      if (src.dtype !== dst.t.dtype && !(floatish(src.dtype) && floatish(dst.t.dtype))) {
+        throw new KilnError('dtype', 'loadStateDict', `${k}: checkpoint dtype ${src.dtype} cannot load into ${dst.t.dtype}`);
+      }
+    }
+    noGrad(() => {
+      for (const [k, src] of Object.entries(sd)) {
+        const dst = targets.get(k);
+        if (!dst) continue;
+        const copy = clone(cast(src, dst.t.dtype));
+        dst.t.assign(copy.isContiguous() ? copy : clone(copy));
+      }
+    });
+    return { missing, unexpected };
+  }
+
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Sets requiresGrad on the parameters whose names match (all when no pattern is given). */
+  requiresGrad_(on: boolean, pattern?: NamePattern): this {
+    const re = pattern === undefined ? null : patternToRegExp(pattern);
+    for (const [n, p] of this.namedParameters()) {
+      if (!re || re.test(n)) {
+        p.requiresGrad = on;
+        if (!on) p.zeroGrad();
+      }
+    }
+    return this;
+  }
+
+  /** Stops training the matching parameters (all when no pattern): works between steps too. */
+  freeze(pattern?: NamePattern): this {
+    return this.requiresGrad_(false, pattern);
+  }
+
+  unfreeze(pattern?: NamePattern): this {
+    return this.requiresGrad_(true, pattern);
+  }
+
+  private addHook<H>(map: Map<number, H>, h: H): () => void {
+    const id = hookIds++;
+    map.set(id, h);
+    return () => void map.delete(id);
+  }
+  /** fn(module, args) runs before forward and may return replacement args. Returns a remover. */
+  registerForwardPreHook(fn: ForwardPreHook): () => void {
+    return this.addHook(this._pre, fn);
+  }
+  /** fn(module, args, output) runs after forward and may return a replacement output. */
+  registerForwardHook(fn: ForwardHook): () => void {
+    return this.addHook(this._post, fn);
+  }
+  /** fn(module, gradOutput) runs when the gradient of the module's output is computed. */
+  registerBackwardHook(fn: BackwardHook): () => void {
+    return this.addHook(this._bwd, fn);
+  }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.zeroGrad();
+  }
+
+  /** Frees every parameter and buffer. */
+  dispose(): void {
+    for (const [, m] of this.namedModules()) {
+      for (const p of m._params.values()) p?.dispose();
+      for (const b of m._buffers.values()) b.t.dispose();
+    }
+  }
+}
+
+/** An indexed list of modules: children are named 0, 1, 2 ... as in torch.nn.ModuleList. */
+export class ModuleList<M extends Module = Module> extends Module {
+  readonly items: M[] = [];
+  constructor(items: Iterable<M> = []) {
+    super();
+    for (const m of items) this.push(m);
+  }
+  push(m: M): this {
+    this.registerModule(String(this.items.length), m);
+    this.items.push(m);
+    return this;
+  }
+  get length(): number {
+    return this.items.length;
+  }
+  at(i: number): M {
+    return this.items[i];
+  }
+  [Symbol.iterator](): Iterator<M> {
+    return this.items[Symbol.iterator]();
+  }
+  forward(): never {
+    throw new KilnError('argument', 'ModuleList', 'a ModuleList has no forward; iterate over it');
+  }
+}

@@ -1,0 +1,151 @@
+// The module tree: checkpoint names, state dicts, freezing, hooks, and initialisation schemes.
+import { expect, it } from 'vitest';
+import * as k from '../../src/index.js';
+import type { Tensor } from '../../src/index.js';
+import { assertClose } from '../helpers/assert-close.js';
+import { describeBackends } from '../helpers/backends.js';
+
+const { nn } = k;
+
+/** A miniature Llama-shaped tree: model.embed_tokens, model.layers.N.{self_attn.q_proj, mlp.down_proj, input_layernorm}, lm_head. */
+class Block extends nn.Module {
+  constructor(g: k.Generator) {
+    super();
+    const attn = this.registerModule('self_attn', new (class extends nn.Module { forward() { return null; } })());
+    attn.registerModule('q_proj', new nn.Linear(4, 4, { bias: false, generator: g }));
+    const mlp = this.registerModule('mlp', new (class extends nn.Module { forward() { return null; } })());
+    mlp.registerModule('down_proj', new nn.Linear(6, 4, { bias: false, generator: g }));
+    this.registerModule('input_layernorm', new nn.RMSNorm(4));
+  }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+class Tiny extends nn.Module {
+  readonly layers: k.nn.ModuleList<Block>;
+  constructor(g = new k.Generator(0)) {
+    super();
+    const model = this.registerModule('model', new (class extends nn.Module { forward() { return null; } })());
+    model.registerModule('embed_tokens', new nn.Embedding(10, 4, { generator: g }));
+    this.layers = model.registerModule('layers', new nn.ModuleList([new Block(g), new Block(g)]));
+    this.registerModule('lm_head', new nn.Linear(4, 10, { bias: false, generator: g }));
+  }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+describeBackends('nn.Module', () => {
+  it('names parameters by their Hugging Face checkpoint paths', () => {
+    const names = [...new Tiny().namedParameters()].map(([n, p]) => `${n} ${p.shape.join('x')}`);
+    expect(names).toEqual([
+      'model.embed_tokens.weight 10x4',
+      'model.layers.0.self_attn.q_proj.weight 4x4', 'model.layers.0.mlp.down_proj.weight 4x6', 'model.layers.0.input_layernorm.weight 4',
+      'model.layers.1.self_attn.q_proj.weight 4x4', 'model.layers.1.mlp.down_proj.weight 4x6', 'model.layers.1.input_layernorm.weight 4',
+      'lm_head.weight 10x4',
+    ]);
+  });
+
+  it('stateDict round-trips into a fresh module, converting float dtypes', async () => {
+    const a = new Tiny(new k.Generator(1));
+    const b = new Tiny(new k.Generator(2));
+    const sd = a.stateDict();
+    const halfSd = Object.fromEntries(Object.entries(sd).map(([n, t]) => [n, n === 'lm_head.weight' ? k.cast(t, 'bf16') : t]));
+    b.loadStateDict(halfSd);
+    for (const [n, t] of Object.entries(b.stateDict())) {
+      const want = Array.from(await halfSd[n].toArray());
+      assertClose(await t.toArray(), want, { atol: 0, rtol: 0 }, n);
+      expect(t.dtype).toBe('f32');
+    }
+  });
+
+  it('loadStateDict names missing, unexpected and mismatched keys and loads nothing then', async () => {
+    const m = new Tiny();
+    const before = Array.from(await m.stateDict()['lm_head.weight'].toArray());
+    const sd = { ...m.stateDict() };
+    delete (sd as Record<string, Tensor>)['model.layers.1.mlp.down_proj.weight'];
+    (sd as Record<string, Tensor>)['model.norm.weight'] = k.ones([4]);
+    expect(() => m.loadStateDict(sd)).toThrow(/missing keys: model.layers.1.mlp.down_proj.weight; unexpected keys: model.norm.weight/);
+    const bad = { ...new Tiny().stateDict(), 'lm_head.weight': k.zeros([4, 10]), 'model.embed_tokens.weight': k.zeros([10, 4]) };
+    expect(() => m.loadStateDict(bad)).toThrow(/lm_head.weight: checkpoint shape \[4, 10\] does not match the module's \[10, 4\]/);
+    // the embedding listed before it was not half-loaded
+    expect(Array.from(await m.stateDict()['lm_head.weight'].toArray())).toEqual(before);
+    const r = m.loadStateDict({ 'lm_head.weight': k.ones([10, 4]) }, { strict: false });
+    expect(r.missing.length).toBe(7);
+    expect(Array.from(await m.stateDict()['lm_head.weight'].toArray()).every((v) => v === 1)).toBe(true);
+  });
+
+  it('freezes and unfreezes by glob or RegExp, between steps too', () => {
+    const m = new Tiny();
+    m.freeze();
+    m.unfreeze('model.layers.*.self_attn.**');
+    expect(m.trainableParameters().length).toBe(2);
+    m.unfreeze(/lm_head/);
+    m.freeze('**.q_proj.weight');
+    expect([...m.namedParameters()].filter(([, p]) => p.requiresGrad).map(([n]) => n)).toEqual(['lm_head.weight']);
+  });
+
+  it('frozen parameters get no gradient', async () => {
+    const lin = new nn.Linear(3, 2, { generator: new k.Generator(4) });
+    lin.freeze('bias');
+    k.sum(lin.call(k.ones([5, 3])) as Tensor).backward();
+    expect(lin.bias!.grad).toBeNull();
+    assertClose(await lin.weight.grad!.toArray(), new Array(6).fill(5));
+  });
+
+  it('forward pre/post hooks capture and replace; backward hooks see the output gradient', async () => {
+    const lin = new nn.Linear(2, 2, { generator: new k.Generator(5) });
+    const seen: number[][] = [];
+    const offPre = lin.registerForwardPreHook((_m, args) => [k.mul(args[0] as Tensor, 2)]);
+    const offPost = lin.registerForwardHook((_m, _a, out) => { seen.push([...(out as Tensor).shape]); return k.mul(out as Tensor, 0); });
+    const y = lin.call(k.ones([1, 2])) as Tensor;
+    expect(seen).toEqual([[1, 2]]);
+    assertClose(await y.toArray(), [0, 0]);
+    offPre(); offPost();
+    const grads: number[][] = [];
+    lin.registerBackwardHook((_m, g) => { grads.push([...g.shape]); return k.mul(g, 3); });
+    k.sum(lin.call(k.ones([1, 2])) as Tensor).backward();
+    expect(grads).toEqual([[1, 2]]);
+    assertClose(await lin.bias!.grad!.toArray(), [3, 3]);
+  });
+
+  it('train and eval propagate through the tree', () => {
+    const m = new Tiny().eval();
+    expect([...m.namedModules()].every(([, x]) => !x.training)).toBe(true);
+    m.train();
+    expect(m.layers.at(1).training).toBe(true);
+  });
+});
+
+it('initialisation schemes: seeded, with the documented statistics', async () => {
+  k.use(await k.createBackend('wasm'));
+  const g = () => new k.Generator(11);
+  const stats = (t: Tensor) => {
+    const v = Array.from(t.toArraySync());
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+    return { mean, std, min: Math.min(...v), max: Math.max(...v) };
+  };
+  expect(Array.from(nn.normal([8], 0, 1, { generator: g() }).toArraySync())).toEqual(Array.from(nn.normal([8], 0, 1, { generator: g() }).toArraySync()));
+  const n = stats(nn.normal([200, 100], 0.5, 2, { generator: g() }));
+  expect(Math.abs(n.mean - 0.5)).toBeLessThan(0.05);
+  expect(Math.abs(n.std - 2)).toBeLessThan(0.05);
+  const xu = stats(nn.xavierUniform([300, 200], 1, { generator: g() }));
+  const bound = Math.sqrt(6 / 500);
+  expect(xu.max).toBeLessThanOrEqual(bound);
+  expect(Math.abs(xu.std - bound / Math.sqrt(3))).toBeLessThan(0.002);
+  expect(Math.abs(stats(nn.xavierNormal([300, 200], 1, { generator: g() })).std - Math.sqrt(2 / 500))).toBeLessThan(0.002);
+  expect(Math.abs(stats(nn.kaimingNormal([300, 200], { nonlinearity: 'relu', generator: g() })).std - Math.sqrt(2 / 200))).toBeLessThan(0.003);
+  const ku = stats(nn.kaimingUniform([256, 64], { a: Math.sqrt(5), generator: g() }));
+  expect(ku.max).toBeLessThanOrEqual(1 / Math.sqrt(64));
+  const tn = stats(nn.truncatedNormal([10000], 0, 1, -0.5, 0.5, { generator: g() }));
+  expect(tn.min).toBeGreaterThanOrEqual(-0.5);
+  expect(tn.max).toBeLessThanOrEqual(0.5);
+  expect(Math.abs(stats(nn.scaledNormal([400, 100], 0.02, 8, { generator: g() })).std - 0.02 / 4)).toBeLessThan(3e-4);
+  for (const shape of [[6, 10], [10, 6]]) {
+    const q = nn.orthogonal(shape, 1, { generator: g() });
+    const qq = shape[0] <= shape[1] ? k.matmul(q, k.transpose(q)) : k.matmul(k.transpose(q), q);
+    const eye = Array.from({ length: 36 }, (_, i) => (i % 7 === 0 ? 1 : 0));
+    assertClose(qq.toArraySync(), eye, { atol: 1e-5 });
+  }
+});
