@@ -91,6 +91,13 @@ export abstract class Module {
     this._params.set(name, t);
   }
 
+  /** A registered child module by name. */
+  child<M extends Module = Module>(name: string): M {
+    const m = this._modules.get(name);
+    if (!m) throw new KilnError('argument', this.constructor.name, `no child module named '${name}'`);
+    return m as M;
+  }
+
   getParameter(name: string): Tensor | null {
     return this._params.get(name) ?? null;
   }

@@ -1,23 +1,8 @@
 // Every op's output and input gradients against PyTorch (tests/golden/generate.py), on each backend.
-import { readFileSync } from 'node:fs';
-import { expect, it } from 'vitest';
 import * as k from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
-import { assertClose, type Tol } from '../helpers/assert-close.js';
-import { describeBackends } from '../helpers/backends.js';
+import { goldenSuite, type Op } from '../helpers/golden.js';
 
-interface Enc { shape: number[]; dtype: 'f32' | 'i32'; data: number[] }
-interface Case {
-  name: string; op: string; args: Record<string, any>; inputs: Enc[]; output: Enc;
-  upstream?: Enc; grads?: (Enc | null)[]; prep?: Record<string, 't'>; tol?: Tol;
-}
-
-// inf and nan travel as strings in the JSON
-const fixture = JSON.parse(readFileSync(new URL('../golden/ops.json', import.meta.url), 'utf8'), (_k, v) =>
-  v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v === 'nan' ? NaN : v,
-) as { cases: Case[] };
-
-type Op = (a: Record<string, any>, ...xs: Tensor[]) => Tensor;
 const unary = (f: (x: Tensor) => Tensor): Op => (_a, x) => f(x);
 const binary = (f: (x: Tensor, y: Tensor) => Tensor): Op => (_a, x, y) => f(x, y);
 const red = (f: (x: Tensor, axes?: number[], o?: any) => Tensor): Op => (a, x) => f(x, a.axes ?? undefined, { keepdim: a.keepdim, correction: a.correction });
@@ -58,29 +43,4 @@ const OPS: Record<string, Op> = {
   groupNorm: (a, x, w, b) => k.nn.groupNorm(x, a.groups, w, b, a.eps),
 };
 
-describeBackends('golden vs PyTorch', () => {
-  it('covers every fixture op', () => {
-    for (const c of fixture.cases) expect(OPS[c.op], c.op).toBeTypeOf('function');
-  });
-  for (const c of fixture.cases) {
-    it(c.name, async () => {
-      const leaves = c.inputs.map((e) => k.tensor(e.data, { shape: e.shape, dtype: e.dtype, requiresGrad: e.dtype === 'f32' && !!c.grads }));
-      const views = leaves.map((t, i) => (c.prep?.[String(i)] === 't' ? k.transpose(t) : t));
-      const out = OPS[c.op](c.args, ...views);
-      expect(out.shape).toEqual(c.output.shape);
-      expect(out.dtype).toBe(c.output.dtype);
-      const tol = c.tol ?? {};
-      assertClose(await out.toArray(), c.output.data, tol, `${c.name} output`);
-      if (!c.grads || !c.upstream) return;
-      const up = k.tensor(c.upstream.data, { shape: c.upstream.shape });
-      k.sum(k.mul(out, up)).backward();
-      for (let i = 0; i < c.grads.length; i++) {
-        const g = c.grads[i];
-        if (!g) continue;
-        expect(leaves[i].grad, `${c.name} grad ${i}`).not.toBeNull();
-        expect(leaves[i].grad!.shape).toEqual(g.shape);
-        assertClose(await leaves[i].grad!.toArray(), g.data, { atol: (tol.atol ?? 1e-5) * 4, rtol: (tol.rtol ?? 1e-4) * 4 }, `${c.name} grad ${i}`);
-      }
-    });
-  }
-});
+goldenSuite('golden vs PyTorch', 'ops.json', OPS);

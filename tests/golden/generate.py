@@ -180,7 +180,169 @@ case("layerNorm 2 axes", "layerNorm", [rnd(2, 3, 4, 5) * 3 + 1, rnd(4, 5), rnd(4
 case("layerNorm no affine", "layerNorm", [rnd(5, 7)], lambda x: F.layer_norm(x, (7,), None, None, 1e-5), {"shape": [7], "eps": 1e-5})
 case("groupNorm", "groupNorm", [rnd(2, 6, 3, 2), rnd(6), rnd(6)], lambda x, w, b: F.group_norm(x, 3, w, b, 1e-5), {"groups": 3, "eps": 1e-5})
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops.json")
-with open(out, "w") as f:
-    json.dump({"generator": "tests/golden/generate.py", "torch": torch.__version__, "cases": CASES}, f, separators=(",", ":"))
-print(f"wrote {len(CASES)} cases to {out} ({os.path.getsize(out) // 1024} KiB)")
+def write(name):
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    with open(out, "w") as f:
+        json.dump({"generator": "tests/golden/generate.py", "torch": torch.__version__, "cases": CASES}, f, separators=(",", ":"))
+    print(f"wrote {len(CASES)} cases to {out} ({os.path.getsize(out) // 1024} KiB)")
+    CASES.clear()
+
+
+write("ops.json")
+
+# =============================================================================================
+# nn.json: transformer parts, with references written from the papers and the Hugging Face
+# modeling code (torch 1.13 has no SDPA, RoPE or GQA helpers).
+
+
+def rope_inv_freq(dim, theta=10000.0, scaling=None, seq_len=0, max_pos=2048):
+    base = theta
+    if scaling and scaling["type"] == "dynamic":
+        orig = scaling.get("originalMaxPositionEmbeddings", max_pos)
+        if seq_len > orig:
+            base = base * ((scaling["factor"] * seq_len / orig) - (scaling["factor"] - 1)) ** (dim / (dim - 2))
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    att = 1.0
+    if scaling is None:
+        return inv, att
+    t = scaling["type"]
+    if t == "linear":
+        inv = inv / scaling["factor"]
+    elif t == "llama3":  # transformers _compute_llama3_parameters
+        f, lo, hi, old = scaling["factor"], scaling["lowFreqFactor"], scaling["highFreqFactor"], scaling["originalMaxPositionEmbeddings"]
+        low_wl, high_wl = old / lo, old / hi
+        wl = 2 * math.pi / inv
+        out = torch.where(wl > low_wl, inv / f, inv)
+        smooth = (old / wl - lo) / (hi - lo)
+        smoothed = (1 - smooth) * out / f + smooth * out
+        is_medium = ~(wl < high_wl) * ~(wl > low_wl)
+        inv = torch.where(is_medium, smoothed, out)
+    elif t == "yarn":  # transformers _compute_yarn_parameters
+        f, old = scaling["factor"], scaling["originalMaxPositionEmbeddings"]
+        beta_fast, beta_slow = scaling.get("betaFast", 32), scaling.get("betaSlow", 1)
+        att = 0.1 * math.log(f) + 1.0 if f > 1 else 1.0
+        corr = lambda rot: (dim * math.log(old / (rot * 2 * math.pi))) / (2 * math.log(base))
+        low, high = max(math.floor(corr(beta_fast)), 0), min(math.ceil(corr(beta_slow)), dim - 1)
+        if low == high:
+            high += 0.001
+        ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low), 0, 1)
+        extrap = 1 - ramp
+        inv = (inv / f) * (1 - extrap) + inv * extrap
+    return inv, att
+
+
+def rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x, pos, dim, layout="half", **kw):
+    inv, att = rope_inv_freq(dim, **kw)
+    freqs = pos.double()[..., None] * inv  # (B|T, T, dim/2)
+    if layout == "half":
+        emb = torch.cat((freqs, freqs), dim=-1)
+    else:
+        emb = torch.repeat_interleave(freqs, 2, dim=-1)
+    cos, sin = (emb.cos() * att).float(), (emb.sin() * att).float()
+    if pos.dim() == 2:
+        cos, sin = cos[:, None], sin[:, None]
+    xr, rest = x[..., :dim], x[..., dim:]
+    if layout == "half":
+        rot = rotate_half(xr)
+    else:
+        a, b = xr[..., 0::2], xr[..., 1::2]
+        rot = torch.stack((-b, a), dim=-1).flatten(-2)
+    return torch.cat((xr * cos + rot * sin, rest), dim=-1)
+
+
+x = rnd(2, 3, 5, 8)
+pos = torch.tensor([[0, 1, 2, 3, 4], [7, 8, 9, 0, 1]], dtype=torch.int32)
+case("rope half", "rope", [x, pos], lambda x, p: apply_rope(x, p, 8), {"headDim": 8})
+case("rope partial", "rope", [x, pos], lambda x, p: apply_rope(x, p, 4), {"headDim": 8, "rotaryDim": 4})
+case("rope interleaved", "rope", [x, pos], lambda x, p: apply_rope(x, p, 8, "interleaved"), {"headDim": 8, "layout": "interleaved"})
+case("rope theta 1e6, 1-D positions", "rope", [x, torch.arange(100, 105, dtype=torch.int32)], lambda x, p: apply_rope(x, p, 8, theta=1e6), {"headDim": 8, "theta": 1e6})
+for sc in ({"type": "linear", "factor": 4.0},
+           {"type": "llama3", "factor": 8.0, "lowFreqFactor": 1.0, "highFreqFactor": 4.0, "originalMaxPositionEmbeddings": 64},
+           {"type": "yarn", "factor": 4.0, "originalMaxPositionEmbeddings": 64},
+           {"type": "dynamic", "factor": 2.0, "originalMaxPositionEmbeddings": 4}):
+    big = torch.tensor([[1000, 2000, 3000, 4000, 5000], [5, 6, 7, 8, 9]], dtype=torch.int32)
+    # dynamic NTK rescales for the longest sequence seen: max position + 1 (transformers' dynamic_rope_update)
+    seq = int(big.max()) + 1 if sc["type"] == "dynamic" else 0
+    case(f"rope {sc['type']}", "rope", [x, big], lambda x, p, sc=sc, seq=seq: apply_rope(x, p, 8, scaling=sc, seq_len=seq),
+         {"headDim": 8, "scaling": sc, "maxPosition": seq or 6000}, tol={"atol": 2e-4, "rtol": 1e-4})
+
+
+def sdpa(q, k, v, mask=None, bias=None, causal=False, window=None, scale=None):
+    B, H, Tq, D = q.shape
+    Hkv, Tk = k.shape[1], k.shape[2]
+    k = k.repeat_interleave(H // Hkv, dim=1)  # transformers repeat_kv
+    v = v.repeat_interleave(H // Hkv, dim=1)
+    s = q @ k.transpose(-1, -2) * (scale if scale is not None else 1 / math.sqrt(D))
+    if bias is not None:
+        s = s + bias
+    keep = torch.ones(Tq, Tk)
+    if causal or window:
+        i = torch.arange(Tq)[:, None] + (Tk - Tq)
+        j = torch.arange(Tk)[None, :]
+        keep = ((j <= i) & ((i - j) < (window or 10**9))).float()
+    if mask is not None:
+        keep = keep * mask
+    s = s.masked_fill(keep == 0, torch.finfo(torch.float32).min)
+    return torch.softmax(s, -1) @ v
+
+
+def alibi_slopes(n):
+    def p2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+    if math.log2(n).is_integer():
+        return p2(n)
+    c = 2 ** math.floor(math.log2(n))
+    return p2(c) + p2(2 * c)[0::2][: n - c]
+
+
+q, k_, v = rnd(2, 4, 5, 8), rnd(2, 4, 5, 8), rnd(2, 4, 5, 8)
+case("sdpa MHA causal", "sdpa", [q, k_, v], lambda q, k, v: sdpa(q, k, v, causal=True), {"causal": True})
+case("sdpa MHA full", "sdpa", [q, k_, v], lambda q, k, v: sdpa(q, k, v), {"causal": False})
+kg, vg = rnd(2, 2, 7, 8), rnd(2, 2, 7, 6)
+pad = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1]], dtype=torch.float32)
+case("sdpa GQA causal+padding (KV longer than Q)", "sdpa", [q, kg, vg, pad], lambda q, k, v, m: sdpa(q, k, v, mask=m[:, None, None, :], causal=True), {"causal": True, "padding": True})
+km, vm = rnd(2, 1, 5, 8), rnd(2, 1, 5, 8)
+case("sdpa MQA sliding window 2", "sdpa", [q, km, vm], lambda q, k, v: sdpa(q, k, v, causal=True, window=2), {"causal": True, "window": 2})
+case("sdpa scale", "sdpa", [q, k_, v], lambda q, k, v: sdpa(q, k, v, scale=0.05), {"scale": 0.05})
+slopes = torch.tensor(alibi_slopes(4))
+alibi = slopes[:, None, None] * (torch.arange(5)[None, None, :] - torch.arange(5)[None, :, None])
+case("sdpa ALiBi", "sdpa", [q, k_, v], lambda q, k, v: sdpa(q, k, v, bias=alibi, causal=True), {"causal": True, "alibi": True})
+doc = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 2, 2]], dtype=torch.int32)
+case("sdpa document mask", "sdpa", [q, k_, v, doc], lambda q, k, v, d: sdpa(q, k, v, mask=(d[:, None, :, None] == d[:, None, None, :]).float(), causal=True), {"causal": True, "doc": True})
+case("alibi slopes 6 heads", "alibiSlopes", [torch.zeros(1)], lambda z: torch.tensor(alibi_slopes(6)), {"heads": 6}, grad=False)
+
+# an attention layer (GQA, qkv bias as Qwen2) with RoPE, weights as inputs so every gradient is checked
+B, T, Hd, H, Hkv, D = 2, 5, 16, 4, 2, 4
+xs = rnd(B, T, Hd)
+Wq, bq, Wk, bk, Wv, bv, Wo = rnd(H * D, Hd) * 0.3, rnd(H * D) * 0.1, rnd(Hkv * D, Hd) * 0.3, rnd(Hkv * D) * 0.1, rnd(Hkv * D, Hd) * 0.3, rnd(Hkv * D) * 0.1, rnd(Hd, H * D) * 0.3
+posA = torch.tensor([[0, 1, 2, 3, 4], [0, 1, 2, 0, 1]], dtype=torch.int32)
+
+
+def attention_layer(x, wq, bq, wk, bk, wv, bv, wo, p):
+    heads = lambda t, h: t.view(B, T, h, D).transpose(1, 2)
+    q = apply_rope(heads(F.linear(x, wq, bq), H), p, D)
+    k = apply_rope(heads(F.linear(x, wk, bk), Hkv), p, D)
+    v = heads(F.linear(x, wv, bv), Hkv)
+    o = sdpa(q, k, v, causal=True)
+    return F.linear(o.transpose(1, 2).reshape(B, T, H * D), wo)
+
+
+case("Attention GQA + RoPE + qkv bias", "attention", [xs, Wq, bq, Wk, bk, Wv, bv, Wo, posA], attention_layer,
+     {"hiddenSize": Hd, "numHeads": H, "numKVHeads": Hkv, "headDim": D})
+
+# feed-forward
+xf = rnd(2, 3, 6)
+Wg, Wu, Wd = rnd(10, 6) * 0.4, rnd(10, 6) * 0.4, rnd(6, 10) * 0.4
+case("SwiGLU", "gatedMLP", [xf, Wg, Wu, Wd], lambda x, g, u, d: F.linear(F.silu(F.linear(x, g)) * F.linear(x, u), d), {"act": "silu"})
+case("GeGLU", "gatedMLP", [xf, Wg, Wu, Wd], lambda x, g, u, d: F.linear(F.gelu(F.linear(x, g), approximate="tanh") * F.linear(x, u), d), {"act": "gelu_tanh"})
+W1, b1, W2, b2 = rnd(10, 6) * 0.4, rnd(10) * 0.1, rnd(6, 10) * 0.4, rnd(6) * 0.1
+case("MLP gelu", "mlp", [xf, W1, b1, W2, b2], lambda x, w1, b1, w2, b2: F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2), {"act": "gelu"})
+case("MLP relu", "mlp", [xf, W1, b1, W2, b2], lambda x, w1, b1, w2, b2: F.linear(F.relu(F.linear(x, w1, b1)), w2, b2), {"act": "relu"})
+
+write("nn.json")

@@ -149,3 +149,11 @@ it('initialisation schemes: seeded, with the documented statistics', async () =>
     assertClose(qq.toArraySync(), eye, { atol: 1e-5 });
   }
 });
+
+it('bad transformer configuration is a typed error naming the module', () => {
+  expect(() => new nn.Attention({ hiddenSize: 16, numHeads: 4, numKVHeads: 3 })).toThrow(/Attention: numHeads 4 is not divisible by numKVHeads 3/);
+  expect(() => new nn.Attention({ hiddenSize: 10, numHeads: 4 })).toThrow(/Attention: hidden size 10 does not split into 4 heads/);
+  expect(() => new nn.RotaryEmbedding({ headDim: 8, rotaryDim: 3 })).toThrow(/RotaryEmbedding: the rotary dimension must be even, got 3/);
+  expect(() => new nn.GatedMLP({ hiddenSize: 4, intermediateSize: 8, act: 'swish' as never })).toThrow(/MLP: unknown activation 'swish'/);
+  expect(() => new nn.GroupNorm(4, 6)).toThrow(/GroupNorm: 6 channels do not split into 4 groups/);
+});
