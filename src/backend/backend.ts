@@ -71,6 +71,8 @@ export interface MemoryStats {
   /** buffers kept for reuse */
   pooledBuffers: number;
   pooledBytes: number;
+  /** the most liveBytes reached since the backend started or resetPeak() */
+  peakLiveBytes: number;
 }
 
 /** The narrow interface every backend implements. */
@@ -92,6 +94,8 @@ export interface Backend {
   memory(): MemoryStats;
   /** Frees pooled memory. */
   emptyCache(): void;
+  /** Restarts peakLiveBytes from the current live bytes. */
+  resetPeak(): void;
   destroy(): void;
 }
 

@@ -16,12 +16,26 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with gradient recording on (inside noGrad too): torch.enable_grad. */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 /** True when an op on these inputs must record a node. */
 export const needsGrad = (...xs: (Tensor | null | undefined)[]): boolean => gradEnabled && xs.some((x) => x?.requiresGrad);
 
-/** Attaches a grad node to an op's output (when any input requires grad). */
+/**
+ * Attaches a grad node to an op's output when any input requires grad (or when the output was
+ * already marked requiresGrad, as checkpoint does for regions whose only trainables are closed over).
+ */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
-  if (needsGrad(...inputs)) {
+  if (gradEnabled && (out.requiresGrad || inputs.some((x) => x.requiresGrad))) {
     out.requiresGrad = true;
     out._node = { op, inputs, backward } satisfies GradNode;
   }

@@ -5,3 +5,4 @@ export * from './norm.js';
 export * from './positional.js';
 export * from './mlp.js';
 export * from './attention.js';
+export * from './checkpoint.js';

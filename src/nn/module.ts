@@ -5,7 +5,9 @@ import { KilnError, fmtShape } from '../core/errors.js';
 import { clone } from '../core/ops/shape.js';
 import { cast } from '../core/ops/pointwise.js';
 import { noGrad } from '../core/autograd.js';
-import { keep, type Tensor } from '../core/tensor.js';
+import { isGradEnabled } from '../core/autograd.js';
+import { keep, Tensor } from '../core/tensor.js';
+import { checkpoint } from './checkpoint.js';
 
 export type ForwardPreHook = (module: Module, args: unknown[]) => unknown[] | void;
 export type ForwardHook = (module: Module, args: unknown[], output: unknown) => unknown | void;
@@ -28,6 +30,8 @@ let hookIds = 0;
 
 export abstract class Module {
   training = true;
+  /** Set by checkpointModule(): forward is recomputed in backward instead of stored. */
+  gradientCheckpointing = false;
   private readonly _params = new Map<string, Tensor | null>();
   private readonly _buffers = new Map<string, { t: Tensor; persistent: boolean }>();
   private readonly _modules = new Map<string, Module>();
@@ -42,7 +46,19 @@ export abstract class Module {
   call(...args: unknown[]): unknown {
     let a = args;
     for (const h of this._pre.values()) a = h(this, a) ?? a;
-    let out = (this.forward as (...x: unknown[]) => unknown)(...a);
+    const fwd = this.forward as (...x: unknown[]) => unknown;
+    let out: unknown;
+    if (this.gradientCheckpointing && this.training && isGradEnabled()) {
+      // tensor arguments become the checkpoint's inputs; the rest are closed over
+      const at = a.flatMap((x, i) => (x instanceof Tensor ? [i] : []));
+      out = checkpoint((...ts) => {
+        const b = [...a];
+        at.forEach((i, j) => (b[i] = ts[j]));
+        return fwd.apply(this, b) as Tensor;
+      }, ...at.map((i) => a[i] as Tensor));
+    } else {
+      out = fwd.apply(this, a);
+    }
     for (const h of this._post.values()) {
       const r = h(this, a, out);
       if (r !== undefined) out = r;

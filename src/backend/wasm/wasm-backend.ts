@@ -48,6 +48,7 @@ export class WasmBackend implements Backend {
   private liveBytes = 0;
   private pooledBytes = 0;
   private pooledCount = 0;
+  private peak = 0;
 
   private constructor(instance: WebAssembly.Instance, simd: boolean) {
     this.exports = instance.exports as Record<string, unknown>;
@@ -96,6 +97,7 @@ export class WasmBackend implements Backend {
     }
     this.live++;
     this.liveBytes += cap;
+    this.peak = Math.max(this.peak, this.liveBytes);
     return new WasmStorage(ptr, bytes, cap);
   }
 
@@ -166,7 +168,11 @@ export class WasmBackend implements Backend {
   async sync(): Promise<void> {}
 
   memory(): MemoryStats {
-    return { liveBuffers: this.live, liveBytes: this.liveBytes, pooledBuffers: this.pooledCount, pooledBytes: this.pooledBytes };
+    return { liveBuffers: this.live, liveBytes: this.liveBytes, pooledBuffers: this.pooledCount, pooledBytes: this.pooledBytes, peakLiveBytes: this.peak };
+  }
+
+  resetPeak(): void {
+    this.peak = this.liveBytes;
   }
 
   /** Linear memory cannot shrink; pooled blocks stay reserved for reuse. */

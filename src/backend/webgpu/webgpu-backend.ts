@@ -86,6 +86,7 @@ export class WebGPUBackend implements Backend {
   private live = 0;
   private liveBytes = 0;
   private pooledCount = 0;
+  private peak = 0;
   private pooledBytes = 0;
   /** dispatches recorded since the last submit */
   pending = 0;
@@ -141,6 +142,7 @@ export class WebGPUBackend implements Backend {
     }
     this.live++;
     this.liveBytes += size;
+    this.peak = Math.max(this.peak, this.liveBytes);
     return new GpuStorage(buffer, bytes);
   }
 
@@ -301,7 +303,11 @@ export class WebGPUBackend implements Backend {
   }
 
   memory(): MemoryStats {
-    return { liveBuffers: this.live, liveBytes: this.liveBytes, pooledBuffers: this.pooledCount, pooledBytes: this.pooledBytes };
+    return { liveBuffers: this.live, liveBytes: this.liveBytes, pooledBuffers: this.pooledCount, pooledBytes: this.pooledBytes, peakLiveBytes: this.peak };
+  }
+
+  resetPeak(): void {
+    this.peak = this.liveBytes;
   }
 
   emptyCache(): void {

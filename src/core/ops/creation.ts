@@ -95,6 +95,15 @@ export class Generator {
     this.nextU32();
     return this;
   }
+  /** The generator's state, to replay the same draws later (checkpoint recomputation). */
+  getState(): [bigint, bigint] {
+    return [this.state, this.inc];
+  }
+  setState([state, inc]: [bigint, bigint]): this {
+    this.state = state;
+    this.inc = inc;
+    return this;
+  }
   nextU32(): number {
     const old = this.state;
     this.state = (old * 6364136223846793005n + this.inc) & 0xffffffffffffffffn;
