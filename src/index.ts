@@ -10,3 +10,4 @@ export { WasmBackend, wasmSimdSupported } from './backend/wasm/wasm-backend.js';
 export { WebGPUBackend, type AdapterReport } from './backend/webgpu/webgpu-backend.js';
 export { Optimizer, SGD, AdamW, type SGDOptions, type AdamWOptions } from './train/optim.js';
 export * as nn from './nn/index.js';
+export * as models from './models/index.js';

@@ -346,3 +346,103 @@ case("MLP gelu", "mlp", [xf, W1, b1, W2, b2], lambda x, w1, b1, w2, b2: F.linear
 case("MLP relu", "mlp", [xf, W1, b1, W2, b2], lambda x, w1, b1, w2, b2: F.linear(F.relu(F.linear(x, w1, b1)), w2, b2), {"act": "relu"})
 
 write("nn.json")
+
+
+# =============================================================================================
+# models.json: tiny decoders in three architecture shapes, forward written from the Hugging Face
+# modeling code (Llama, GPT-2, Gemma), with the logits and every parameter's gradient.
+
+
+def decoder_forward(cfg, W, ids):
+    B, T = ids.shape
+    H, Hkv, D = cfg["numHeads"], cfg.get("numKVHeads", cfg["numHeads"]), cfg.get("headDim", cfg["hiddenSize"] // cfg["numHeads"])
+    eps = cfg.get("normEps", 1e-5 if cfg.get("norm") == "layernorm" else 1e-6)
+
+    def norm(x, p):
+        if cfg.get("norm") == "layernorm":
+            return F.layer_norm(x, (x.shape[-1],), W[p + ".weight"], W[p + ".bias"], eps)
+        return rms_norm(x, W[p + ".weight"], eps, cfg.get("normOffset", False))
+
+    def lin(x, p, bias=False):
+        return F.linear(x, W[p + ".weight"], W.get(p + ".bias") if bias else None)
+
+    pos = torch.arange(T, dtype=torch.int32)
+    h = F.embedding(ids.long(), W["model.embed_tokens.weight"])
+    if cfg.get("embeddingScale"):
+        h = h * cfg["embeddingScale"]
+    if cfg.get("positional") == "learned":
+        h = h + W["model.embed_positions.weight"][pos.long()]
+    act = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}[cfg.get("act", "gelu" if cfg.get("mlp") == "plain" else "silu")]
+    for i in range(cfg["numLayers"]):
+        p = f"model.layers.{i}"
+        x = norm(h, p + ".input_layernorm")
+        heads = lambda t, n: t.view(B, T, n, D).transpose(1, 2)
+        qkv_b = cfg.get("qkvBias", False)
+        q, k, v = heads(lin(x, p + ".self_attn.q_proj", qkv_b), H), heads(lin(x, p + ".self_attn.k_proj", qkv_b), Hkv), heads(lin(x, p + ".self_attn.v_proj", qkv_b), Hkv)
+        if cfg.get("positional", "rope") == "rope":
+            q, k = apply_rope(q, pos, D, theta=cfg.get("ropeTheta", 10000.0)), apply_rope(k, pos, D, theta=cfg.get("ropeTheta", 10000.0))
+        o = sdpa(q, k, v, causal=True).transpose(1, 2).reshape(B, T, H * D)
+        h = h + lin(o, p + ".self_attn.o_proj", cfg.get("oBias", False))
+        x = norm(h, p + ".post_attention_layernorm")
+        if cfg.get("mlp", "gated") == "gated":
+            m = lin(act(lin(x, p + ".mlp.gate_proj")) * lin(x, p + ".mlp.up_proj"), p + ".mlp.down_proj")
+        else:
+            m = lin(act(lin(x, p + ".mlp.fc1", True)), p + ".mlp.fc2", True)
+        h = h + m
+    h = norm(h, "model.norm")
+    out_w = W["model.embed_tokens.weight"] if cfg.get("tieWordEmbeddings") else W["lm_head.weight"]
+    return F.linear(h, out_w)
+
+
+def decoder_params(cfg):
+    H, Hkv = cfg["numHeads"], cfg.get("numKVHeads", cfg["numHeads"])
+    D = cfg.get("headDim", cfg["hiddenSize"] // H)
+    hs, I, V = cfg["hiddenSize"], cfg["intermediateSize"], cfg["vocabSize"]
+    ln = cfg.get("norm") == "layernorm"
+    W = {"model.embed_tokens.weight": rnd(V, hs) * 0.5}
+    if cfg.get("positional") == "learned":
+        W["model.embed_positions.weight"] = rnd(cfg["maxPositionEmbeddings"], hs) * 0.1
+    def norm_p(p):
+        W[p + ".weight"] = 1 + rnd(hs) * 0.1 if not cfg.get("normOffset") else rnd(hs) * 0.1
+        if ln:
+            W[p + ".bias"] = rnd(hs) * 0.1
+    for i in range(cfg["numLayers"]):
+        p = f"model.layers.{i}"
+        norm_p(p + ".input_layernorm")
+        for n, o in (("q_proj", H * D), ("k_proj", Hkv * D), ("v_proj", Hkv * D)):
+            W[f"{p}.self_attn.{n}.weight"] = rnd(o, hs) * 0.3
+            if cfg.get("qkvBias"):
+                W[f"{p}.self_attn.{n}.bias"] = rnd(o) * 0.1
+        W[f"{p}.self_attn.o_proj.weight"] = rnd(hs, H * D) * 0.3
+        if cfg.get("oBias"):
+            W[f"{p}.self_attn.o_proj.bias"] = rnd(hs) * 0.1
+        norm_p(p + ".post_attention_layernorm")
+        if cfg.get("mlp", "gated") == "gated":
+            W[f"{p}.mlp.gate_proj.weight"], W[f"{p}.mlp.up_proj.weight"], W[f"{p}.mlp.down_proj.weight"] = rnd(I, hs) * 0.3, rnd(I, hs) * 0.3, rnd(hs, I) * 0.3
+        else:
+            W[f"{p}.mlp.fc1.weight"], W[f"{p}.mlp.fc1.bias"], W[f"{p}.mlp.fc2.weight"], W[f"{p}.mlp.fc2.bias"] = rnd(I, hs) * 0.3, rnd(I) * 0.1, rnd(hs, I) * 0.3, rnd(hs) * 0.1
+    norm_p("model.norm")
+    if not cfg.get("tieWordEmbeddings"):
+        W["lm_head.weight"] = rnd(V, hs) * 0.3
+    return W
+
+
+MODELS = []
+base = {"vocabSize": 13, "hiddenSize": 8, "numLayers": 2, "numHeads": 2, "intermediateSize": 12, "maxPositionEmbeddings": 16}
+for name, extra in (("llama (GQA)", {"numKVHeads": 1}),
+                    ("qwen2 (qkv bias, tied, theta 1e6)", {"qkvBias": True, "tieWordEmbeddings": True, "ropeTheta": 1e6}),
+                    ("gpt2", {"norm": "layernorm", "positional": "learned", "mlp": "plain", "act": "gelu_tanh", "mlpBias": True, "qkvBias": True, "oBias": True, "tieWordEmbeddings": True}),
+                    ("gemma (offset norm, GeGLU, headDim 6, embedding scale)", {"normOffset": True, "act": "gelu_tanh", "tieWordEmbeddings": True, "headDim": 6, "embeddingScale": math.sqrt(8), "numKVHeads": 1})):
+    cfg = {**base, **extra}
+    W = {k: v.requires_grad_() for k, v in decoder_params(cfg).items()}
+    ids = torch.tensor([[1, 5, 12, 0, 7], [3, 3, 9, 2, 11]], dtype=torch.int32)
+    logits = decoder_forward(cfg, W, ids)
+    up = rnd(*logits.shape)
+    (logits * up).sum().backward()
+    MODELS.append({"name": name, "config": cfg, "inputIds": enc(ids), "weights": {k: enc(v) for k, v in W.items()},
+                   "logits": enc(logits), "upstream": enc(up), "grads": {k: enc(v.grad) for k, v in W.items()}})
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.json")
+with open(out, "w") as f:
+    json.dump({"generator": "tests/golden/generate.py", "torch": torch.__version__, "models": MODELS}, f, separators=(",", ":"))
+print(f"wrote {len(MODELS)} models to {out} ({os.path.getsize(out) // 1024} KiB)")

@@ -1,0 +1,148 @@
+// The one config-driven decoder. Module paths follow the Llama checkpoint layout
+// (model.embed_tokens, model.layers.N.{input_layernorm, self_attn, post_attention_layernorm,
+// mlp}, model.norm, lm_head); other architectures map their names onto it when loaded.
+import { KilnError, fmtShape } from '../core/errors.js';
+import { arange } from '../core/ops/creation.js';
+import { add, mul } from '../core/ops/pointwise.js';
+import { linear } from '../core/ops/matmul.js';
+import type { Tensor } from '../core/tensor.js';
+import { Attention, type KVCache } from '../nn/attention.js';
+import { normal, scaledNormal, zerosInit, type InitOptions } from '../nn/init.js';
+import { Embedding, Linear } from '../nn/layers.js';
+import { GatedMLP, MLP } from '../nn/mlp.js';
+import { Module, ModuleList } from '../nn/module.js';
+import { LayerNorm, RMSNorm } from '../nn/norm.js';
+import { LearnedPositionalEmbedding, RotaryEmbedding, alibiBias } from '../nn/positional.js';
+import { resolveConfig, type DecoderConfig, type ResolvedConfig } from './config.js';
+
+/** A module with no computation of its own, only named children (the `model` prefix). */
+class Container extends Module {
+  forward(): never {
+    throw new KilnError('argument', 'Container', 'has no forward');
+  }
+}
+
+function makeNorm(c: ResolvedConfig, o: InitOptions): Module {
+  return c.norm === 'layernorm' ? new LayerNorm(c.hiddenSize, { eps: c.normEps, ...o }) : new RMSNorm(c.hiddenSize, { eps: c.normEps, offset: c.normOffset, ...o });
+}
+
+export interface LayerInputs {
+  positionIds: Tensor;
+  rope: RotaryEmbedding | null;
+  mask: Tensor | null;
+  bias: Tensor | null;
+  past: KVCache | null;
+}
+
+/** One block: attention then MLP, each wrapped in the configured norm placement with a residual. */
+export class DecoderLayer extends Module {
+  cache: KVCache | null = null;
+  constructor(readonly c: ResolvedConfig, o: InitOptions) {
+    super();
+    this.registerModule('input_layernorm', makeNorm(c, o));
+    this.registerModule('self_attn', new Attention({
+      hiddenSize: c.hiddenSize, numHeads: c.numHeads, numKVHeads: c.numKVHeads, headDim: c.headDim,
+      qkvBias: c.qkvBias, oBias: c.oBias, slidingWindow: c.slidingWindow, attentionDropout: c.attentionDropout, ...o,
+    }));
+    this.registerModule('post_attention_layernorm', makeNorm(c, o));
+    if (c.normPlacement === 'sandwich') {
+      this.registerModule('pre_feedforward_layernorm', makeNorm(c, o));
+      this.registerModule('post_feedforward_layernorm', makeNorm(c, o));
+    }
+    const m = { hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, act: c.act, bias: c.mlpBias, ...o };
+    this.registerModule('mlp', c.mlp === 'gated' ? new GatedMLP(m) : new MLP(m));
+  }
+
+  forward(x: Tensor, inp: LayerInputs): Tensor {
+    const n = (name: string, t: Tensor) => this.child(name).call(t) as Tensor;
+    const attn = (t: Tensor) => {
+      const r = this.child<Attention>('self_attn').forward(t, { ...inp, causal: true });
+      this.cache = r.cache;
+      return r.output;
+    };
+    const mlp = (t: Tensor) => n('mlp', t);
+    switch (this.c.normPlacement) {
+      case 'pre': {
+        const h = add(x, attn(n('input_layernorm', x)));
+        return add(h, mlp(n('post_attention_layernorm', h)));
+      }
+      case 'post': {
+        const h = n('input_layernorm', add(x, attn(x)));
+        return n('post_attention_layernorm', add(h, mlp(h)));
+      }
+      case 'sandwich': {
+        const h = add(x, n('post_attention_layernorm', attn(n('input_layernorm', x))));
+        return add(h, n('post_feedforward_layernorm', mlp(n('pre_feedforward_layernorm', h))));
+      }
+    }
+  }
+}
+
+export interface DecoderInputs {
+  /** (B, T) i32 token ids */
+  inputIds: Tensor;
+  /** (B, T) or (T) i32; default 0..T-1 after any cached tokens */
+  positionIds?: Tensor;
+  /** keep-mask broadcastable to (B, H, T, Tk): padding or document masks */
+  mask?: Tensor | null;
+  /** the caches returned by the previous call, for incremental decoding */
+  past?: KVCache[] | null;
+}
+
+/** Decoder-only language model. Shapes: input ids (B, T) -> logits (B, T, vocab). */
+export class DecoderLM extends Module {
+  readonly config: ResolvedConfig;
+  readonly rope: RotaryEmbedding | null;
+  readonly layers: ModuleList<DecoderLayer>;
+  constructor(cfg: DecoderConfig, o: InitOptions = {}) {
+    super();
+    const c = (this.config = resolveConfig(cfg));
+    if (!Number.isInteger(c.headDim)) throw new KilnError('argument', 'DecoderLM', `hidden size ${c.hiddenSize} does not split into ${c.numHeads} heads; set headDim`);
+    const model = this.registerModule('model', new Container());
+    const std = c.initializerRange;
+    const emb = model.registerModule('embed_tokens', new Embedding(c.vocabSize, c.hiddenSize, o));
+    emb.setParameter('weight', normal([c.vocabSize, c.hiddenSize], 0, std, o));
+    if (c.positional === 'learned') model.registerModule('embed_positions', new LearnedPositionalEmbedding(c.maxPositionEmbeddings, c.hiddenSize, { ...o, std }));
+    this.layers = model.registerModule('layers', new ModuleList(Array.from({ length: c.numLayers }, () => new DecoderLayer(c, o))));
+    model.registerModule('norm', makeNorm(c, o));
+    if (!c.tieWordEmbeddings) this.registerModule('lm_head', new Linear(c.hiddenSize, c.vocabSize, { ...o, bias: false }));
+    // init as transformers: N(0, std) matrices, zero biases; residual output projections are
+    // scaled by depth (GPT-2's c_proj rule), so the residual stream's variance stays level
+    for (const [name, mod] of this.namedModules()) {
+      if (!(mod instanceof Linear)) continue;
+      const residual = /(o_proj|down_proj|fc2)$/.test(name);
+      mod.setParameter('weight', residual ? scaledNormal(mod.weight.shape, std, c.numLayers, o) : normal(mod.weight.shape, 0, std, o));
+      if (mod.bias) mod.setParameter('bias', zerosInit(mod.bias.shape, o));
+    }
+    const rotaryDim = Math.round(c.headDim * c.partialRotaryFactor);
+    this.rope = c.positional === 'rope' ? new RotaryEmbedding({
+      headDim: c.headDim, rotaryDim, theta: c.ropeTheta, scaling: c.ropeScaling ?? null, layout: c.ropeLayout, maxPositionEmbeddings: c.maxPositionEmbeddings,
+    }) : null;
+  }
+
+  /** The output projection: lm_head, or the embedding matrix when tied. */
+  get outputWeight(): Tensor {
+    return this.config.tieWordEmbeddings ? this.child('model').child('embed_tokens').getParameter('weight')! : this.child('lm_head').getParameter('weight')!;
+  }
+
+  forward(inp: DecoderInputs): { logits: Tensor; cache: KVCache[] } {
+    const c = this.config;
+    const ids = inp.inputIds;
+    if (ids.ndim !== 2 || ids.dtype !== 'i32') throw new KilnError('shape', 'DecoderLM', `inputIds must be (B, T) i32, got ${ids.dtype}${fmtShape(ids.shape)}`);
+    const [, T] = ids.shape;
+    const pastLen = inp.past?.[0]?.key.shape[2] ?? 0;
+    const positionIds = inp.positionIds ?? arange(pastLen, pastLen + T, 1, { dtype: 'i32', backend: ids.backend });
+    const model = this.child('model');
+    let h = model.child('embed_tokens').call(ids) as Tensor;
+    if (c.embeddingScale) h = mul(h, c.embeddingScale);
+    if (c.positional === 'learned') h = add(h, model.child('embed_positions').call(positionIds) as Tensor);
+    const bias = c.positional === 'alibi' ? alibiBias(c.numHeads, T, pastLen + T, { backend: ids.backend }) : null;
+    const cache: KVCache[] = [];
+    this.layers.items.forEach((layer, i) => {
+      h = layer.call(h, { positionIds, rope: this.rope, mask: inp.mask ?? null, bias, past: inp.past?.[i] ?? null }) as Tensor;
+      cache.push(layer.cache!);
+    });
+    h = model.child('norm').call(h) as Tensor;
+    return { logits: linear(h, this.outputWeight), cache };
+  }
+}
