@@ -60,5 +60,14 @@ export const CE_OFF_T = 4;
 export const CE_SMOOTH = 5; // f32 label smoothing
 export const CE_WORDS = 8;
 
+// cumulative sum along the middle axis of a contiguous (outer, L, inner) view
+export const SC_OUTER = 0;
+export const SC_L = 1;
+export const SC_INNER = 2;
+export const SC_REVERSE = 3; // 1: from the end (the backward of a forward scan)
+export const SC_EXCLUSIVE = 4; // 1: each element gets the sum of the ones before it
+export const SC_OFF = 5;
+export const SC_WORDS = 8;
+
 // error codes kernels report (WASM: return value; WebGPU: the status buffer)
 export const ERR_INDEX = 1;

@@ -6,3 +6,4 @@ export * from './positional.js';
 export * from './mlp.js';
 export * from './attention.js';
 export * from './checkpoint.js';
+export * from './moe.js';

@@ -54,6 +54,9 @@ const CASES: [string, (...xs: Tensor[]) => Tensor, GradcheckInput[]][] = [
   ['crossEntropy none', (x, t) => k.crossEntropy(x, t, { reduction: 'none' }), [inp([3, 3]), idx([3], [2, 0, 1])]],
   ['cast f16 roundtrip', (x) => k.cast(k.cast(x, 'f16'), 'f32'), [inp([3], [0.5, -0.25, 1.5])]],
   ['customOp cube', (x) => cube(x), [inp([4])]],
+  ['cumsum', (x) => k.cumsum(x, 1), [inp([2, 4])]],
+  ['cumsum reverse exclusive', (x) => k.cumsum(x, 0, { reverse: true, exclusive: true }), [inp([3, 2])]],
+  ['topk values', (x) => k.topk(x, 2).values, [inp([2, 5])]],
 ];
 
 describeBackends('gradcheck', () => {

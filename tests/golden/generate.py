@@ -345,6 +345,47 @@ W1, b1, W2, b2 = rnd(10, 6) * 0.4, rnd(10) * 0.1, rnd(6, 10) * 0.4, rnd(6) * 0.1
 case("MLP gelu", "mlp", [xf, W1, b1, W2, b2], lambda x, w1, b1, w2, b2: F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2), {"act": "gelu"})
 case("MLP relu", "mlp", [xf, W1, b1, W2, b2], lambda x, w1, b1, w2, b2: F.linear(F.relu(F.linear(x, w1, b1)), w2, b2), {"act": "relu"})
 
+
+# Mixture of Experts: Mixtral routing (softmax, top-k, renormalise), per-expert capacity filled in
+# token order, Switch load balancing as transformers' load_balancing_loss_func, ST-MoE z-loss.
+def moe_ref(x, Wr, Wg, Wu, Wd, k, cf=None, act=F.silu):
+    N, H = x.shape
+    E = Wr.shape[0]
+    logits = x @ Wr.T
+    probs = torch.softmax(logits, -1)
+    w, idx = torch.topk(probs, k, -1)
+    w = w / w.sum(-1, keepdim=True)
+    C = N if cf is None else max(1, math.ceil(cf * N * k / E))
+    count, dropped, rows = [0] * E, 0, []
+    for t in range(N):
+        acc = torch.zeros(H)
+        for j in range(k):
+            e = int(idx[t, j])
+            if count[e] < C:
+                count[e] += 1
+                h = act(x[t] @ Wg[e].T) * (x[t] @ Wu[e].T)
+                acc = acc + w[t, j] * (h @ Wd[e].T)
+            else:
+                dropped += 1
+        rows.append(acc)
+    out = torch.stack(rows)
+    f = F.one_hot(idx, E).float().mean(0)
+    aux = E * (f * probs.mean(0)).sum()
+    z = torch.logsumexp(logits, -1).pow(2).mean()
+    return torch.cat([out.flatten(), aux[None], z[None], torch.tensor([float(dropped)])])
+
+
+Hm, Im, Em = 6, 5, 4
+xm = rnd(7, Hm)
+Wr, Wg_, Wu_, Wd_ = rnd(Em, Hm), rnd(Em, Im, Hm) * 0.4, rnd(Em, Im, Hm) * 0.4, rnd(Em, Hm, Im) * 0.4
+case("MoE top-2 dropless", "moe", [xm, Wr, Wg_, Wu_, Wd_], lambda *a: moe_ref(*a, 2), {"experts": Em, "topK": 2})
+case("MoE top-2 capacity 0.5 (drops)", "moe", [xm, Wr, Wg_, Wu_, Wd_], lambda *a: moe_ref(*a, 2, 0.5), {"experts": Em, "topK": 2, "capacityFactor": 0.5})
+case("MoE top-1 capacity 1.0", "moe", [xm, Wr, Wg_, Wu_, Wd_], lambda *a: moe_ref(*a, 1, 1.0), {"experts": Em, "topK": 1, "capacityFactor": 1.0})
+cs = rnd(3, 5, 4)
+case("cumsum 1", "cumsum", [cs], lambda v: torch.cumsum(v, 1), {"axis": 1})
+case("cumsum 0 reverse exclusive", "cumsum", [cs], lambda v: torch.flip(torch.cumsum(torch.flip(v, [0]), 0), [0]) - v, {"axis": 0, "reverse": True, "exclusive": True})
+case("topk 3", "topk", [rnd(4, 9)], lambda v: torch.topk(v, 3, -1).values, {"k": 3})
+
 write("nn.json")
 
 

@@ -38,6 +38,16 @@ const OPS: Record<string, Op> = {
     m.child('fc2').setParameter('weight', w2); m.child('fc2').setParameter('bias', b2);
     return m.call(x) as Tensor;
   },
+  moe: (a, x, wr, wg, wu, wd) => {
+    const m = new nn.MixtureOfExperts({ hiddenSize: x.shape[1], intermediateSize: wg.shape[1], numExperts: a.experts, topK: a.topK, capacityFactor: a.capacityFactor });
+    m.child('gate').setParameter('weight', wr);
+    const ex = m.child('experts');
+    ex.setParameter('gate_proj', wg); ex.setParameter('up_proj', wu); ex.setParameter('down_proj', wd);
+    const r = m.call(x) as k.nn.MoEOutput;
+    return k.concat([k.reshape(r.output, [-1]), k.reshape(r.auxLoss, [1]), k.reshape(r.zLoss, [1]), k.reshape(r.droppedTokens, [1])], 0);
+  },
+  cumsum: (a, x) => k.cumsum(x, a.axis, { reverse: a.reverse, exclusive: a.exclusive }),
+  topk: (a, x) => k.topk(x, a.k).values,
 };
 
 goldenSuite('nn golden vs PyTorch', 'nn.json', OPS);

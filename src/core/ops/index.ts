@@ -6,8 +6,11 @@ import { storageBytes } from '../dtype.js';
 import { KilnError, fmtShape } from '../errors.js';
 import { normAxis, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { add, cast } from './pointwise.js';
-import { contiguous, reshape } from './shape.js';
+import { noGrad } from '../autograd.js';
+import { arange } from './creation.js';
+import { add, cast, eq, where } from './pointwise.js';
+import { argmax } from './reduce.js';
+import { concat, contiguous, reshape } from './shape.js';
 import { backendOf, disposeTemps } from './util.js';
 
 function checkIndex(op: string, index: Tensor): void {
@@ -85,4 +88,27 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   if (weight.ndim !== 2) throw new KilnError('shape', 'embedding', `weight must be (num_embeddings, dim), got ${fmtShape(weight.shape)}`);
   const flat = indexSelect(weight, 0, reshape(ids, [ids.size]));
   return reshape(flat, [...ids.shape, weight.shape[1]]);
+}
+
+/**
+ * The k largest entries along the last axis, in descending order (first index on ties):
+ * values (differentiable, via gather) and i32 indices. Made of k argmax passes: meant for
+ * small k (MoE routing, sampling), each pass O(rows * n).
+ */
+export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } {
+  const n = x.shape[x.ndim - 1];
+  if (!Number.isInteger(k) || k < 1 || k > n) throw new KilnError('argument', 'topk', `k must be in [1, ${n}], got ${k}`);
+  const b = backendOf('topk', x);
+  const picks: Tensor[] = [];
+  noGrad(() => {
+    const cols = arange(n, undefined, 1, { backend: b }); // (n)
+    let work = cast(x, 'f32');
+    for (let j = 0; j < k; j++) {
+      const idx = argmax(work, -1, { keepdim: true }); // (..., 1) i32
+      picks.push(idx);
+      if (j + 1 < k) work = where(eq(cols, idx), -Infinity, work); // knock out the pick
+    }
+  });
+  const indices = k === 1 ? picks[0] : concat(picks, -1);
+  return { values: gather(x, x.ndim - 1, indices), indices };
 }

@@ -2,6 +2,7 @@
 // only when the layout needs one) and a row kernel reduces (rows, R).
 import { pointwiseCall } from '../../kernels/pointwise.js';
 import { reduceCall, softmaxCall, type ReduceOp } from '../../kernels/reduce.js';
+import { cumsumCall } from '../../kernels/scan.js';
 import { record } from '../autograd.js';
 import { KilnError, fmtShape } from '../errors.js';
 import { normAxes, normAxis, numel, sameShape } from '../shape.js';
@@ -142,3 +143,24 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   return reshape(sum(g, axes, { keepdim: true }), shape);
 }
 
+
+export interface CumsumOptions {
+  /** sum from the end of the axis */
+  reverse?: boolean;
+  /** each element gets the sum of the elements before it (the first gets 0) */
+  exclusive?: boolean;
+}
+
+/** Cumulative sum along an axis (torch.cumsum); its gradient is the reverse cumulative sum. */
+export function cumsum(x: Tensor, axis: number, opts: CumsumOptions = {}): Tensor {
+  const a = normAxis('cumsum', axis, x.ndim);
+  const b = backendOf('cumsum', x);
+  const xf = cast(x, 'f32');
+  const xc = contiguous(xf);
+  const out = Tensor.empty(b, x.shape, 'f32');
+  const outer = numel(x.shape.slice(0, a));
+  const inner = numel(x.shape.slice(a + 1));
+  if (out.size) b.run(cumsumCall(xc, out, outer, x.shape[a], inner, opts.reverse ?? false, opts.exclusive ?? false));
+  disposeTemps([x], [xf, xc]);
+  return record(out, 'cumsum', [x], (g) => [cumsum(g, a, { reverse: !opts.reverse, exclusive: opts.exclusive })]);
+}
