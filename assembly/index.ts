@@ -9,3 +9,4 @@ export { crossEntropyFwd, crossEntropyBwd } from './loss';
 /** First byte the host allocator may use. */
 export function heapBase(): usize { return (__heap_base + 63) & ~(<usize>63); }
 export { cumsum } from './scan';
+export { flashFwd, flashBwdDq, flashBwdDkv } from './attention';

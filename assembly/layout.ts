@@ -69,5 +69,24 @@ export const SC_EXCLUSIVE = 4; // 1: each element gets the sum of the ones befor
 export const SC_OFF = 5;
 export const SC_WORDS = 8;
 
+// fused attention over contiguous q (B, H, Tq, D), k and v (B, Hkv, Tk, D)
+export const FA_B = 0;
+export const FA_H = 1;
+export const FA_HKV = 2;
+export const FA_TQ = 3;
+export const FA_TK = 4;
+export const FA_D = 5;
+export const FA_SCALE = 6; // f32
+export const FA_FLAGS = 7; // FA_CAUSAL | FA_SEG
+export const FA_WINDOW = 8; // sliding window (0: none)
+export const FA_OFF_Q = 9;
+export const FA_OFF_K = 10;
+export const FA_OFF_V = 11;
+export const FA_SOFTCAP = 12; // f32: cap * tanh(s / cap) on scores (0: none)
+export const FA_WORDS = 16;
+export const FA_CAUSAL = 1;
+/** segment ids (B, Tq) then (B, Tk): a key is visible when its segment equals the query's and is >= 0 (padding is -1) */
+export const FA_SEG = 2;
+
 // error codes kernels report (WASM: return value; WebGPU: the status buffer)
 export const ERR_INDEX = 1;

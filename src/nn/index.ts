@@ -7,3 +7,4 @@ export * from './mlp.js';
 export * from './attention.js';
 export * from './checkpoint.js';
 export * from './moe.js';
+export * from './flash.js';

@@ -1,0 +1,149 @@
+// Fused attention, the twin of src/kernels/attention.ts: online softmax over the keys, never a
+// (Tq, Tk) matrix. Forward writes o and (per query row) lse; backward is FlashAttention-2's:
+// dq per query row, dk and dv per key row (looping over the query heads that share it), using
+// lse and Dsum = rowsum(dO * O) passed interleaved as stats (B, H, Tq, 2).
+import { uw, uf } from './common';
+import {
+  FA_B, FA_H, FA_HKV, FA_TQ, FA_TK, FA_D, FA_SCALE, FA_FLAGS, FA_WINDOW, FA_OFF_Q, FA_OFF_K, FA_OFF_V, FA_SOFTCAP, FA_CAUSAL, FA_SEG,
+} from './layout';
+
+const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
+
+@inline function f(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
+
+/** Whether query qi (of Tq) sees key kj (of Tk) in batch b. */
+@inline function visible(u: usize, seg: usize, b: i32, qi: i32, kj: i32): bool {
+  const Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), flags = uw(u, FA_FLAGS), W = <i32>uw(u, FA_WINDOW);
+  const qpos = qi + Tk - Tq;
+  if ((flags & FA_CAUSAL) && kj > qpos) return false;
+  if (W > 0 && qpos - kj >= W) return false;
+  if (flags & FA_SEG) {
+    const B = <i32>uw(u, FA_B);
+    const sq = load<i32>(seg + (<usize>(b * Tq + qi) << 2));
+    const sk = load<i32>(seg + (<usize>(B * Tq + b * Tk + kj) << 2));
+    if (sk < 0 || sq != sk) return false;
+  }
+  return true;
+}
+
+/** score of query row qp and key row kp (both D long): scaled, optionally soft-capped. */
+@inline function score(u: usize, qp: usize, kp: usize, D: i32): f32 {
+  let s: f32 = 0;
+  for (let d = 0; d < D; d++) s += f(qp, d) * f(kp, d);
+  s *= uf(u, FA_SCALE);
+  const cap = uf(u, FA_SOFTCAP);
+  if (cap > 0) s = cap * tanhf(s / cap);
+  return s;
+}
+
+@inline function tanhf(x: f32): f32 {
+  const c = min<f32>(max<f32>(x, -15), 15);
+  const e = Mathf.exp(f32(2) * c);
+  return (e - f32(1)) / (e + f32(1));
+}
+
+/** d score / d raw dot (for soft-capping): 1 - tanh^2 */
+@inline function capGrad(u: usize, s: f32): f32 {
+  const cap = uf(u, FA_SOFTCAP);
+  if (cap <= 0) return 1;
+  const t = s / cap;
+  return f32(1) - t * t;
+}
+
+export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse: usize, u: usize): void {
+  const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
+  const G = H / Hkv;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
+    const hk = h / G;
+    for (let qi = 0; qi < Tq; qi++) {
+      const qp = q + (<usize>(uw(u, FA_OFF_Q) + ((b * H + h) * Tq + qi) * D) << 2);
+      let m: f32 = -Infinity, l: f32 = 0;
+      memory.fill(ACC, 0, <usize>D << 2);
+      for (let kj = 0; kj < Tk; kj++) {
+        if (!visible(u, seg, b, qi, kj)) continue;
+        const kp = k + (<usize>(uw(u, FA_OFF_K) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
+        const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
+        const s = score(u, qp, kp, D);
+        const mn = max<f32>(m, s);
+        const corr = Mathf.exp(m - mn), p = Mathf.exp(s - mn);
+        l = l * corr + p;
+        for (let d = 0; d < D; d++) store<f32>(ACC + (<usize>d << 2), f(ACC, d) * corr + p * f(vp, d));
+        m = mn;
+      }
+      const op = o + (<usize>(((b * H + h) * Tq + qi) * D) << 2);
+      const inv: f32 = l > 0 ? f32(1) / l : 0;
+      for (let d = 0; d < D; d++) store<f32>(op + (<usize>d << 2), f(ACC, d) * inv);
+      store<f32>(lse + (<usize>((b * H + h) * Tq + qi) << 2), l > 0 ? m + Mathf.log(l) : -Infinity);
+    }
+  }
+}
+
+/** dq (B, H, Tq, D) from dO and stats (lse, Dsum). */
+export function flashBwdDq(q: usize, k: usize, v: usize, seg: usize, dO: usize, stats: usize, dq: usize, u: usize): void {
+  const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
+  const G = H / Hkv, scale = uf(u, FA_SCALE);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
+    const hk = h / G;
+    for (let qi = 0; qi < Tq; qi++) {
+      const row = (b * H + h) * Tq + qi;
+      const qp = q + (<usize>(uw(u, FA_OFF_Q) + row * D) << 2);
+      const gp = dO + (<usize>(row * D) << 2);
+      const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
+      memory.fill(ACC, 0, <usize>D << 2);
+      if (L != -Infinity) {
+        for (let kj = 0; kj < Tk; kj++) {
+          if (!visible(u, seg, b, qi, kj)) continue;
+          const kp = k + (<usize>(uw(u, FA_OFF_K) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
+          const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
+          const s = score(u, qp, kp, D);
+          const p = Mathf.exp(s - L);
+          let dp: f32 = 0;
+          for (let d = 0; d < D; d++) dp += f(gp, d) * f(vp, d);
+          const ds = p * (dp - Dsum) * capGrad(u, s) * scale;
+          for (let d = 0; d < D; d++) store<f32>(ACC + (<usize>d << 2), f(ACC, d) + ds * f(kp, d));
+        }
+      }
+      const out = dq + (<usize>(row * D) << 2);
+      for (let d = 0; d < D; d++) store<f32>(out + (<usize>d << 2), f(ACC, d));
+    }
+  }
+}
+
+/** dk, dv (B, Hkv, Tk, D): each key row sums over the G query heads that share it. */
+export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize, stats: usize, dk: usize, dv: usize, u: usize): void {
+  const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
+  const G = H / Hkv, scale = uf(u, FA_SCALE);
+  const DV = ACC + (<usize>D << 2);
+  for (let b = 0; b < B; b++) for (let hk = 0; hk < Hkv; hk++) for (let kj = 0; kj < Tk; kj++) {
+    const krow = (b * Hkv + hk) * Tk + kj;
+    const kp = k + (<usize>(uw(u, FA_OFF_K) + krow * D) << 2);
+    const vp = v + (<usize>(uw(u, FA_OFF_V) + krow * D) << 2);
+    memory.fill(ACC, 0, <usize>(2 * D) << 2);
+    for (let g = 0; g < G; g++) {
+      const h = hk * G + g;
+      for (let qi = 0; qi < Tq; qi++) {
+        if (!visible(u, seg, b, qi, kj)) continue;
+        const row = (b * H + h) * Tq + qi;
+        const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
+        if (L == -Infinity) continue;
+        const qp = q + (<usize>(uw(u, FA_OFF_Q) + row * D) << 2);
+        const gp = dO + (<usize>(row * D) << 2);
+        const s = score(u, qp, kp, D);
+        const p = Mathf.exp(s - L);
+        let dp: f32 = 0;
+        for (let d = 0; d < D; d++) dp += f(gp, d) * f(vp, d);
+        const ds = p * (dp - Dsum) * capGrad(u, s) * scale;
+        for (let d = 0; d < D; d++) {
+          store<f32>(DV + (<usize>d << 2), f(DV, d) + p * f(gp, d));
+          store<f32>(ACC + (<usize>d << 2), f(ACC, d) + ds * f(qp, d));
+        }
+      }
+    }
+    const ko = dk + (<usize>(krow * D) << 2);
+    const vo = dv + (<usize>(krow * D) << 2);
+    for (let d = 0; d < D; d++) {
+      store<f32>(ko + (<usize>d << 2), f(ACC, d));
+      store<f32>(vo + (<usize>d << 2), f(DV, d));
+    }
+  }
+}

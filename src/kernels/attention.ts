@@ -1,0 +1,256 @@
+// Fused attention (flash-style): online softmax over K/V tiles staged in workgroup memory, one
+// query row per thread, never a (Tq, Tk) matrix; keys a mask rules out for the whole block are
+// never loaded (causal and sliding-window bounds). Backward is FlashAttention-2's: dq per query
+// row and dk/dv per key row (looping over the query heads sharing it), no atomics.
+// AssemblyScript twin: assembly/attention.ts; composed reference: nn/attention.ts.
+import * as L from '../../assembly/layout.js';
+import type { Kernel, KernelCall, View } from '../backend/backend.js';
+import { uniformBlock } from './wgsl.js';
+
+const BQ = 64; // query rows (threads) per workgroup
+const BK = 16; // keys per tile
+
+/** Head-dim capacity of a variant: private accumulators are sized at compile time. */
+export const headDimBucket = (D: number): number => (D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256);
+export const MAX_HEAD_DIM = 256;
+
+const COMMON = `
+fn visible(b: u32, qi: u32, kj: u32) -> bool {
+  let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let flags = u_(${L.FA_FLAGS}u); let W = u_(${L.FA_WINDOW}u);
+  let qpos = qi + Tk - Tq;
+  if ((flags & ${L.FA_CAUSAL}u) != 0u && kj > qpos) { return false; }
+  if (W > 0u && kj + W <= qpos) { return false; }
+  if ((flags & ${L.FA_SEG}u) != 0u) {
+    let sq = SEG[b * Tq + qi];
+    let sk = SEG[u_(${L.FA_B}u) * Tq + b * Tk + kj];
+    if (sk < 0 || sq != sk) { return false; }
+  }
+  return true;
+}
+fn capped(s: f32) -> f32 {
+  let cap = uf_(${L.FA_SOFTCAP}u);
+  if (cap > 0.0) { return cap * tanh(clamp(s / cap, -15.0, 15.0)); }
+  return s;
+}
+fn capGrad(s: f32) -> f32 {
+  let cap = uf_(${L.FA_SOFTCAP}u);
+  if (cap > 0.0) { let t = s / cap; return 1.0 - t * t; }
+  return 1.0;
+}
+// the key range a block of query rows [q0, q1) can see: causal and window bounds
+fn keyRange(q0: u32, q1: u32) -> vec2<u32> {
+  let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let flags = u_(${L.FA_FLAGS}u); let W = u_(${L.FA_WINDOW}u);
+  var hi = Tk;
+  if ((flags & ${L.FA_CAUSAL}u) != 0u) { hi = min(Tk, q1 - 1u + Tk - Tq + 1u); }
+  var lo = 0u;
+  if (W > 0u && q0 + Tk - Tq + 1u > W) { lo = q0 + Tk - Tq + 1u - W; }
+  return vec2<u32>(lo, hi);
+}`;
+
+function fwdWgsl(variant: string): string {
+  const MD = Number(variant.slice(1));
+  return `
+@group(0) @binding(0) var<storage, read> Q: array<f32>;
+@group(0) @binding(1) var<storage, read> K: array<f32>;
+@group(0) @binding(2) var<storage, read> V: array<f32>;
+@group(0) @binding(3) var<storage, read> SEG: array<i32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
+${uniformBlock(6, L.FA_WORDS)}
+${COMMON}
+var<workgroup> Ks: array<f32, ${BK * MD}>;
+var<workgroup> Vs: array<f32, ${BK * MD}>;
+@compute @workgroup_size(${BQ})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
+  let bh = wid.y; let b = bh / H; let h = bh % H; let hk = h / (H / Hkv);
+  let q0 = wid.x * ${BQ}u;
+  let qi = q0 + lid;
+  let valid = qi < Tq;
+  var qv: array<f32, ${MD}>;
+  var acc: array<f32, ${MD}>;
+  if (valid) {
+    let qb = u_(${L.FA_OFF_Q}u) + (bh * Tq + qi) * D;
+    for (var d = 0u; d < D; d++) { qv[d] = Q[qb + d]; }
+  }
+  let scale = uf_(${L.FA_SCALE}u);
+  var m = -3.4028234663852886e38;
+  var l = 0.0;
+  let kr = keyRange(q0, min(q0 + ${BQ}u, Tq));
+  let kvBase = (b * Hkv + hk) * Tk;
+  for (var k0 = kr.x; k0 < kr.y; k0 += ${BK}u) {
+    for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
+      let r = e / D; let c = e % D;
+      var kv = 0.0; var vv = 0.0;
+      if (k0 + r < Tk) {
+        kv = K[u_(${L.FA_OFF_K}u) + (kvBase + k0 + r) * D + c];
+        vv = V[u_(${L.FA_OFF_V}u) + (kvBase + k0 + r) * D + c];
+      }
+      Ks[r * ${MD}u + c] = kv;
+      Vs[r * ${MD}u + c] = vv;
+    }
+    workgroupBarrier();
+    if (valid) {
+      for (var j = 0u; j < ${BK}u; j++) {
+        let kj = k0 + j;
+        if (kj >= kr.y) { break; }
+        if (!visible(b, qi, kj)) { continue; }
+        var s = 0.0;
+        for (var d = 0u; d < D; d++) { s += qv[d] * Ks[j * ${MD}u + d]; }
+        s = capped(s * scale);
+        let mn = max(m, s);
+        let corr = exp(m - mn);
+        let p = exp(s - mn);
+        l = l * corr + p;
+        for (var d = 0u; d < D; d++) { acc[d] = acc[d] * corr + p * Vs[j * ${MD}u + d]; }
+        m = mn;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (valid) {
+    let ob = (bh * Tq + qi) * D;
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < D; d++) { O[ob + d] = acc[d] * inv; }
+    // a row that sees no key gets lse = -inf (log(0)), its output and gradients 0
+    LSE[bh * Tq + qi] = select(log(l), m + log(l), l > 0.0);
+  }
+}`;
+}
+
+function dqWgsl(variant: string): string {
+  const MD = Number(variant.slice(1));
+  return `
+@group(0) @binding(0) var<storage, read> Q: array<f32>;
+@group(0) @binding(1) var<storage, read> K: array<f32>;
+@group(0) @binding(2) var<storage, read> V: array<f32>;
+@group(0) @binding(3) var<storage, read> SEG: array<i32>;
+@group(0) @binding(4) var<storage, read> dO: array<f32>;
+@group(0) @binding(5) var<storage, read> ST: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dQ: array<f32>;
+${uniformBlock(7, L.FA_WORDS)}
+${COMMON}
+@compute @workgroup_size(${BQ})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
+  let bh = wid.y; let b = bh / H; let h = bh % H; let hk = h / (H / Hkv);
+  let qi = wid.x * ${BQ}u + lid;
+  if (qi >= Tq) { return; }
+  let row = bh * Tq + qi;
+  let qb = u_(${L.FA_OFF_Q}u) + row * D;
+  let Lr = ST[2u * row]; let Ds = ST[2u * row + 1u];
+  let scale = uf_(${L.FA_SCALE}u);
+  var acc: array<f32, ${MD}>;
+  if (Lr > -3.4028234663852886e38) {
+    let kr = keyRange(qi, qi + 1u);
+    let kvBase = (b * Hkv + hk) * Tk;
+    for (var kj = kr.x; kj < kr.y; kj++) {
+      if (!visible(b, qi, kj)) { continue; }
+      let kb = u_(${L.FA_OFF_K}u) + (kvBase + kj) * D;
+      let vb = u_(${L.FA_OFF_V}u) + (kvBase + kj) * D;
+      var s = 0.0; var dp = 0.0;
+      for (var d = 0u; d < D; d++) { s += Q[qb + d] * K[kb + d]; dp += dO[row * D + d] * V[vb + d]; }
+      s = capped(s * scale);
+      let ds = exp(s - Lr) * (dp - Ds) * capGrad(s) * scale;
+      for (var d = 0u; d < D; d++) { acc[d] += ds * K[kb + d]; }
+    }
+  }
+  for (var d = 0u; d < D; d++) { dQ[row * D + d] = acc[d]; }
+}`;
+}
+
+function dkvWgsl(variant: string): string {
+  const MD = Number(variant.slice(1));
+  return `
+@group(0) @binding(0) var<storage, read> Q: array<f32>;
+@group(0) @binding(1) var<storage, read> K: array<f32>;
+@group(0) @binding(2) var<storage, read> V: array<f32>;
+@group(0) @binding(3) var<storage, read> SEG: array<i32>;
+@group(0) @binding(4) var<storage, read> dO: array<f32>;
+@group(0) @binding(5) var<storage, read> ST: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dK: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dV: array<f32>;
+${uniformBlock(8, L.FA_WORDS)}
+${COMMON}
+@compute @workgroup_size(${BQ})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
+  let bk = wid.y; let b = bk / Hkv; let hk = bk % Hkv; let G = H / Hkv;
+  let kj = wid.x * ${BQ}u + lid;
+  if (kj >= Tk) { return; }
+  let krow = bk * Tk + kj;
+  let kb = u_(${L.FA_OFF_K}u) + krow * D;
+  let vb = u_(${L.FA_OFF_V}u) + krow * D;
+  let scale = uf_(${L.FA_SCALE}u);
+  let flags = u_(${L.FA_FLAGS}u); let W = u_(${L.FA_WINDOW}u);
+  // the queries that can see key kj: causal from kj (shifted by Tk - Tq), window up to kj + W - 1
+  var qlo = 0u;
+  if ((flags & ${L.FA_CAUSAL}u) != 0u && kj + Tq > Tk) { qlo = kj + Tq - Tk; }
+  var qhi = Tq;
+  if (W > 0u) { qhi = min(Tq, kj + W + Tq - Tk); }
+  var ak: array<f32, ${MD}>;
+  var av: array<f32, ${MD}>;
+  for (var g = 0u; g < G; g++) {
+    let h = hk * G + g;
+    for (var qi = qlo; qi < qhi; qi++) {
+      if (!visible(b, qi, kj)) { continue; }
+      let row = (b * H + h) * Tq + qi;
+      let Lr = ST[2u * row];
+      if (Lr <= -3.4028234663852886e38) { continue; }
+      let Ds = ST[2u * row + 1u];
+      let qb = u_(${L.FA_OFF_Q}u) + row * D;
+      var s = 0.0; var dp = 0.0;
+      for (var d = 0u; d < D; d++) { s += Q[qb + d] * K[kb + d]; dp += dO[row * D + d] * V[vb + d]; }
+      s = capped(s * scale);
+      let p = exp(s - Lr);
+      let ds = p * (dp - Ds) * capGrad(s) * scale;
+      for (var d = 0u; d < D; d++) { av[d] += p * dO[row * D + d]; ak[d] += ds * Q[qb + d]; }
+    }
+  }
+  for (var d = 0u; d < D; d++) { dK[krow * D + d] = ak[d]; dV[krow * D + d] = av[d]; }
+}`;
+}
+
+export const flashFwdKernel: Kernel = { name: 'flash_attention_fwd', wgsl: fwdWgsl, wasm: 'flashFwd' };
+export const flashDqKernel: Kernel = { name: 'flash_attention_dq', wgsl: dqWgsl, wasm: 'flashBwdDq' };
+export const flashDkvKernel: Kernel = { name: 'flash_attention_dkv', wgsl: dkvWgsl, wasm: 'flashBwdDkv' };
+
+export interface FlashParams {
+  B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;
+  scale: number; causal: boolean; segments: boolean; window: number; softcap: number;
+}
+
+function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
+  const u = new Uint32Array(L.FA_WORDS);
+  const f = new Float32Array(u.buffer);
+  u[L.FA_B] = p.B; u[L.FA_H] = p.H; u[L.FA_HKV] = p.Hkv; u[L.FA_TQ] = p.Tq; u[L.FA_TK] = p.Tk; u[L.FA_D] = p.D;
+  f[L.FA_SCALE] = p.scale;
+  u[L.FA_FLAGS] = (p.causal ? L.FA_CAUSAL : 0) | (p.segments ? L.FA_SEG : 0);
+  u[L.FA_WINDOW] = p.window;
+  u[L.FA_OFF_Q] = q.offset; u[L.FA_OFF_K] = k.offset; u[L.FA_OFF_V] = v.offset;
+  f[L.FA_SOFTCAP] = p.softcap;
+  return u;
+}
+
+const variant = (p: FlashParams) => `d${headDimBucket(p.D)}`;
+
+export function flashFwdCall(p: FlashParams, q: View, k: View, v: View, seg: View, o: View, lse: View): KernelCall {
+  return {
+    kernel: flashFwdKernel, variant: variant(p), inputs: [q, k, v, seg], outputs: [o, lse], uniforms: uniforms(p, q, k, v),
+    grid: [Math.ceil(p.Tq / BQ), p.B * p.H, 1], op: 'flashAttention',
+  };
+}
+
+export function flashDqCall(p: FlashParams, q: View, k: View, v: View, seg: View, dO: View, stats: View, dq: View): KernelCall {
+  return {
+    kernel: flashDqKernel, variant: variant(p), inputs: [q, k, v, seg, dO, stats], outputs: [dq], uniforms: uniforms(p, q, k, v),
+    grid: [Math.ceil(p.Tq / BQ), p.B * p.H, 1], op: 'flashAttention.backward',
+  };
+}
+
+export function flashDkvCall(p: FlashParams, q: View, k: View, v: View, seg: View, dO: View, stats: View, dk: View, dv: View): KernelCall {
+  return {
+    kernel: flashDkvKernel, variant: variant(p), inputs: [q, k, v, seg, dO, stats], outputs: [dk, dv], uniforms: uniforms(p, q, k, v),
+    grid: [Math.ceil(p.Tk / BQ), p.B * p.Hkv, 1], op: 'flashAttention.backward',
+  };
+}

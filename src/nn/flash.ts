@@ -1,0 +1,80 @@
+// The fused attention op (flash-style kernels in src/kernels/attention.ts) with its backward.
+import { record } from '../core/autograd.js';
+import { KilnError, fmtShape } from '../core/errors.js';
+import { fromValues } from '../core/ops/creation.js';
+import { cast, mul, where } from '../core/ops/pointwise.js';
+import { sum } from '../core/ops/reduce.js';
+import { clone, concat, contiguous, reshape, stack } from '../core/ops/shape.js';
+import { backendOf } from '../core/ops/util.js';
+import { Tensor } from '../core/tensor.js';
+import { MAX_HEAD_DIM, flashDkvCall, flashDqCall, flashFwdCall, type FlashParams } from '../kernels/attention.js';
+
+export interface FlashOptions {
+  isCausal?: boolean;
+  slidingWindow?: number;
+  /** default 1 / sqrt(headDim) */
+  scale?: number;
+  /** tanh soft-capping of scores: cap * tanh(s / cap) (Gemma 2) */
+  softcap?: number;
+  /** (B, Tk) 1 for tokens, 0 for padding keys */
+  keyPadding?: Tensor | null;
+  /** (B, T) document ids of packed sequences (Tq = Tk): tokens attend within their document */
+  docIds?: Tensor | null;
+}
+
+/** Segment ids (B*Tq then B*Tk, i32): a key is visible when its id equals the query's and is >= 0. */
+function segments(B: number, Tq: number, Tk: number, o: FlashOptions, be: Tensor['backend']): Tensor | null {
+  if (!o.keyPadding && !o.docIds) return null;
+  if (o.docIds && (o.docIds.shape[0] !== B || o.docIds.shape[1] !== Tq || Tq !== Tk)) {
+    throw new KilnError('shape', 'flashAttention', `docIds ${fmtShape(o.docIds.shape)} must be (B, T) = (${B}, ${Tq}) with Tq = Tk`);
+  }
+  if (o.keyPadding && (o.keyPadding.shape[0] !== B || o.keyPadding.shape[1] !== Tk)) {
+    throw new KilnError('shape', 'flashAttention', `keyPadding ${fmtShape(o.keyPadding.shape)} must be (B, Tk) = (${B}, ${Tk})`);
+  }
+  const zeros = (n: number) => fromValues(new Float32Array(n), [B, n / B], { backend: be });
+  const sq = o.docIds ? cast(o.docIds, 'f32') : zeros(B * Tq);
+  let sk = o.docIds ? cast(o.docIds, 'f32') : zeros(B * Tk);
+  if (o.keyPadding) sk = where(o.keyPadding, sk, -1);
+  return cast(concat([reshape(sq, [B * Tq]), reshape(sk, [B * Tk])], 0), 'i32');
+}
+
+/**
+ * softmax(q k^T * scale) v by fused kernels that never hold a (Tq, Tk) matrix: memory grows
+ * linearly in T. Shapes: q (B, H, Tq, D), k and v (B, Hkv, Tk, D), H a multiple of Hkv (GQA,
+ * MQA) -> (B, H, Tq, D). Queries sit at the end of the keys (KV cache: Tq <= Tk). A query row
+ * that sees no key gets zeros (and no gradient).
+ */
+export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions = {}): Tensor {
+  const be = backendOf('flashAttention', q, k, v);
+  const [B, H, Tq, D] = q.shape;
+  const [, Hkv, Tk] = k.shape;
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4 || k.shape[0] !== B || k.shape[3] !== D || v.shape.some((d, i) => d !== k.shape[i])) {
+    throw new KilnError('shape', 'flashAttention', `q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} must be (B, H, Tq, D) and (B, Hkv, Tk, D) alike`);
+  }
+  if (H % Hkv !== 0) throw new KilnError('shape', 'flashAttention', `${H} query heads are not a multiple of ${Hkv} key/value heads`);
+  if (D > MAX_HEAD_DIM) throw new KilnError('shape', 'flashAttention', `head dim ${D} exceeds the fused kernel's ${MAX_HEAD_DIM}; use scaledDotProductAttention`);
+  if (Tq > Tk) throw new KilnError('shape', 'flashAttention', `more queries (${Tq}) than keys (${Tk})`);
+  const seg = segments(B, Tq, Tk, o, be);
+  const p: FlashParams = {
+    B, H, Hkv, Tq, Tk, D,
+    scale: o.scale ?? 1 / Math.sqrt(D), causal: o.isCausal ?? false, segments: seg !== null,
+    window: o.slidingWindow ?? 0, softcap: o.softcap ?? 0,
+  };
+  const qc = contiguous(cast(q, 'f32'));
+  const kc = contiguous(cast(k, 'f32'));
+  const vc = contiguous(cast(v, 'f32'));
+  const segT = seg ?? fromValues(new Int32Array(1), [1], { backend: be, dtype: 'i32' });
+  const out = Tensor.empty(be, [B, H, Tq, D], 'f32');
+  const lse = Tensor.empty(be, [B, H, Tq], 'f32');
+  if (out.size) be.run(flashFwdCall(p, qc, kc, vc, segT, out, lse));
+  return record(out, 'flashAttention', [q, k, v], (g) => {
+    const dO = g.isContiguous() && g.offset === 0 ? g : clone(g); // the kernels read dO from element 0
+    const stats = contiguous(stack([lse, sum(mul(dO, out), -1)], -1)); // (B, H, Tq, 2): lse, rowsum(dO * O)
+    const dq = Tensor.empty(be, [B, H, Tq, D], 'f32');
+    const dk = Tensor.empty(be, [B, Hkv, Tk, D], 'f32');
+    const dv = Tensor.empty(be, [B, Hkv, Tk, D], 'f32');
+    if (dq.size) be.run(flashDqCall(p, qc, kc, vc, segT, dO, stats, dq));
+    if (dk.size) be.run(flashDkvCall(p, qc, kc, vc, segT, dO, stats, dk, dv));
+    return [dq, dk, dv];
+  });
+}
