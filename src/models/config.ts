@@ -39,12 +39,16 @@ export interface DecoderConfig {
   embeddingScale?: number;
   slidingWindow?: number;
   attentionDropout?: number;
+  /** tanh soft-capping of attention scores (Gemma 2) */
+  attnSoftcap?: number;
+  /** fused attention kernels where the inputs allow (default true) */
+  fusedAttention?: boolean;
   /** std of the normal init (HF initializer_range) */
   initializerRange?: number;
 }
 
-export type ResolvedConfig = Required<Omit<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale'>> &
-  Pick<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale'>;
+export type ResolvedConfig = Required<Omit<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap'>> &
+  Pick<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap'>;
 
 export function resolveConfig(c: DecoderConfig): ResolvedConfig {
   return {
@@ -66,6 +70,7 @@ export function resolveConfig(c: DecoderConfig): ResolvedConfig {
     oBias: false,
     tieWordEmbeddings: false,
     attentionDropout: 0,
+    fusedAttention: true,
     initializerRange: 0.02,
     ...c,
   };

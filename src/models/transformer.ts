@@ -29,6 +29,8 @@ function makeNorm(c: ResolvedConfig, o: InitOptions): Module {
 export interface LayerInputs {
   positionIds: Tensor;
   rope: RotaryEmbedding | null;
+  keyPadding: Tensor | null;
+  docIds: Tensor | null;
   mask: Tensor | null;
   bias: Tensor | null;
   past: KVCache | null;
@@ -42,7 +44,8 @@ export class DecoderLayer extends Module {
     this.registerModule('input_layernorm', makeNorm(c, o));
     this.registerModule('self_attn', new Attention({
       hiddenSize: c.hiddenSize, numHeads: c.numHeads, numKVHeads: c.numKVHeads, headDim: c.headDim,
-      qkvBias: c.qkvBias, oBias: c.oBias, slidingWindow: c.slidingWindow, attentionDropout: c.attentionDropout, ...o,
+      qkvBias: c.qkvBias, oBias: c.oBias, slidingWindow: c.slidingWindow, attentionDropout: c.attentionDropout,
+      softcap: c.attnSoftcap, fused: c.fusedAttention, ...o,
     }));
     this.registerModule('post_attention_layernorm', makeNorm(c, o));
     if (c.normPlacement === 'sandwich') {
@@ -83,7 +86,11 @@ export interface DecoderInputs {
   inputIds: Tensor;
   /** (B, T) or (T) i32; default 0..T-1 after any cached tokens */
   positionIds?: Tensor;
-  /** keep-mask broadcastable to (B, H, T, Tk): padding or document masks */
+  /** (B, Tpast + T) attention_mask: 1 for tokens, 0 for padding */
+  attentionMask?: Tensor | null;
+  /** (B, T) document ids of packed sequences */
+  docIds?: Tensor | null;
+  /** any other keep-mask broadcastable to (B, H, T, Tk) (uses the composed attention) */
   mask?: Tensor | null;
   /** the caches returned by the previous call, for incremental decoding */
   past?: KVCache[] | null;
@@ -139,7 +146,7 @@ export class DecoderLM extends Module {
     const bias = c.positional === 'alibi' ? alibiBias(c.numHeads, T, pastLen + T, { backend: ids.backend }) : null;
     const cache: KVCache[] = [];
     this.layers.items.forEach((layer, i) => {
-      h = layer.call(h, { positionIds, rope: this.rope, mask: inp.mask ?? null, bias, past: inp.past?.[i] ?? null }) as Tensor;
+      h = layer.call(h, { positionIds, rope: this.rope, keyPadding: inp.attentionMask ?? null, docIds: inp.docIds ?? null, mask: inp.mask ?? null, bias, past: inp.past?.[i] ?? null }) as Tensor;
       cache.push(layer.cache!);
     });
     h = model.child('norm').call(h) as Tensor;

@@ -13,6 +13,8 @@ import type { InitOptions } from './init.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
 import type { RotaryEmbedding } from './positional.js';
+import { flashAttention } from './flash.js';
+import { MAX_HEAD_DIM } from '../kernels/attention.js';
 
 /** The most negative f32: masked scores use it (as transformers does), so a fully masked row gives uniform weights, not NaN. */
 export const MASKED = -3.4028234663852886e38;
@@ -102,6 +104,13 @@ export interface AttentionConfig extends InitOptions {
   attentionDropout?: number;
   /** score scale, default 1 / sqrt(headDim) */
   scale?: number;
+  /** tanh soft-capping of attention scores (Gemma 2) */
+  softcap?: number;
+  /**
+   * Use the fused kernels (default true) whenever the inputs allow: no dense mask or bias
+   * tensor and no dropout while training; otherwise the composed path runs.
+   */
+  fused?: boolean;
 }
 
 export interface KVCache {
@@ -113,7 +122,11 @@ export interface AttentionInputs {
   /** (B, T) or (T) i32 positions for RoPE */
   positionIds?: Tensor;
   rope?: RotaryEmbedding | null;
-  /** keep-mask broadcastable to (B, H, Tq, Tk), e.g. paddingMask() or documentMask() */
+  /** (B, Tk) 1 for tokens, 0 for padding keys */
+  keyPadding?: Tensor | null;
+  /** (B, T) document ids of packed sequences: tokens attend within their document */
+  docIds?: Tensor | null;
+  /** any other keep-mask broadcastable to (B, H, Tq, Tk) (composed path) */
   mask?: Tensor | null;
   bias?: Tensor | null;
   /** causal masking (default true) */
@@ -163,14 +176,19 @@ export class Attention extends Module {
       k = concat([inp.past.key, k], 2);
       v = concat([inp.past.value, v], 2);
     }
-    const o = scaledDotProductAttention(q, k, v, {
-      mask: inp.mask,
-      bias: inp.bias,
-      isCausal: inp.causal ?? true,
-      slidingWindow: this.cfg.slidingWindow,
-      scale: this.cfg.scale,
-      dropoutP: this.training ? this.cfg.attentionDropout : 0,
-    });
+    const dropoutP = this.training ? this.cfg.attentionDropout ?? 0 : 0;
+    const isCausal = inp.causal ?? true;
+    const fused = (this.cfg.fused ?? true) && !inp.mask && !inp.bias && !dropoutP && this.headDim <= MAX_HEAD_DIM;
+    let o: Tensor;
+    if (fused) {
+      o = flashAttention(q, k, v, { isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, softcap: this.cfg.softcap, keyPadding: inp.keyPadding, docIds: inp.docIds });
+    } else {
+      if (this.cfg.softcap) throw new KilnError('argument', 'Attention', 'soft-capping needs the fused path (no dense mask, bias or dropout)');
+      let mask = inp.mask ?? null;
+      const extra = [inp.keyPadding ? paddingMask(inp.keyPadding) : null, inp.docIds ? documentMask(inp.docIds) : null];
+      for (const m of extra) if (m) mask = mask ? mul(mask, m) : m;
+      o = scaledDotProductAttention(q, k, v, { mask, bias: inp.bias, isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, dropoutP });
+    }
     const merged = reshape(transpose(o, 1, 2), [B, T, this.numHeads * this.headDim]); // (B, T, H*D)
     return { output: this.child<Linear>('o_proj').call(merged) as Tensor, cache: { key: k, value: v } };
   }

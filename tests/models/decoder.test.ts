@@ -42,6 +42,20 @@ describeBackends('DecoderLM vs PyTorch', () => {
     assertClose(stitched, full, { atol: 1e-5 });
   });
 
+  it('fused and composed attention agree on a padded batch and on packed documents', async () => {
+    const f = MODELS[0];
+    const run = async (fused: boolean, inp: Partial<k.models.DecoderInputs>) => {
+      const m = new k.models.DecoderLM({ ...f.config, fusedAttention: fused });
+      m.loadStateDict(Object.fromEntries(Object.entries(f.weights).map(([n, e]) => [n, t(e)])));
+      return (m.call({ inputIds: t(f.inputIds), ...inp }) as { logits: Tensor }).logits.toArray();
+    };
+    const attentionMask = k.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]); // right padding
+    assertClose(await run(true, { attentionMask }), await run(false, { attentionMask }), { atol: 1e-5 }, 'padded');
+    const docIds = k.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 2, 2]], { dtype: 'i32' });
+    const positionIds = k.tensor([[0, 1, 0, 1, 2], [0, 0, 1, 0, 1]], { dtype: 'i32' }); // restart per document
+    assertClose(await run(true, { docIds, positionIds }), await run(false, { docIds, positionIds }), { atol: 1e-5 }, 'packed');
+  });
+
   it('presets build and train one step: the loss falls', async () => {
     for (const [arch, preset] of Object.entries(k.models.ARCHITECTURES)) {
       const m = new k.models.DecoderLM({ ...preset, vocabSize: 17, hiddenSize: 16, numLayers: 2, numHeads: 4, numKVHeads: 2, intermediateSize: 24, maxPositionEmbeddings: 32, slidingWindow: undefined }, { generator: new k.Generator(3) });
