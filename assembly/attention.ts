@@ -26,10 +26,46 @@ const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
   return true;
 }
 
+// vector helpers over head-dim rows: four lanes at a time, then the tail
+@inline function dot(a: usize, b: usize, D: i32): f32 {
+  let d = 0;
+  let s: f32 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let acc = f32x4.splat(0);
+    for (; d + 4 <= D; d += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2))));
+    s = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+  }
+  for (; d < D; d++) s += f(a, d) * f(b, d);
+  return s;
+}
+
+/** acc = acc * c + p * x */
+@inline function scaleAxpy(acc: usize, c: f32, p: f32, x: usize, D: i32): void {
+  let d = 0;
+  if (ASC_FEATURE_SIMD) {
+    const vc = f32x4.splat(c), vp = f32x4.splat(p);
+    for (; d + 4 <= D; d += 4) {
+      const o = acc + (<usize>d << 2);
+      v128.store(o, f32x4.add(f32x4.mul(v128.load(o), vc), f32x4.mul(vp, v128.load(x + (<usize>d << 2)))));
+    }
+  }
+  for (; d < D; d++) store<f32>(acc + (<usize>d << 2), f(acc, d) * c + p * f(x, d));
+}
+
+/** the keys [lo, hi) a query row can see under the causal and window bounds */
+@inline function keyLo(u: usize, qi: i32): i32 {
+  const W = <i32>uw(u, FA_WINDOW);
+  const qpos = qi + <i32>uw(u, FA_TK) - <i32>uw(u, FA_TQ);
+  return W > 0 ? max(0, qpos - W + 1) : 0;
+}
+@inline function keyHi(u: usize, qi: i32): i32 {
+  const Tk = <i32>uw(u, FA_TK);
+  return uw(u, FA_FLAGS) & FA_CAUSAL ? min(Tk, qi + Tk - <i32>uw(u, FA_TQ) + 1) : Tk;
+}
+
 /** score of query row qp and key row kp (both D long): scaled, optionally soft-capped. */
 @inline function score(u: usize, qp: usize, kp: usize, D: i32): f32 {
-  let s: f32 = 0;
-  for (let d = 0; d < D; d++) s += f(qp, d) * f(kp, d);
+  let s = dot(qp, kp, D);
   s *= uf(u, FA_SCALE);
   const cap = uf(u, FA_SOFTCAP);
   if (cap > 0) s = cap * tanhf(s / cap);
@@ -59,16 +95,22 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
       const qp = q + (<usize>(uw(u, FA_OFF_Q) + ((b * H + h) * Tq + qi) * D) << 2);
       let m: f32 = -Infinity, l: f32 = 0;
       memory.fill(ACC, 0, <usize>D << 2);
-      for (let kj = 0; kj < Tk; kj++) {
+      for (let kj = keyLo(u, qi), hi = keyHi(u, qi); kj < hi; kj++) {
         if (!visible(u, seg, b, qi, kj)) continue;
         const kp = k + (<usize>(uw(u, FA_OFF_K) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
         const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
         const s = score(u, qp, kp, D);
-        const mn = max<f32>(m, s);
-        const corr = Mathf.exp(m - mn), p = Mathf.exp(s - mn);
-        l = l * corr + p;
-        for (let d = 0; d < D; d++) store<f32>(ACC + (<usize>d << 2), f(ACC, d) * corr + p * f(vp, d));
-        m = mn;
+        if (s > m) {
+          // a new maximum: rescale what was accumulated
+          const corr = Mathf.exp(m - s);
+          l = l * corr + 1;
+          scaleAxpy(ACC, corr, 1, vp, D);
+          m = s;
+        } else {
+          const p = Mathf.exp(s - m);
+          l += p;
+          scaleAxpy(ACC, 1, p, vp, D);
+        }
       }
       const op = o + (<usize>(((b * H + h) * Tq + qi) * D) << 2);
       const inv: f32 = l > 0 ? f32(1) / l : 0;
@@ -91,16 +133,14 @@ export function flashBwdDq(q: usize, k: usize, v: usize, seg: usize, dO: usize, 
       const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
       memory.fill(ACC, 0, <usize>D << 2);
       if (L != -Infinity) {
-        for (let kj = 0; kj < Tk; kj++) {
+        for (let kj = keyLo(u, qi), hi = keyHi(u, qi); kj < hi; kj++) {
           if (!visible(u, seg, b, qi, kj)) continue;
           const kp = k + (<usize>(uw(u, FA_OFF_K) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
           const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
           const s = score(u, qp, kp, D);
           const p = Mathf.exp(s - L);
-          let dp: f32 = 0;
-          for (let d = 0; d < D; d++) dp += f(gp, d) * f(vp, d);
-          const ds = p * (dp - Dsum) * capGrad(u, s) * scale;
-          for (let d = 0; d < D; d++) store<f32>(ACC + (<usize>d << 2), f(ACC, d) + ds * f(kp, d));
+          const ds = p * (dot(gp, vp, D) - Dsum) * capGrad(u, s) * scale;
+          scaleAxpy(ACC, 1, ds, kp, D);
         }
       }
       const out = dq + (<usize>(row * D) << 2);
@@ -121,7 +161,12 @@ export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize,
     memory.fill(ACC, 0, <usize>(2 * D) << 2);
     for (let g = 0; g < G; g++) {
       const h = hk * G + g;
-      for (let qi = 0; qi < Tq; qi++) {
+      // the queries that can see key kj under the causal and window bounds
+      const off = Tk - Tq;
+      const W = <i32>uw(u, FA_WINDOW);
+      const qlo = uw(u, FA_FLAGS) & FA_CAUSAL ? max(0, kj - off) : 0;
+      const qhi = W > 0 ? min(Tq, kj + W - off) : Tq;
+      for (let qi = qlo; qi < qhi; qi++) {
         if (!visible(u, seg, b, qi, kj)) continue;
         const row = (b * H + h) * Tq + qi;
         const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
@@ -130,13 +175,9 @@ export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize,
         const gp = dO + (<usize>(row * D) << 2);
         const s = score(u, qp, kp, D);
         const p = Mathf.exp(s - L);
-        let dp: f32 = 0;
-        for (let d = 0; d < D; d++) dp += f(gp, d) * f(vp, d);
-        const ds = p * (dp - Dsum) * capGrad(u, s) * scale;
-        for (let d = 0; d < D; d++) {
-          store<f32>(DV + (<usize>d << 2), f(DV, d) + p * f(gp, d));
-          store<f32>(ACC + (<usize>d << 2), f(ACC, d) + ds * f(qp, d));
-        }
+        const ds = p * (dot(gp, vp, D) - Dsum) * capGrad(u, s) * scale;
+        scaleAxpy(DV, 1, p, gp, D);
+        scaleAxpy(ACC, 1, ds, qp, D);
       }
     }
     const ko = dk + (<usize>(krow * D) << 2);

@@ -1,4 +1,5 @@
-// npm run bench -- [--filter NAME] [--runtime node|chromium|all] [--shapes MxKxN,...]
+// npm run bench -- [--filter matmul|attention|moe] [--runtime node|chromium|all] [--shapes MxKxN,...]
+//   [--backends wasm,webgpu] [--seqs 128,512,1024,2048]
 // Prints one JSON line per case: {bench, backend, shape, unit, kiln, peer, peerValue, ratio, ...};
 // ratio > 1 means kiln is ahead of the peer measured in the same run.
 import { spawnSync } from 'node:child_process';
@@ -17,12 +18,24 @@ mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
 
 if (!existsSync(join(root, 'dist/kiln.js'))) spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 
-if (runtime === 'all' || runtime === 'node') {
+if ((runtime === 'all' || runtime === 'node') && (!filter || 'matmul'.includes(filter) || filter.includes('matmul'))) {
   const { runNode } = await import('./bench/node.mjs');
   await runNode(filter, (row) => (!shapes || shapes.includes(row.shape)) && emit(row));
 }
 
-if (runtime === 'all' || runtime === 'chromium') {
+const want = (name) => !filter || name.includes(filter) || filter.includes(name);
+const backendsArg = arg('--backends', 'wasm,webgpu').split(',');
+if ((runtime === 'all' || runtime === 'node') && want('attention')) {
+  const { attentionBench } = await import('./bench/attention.mjs');
+  const seqs = arg('--seqs', '128,512,1024,2048').split(',').map(Number);
+  for await (const row of attentionBench(backendsArg, seqs)) emit(row);
+}
+if ((runtime === 'all' || runtime === 'node') && want('moe')) {
+  const { moeBench } = await import('./bench/moe.mjs');
+  for await (const row of moeBench(backendsArg)) emit(row);
+}
+
+if ((runtime === 'all' || runtime === 'chromium') && want('matmul')) {
   const esbuild = await import('esbuild');
   mkdirSync(join(root, '.cache/bench'), { recursive: true });
   await esbuild.build({ entryPoints: [join(root, 'scripts/bench/page.js')], bundle: true, format: 'esm', outfile: join(root, '.cache/bench/page.js'), logLevel: 'warning' });
