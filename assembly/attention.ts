@@ -5,14 +5,28 @@
 import { uw, uf } from './common';
 import {
   FA_B, FA_H, FA_HKV, FA_TQ, FA_TK, FA_D, FA_SCALE, FA_FLAGS, FA_WINDOW, FA_OFF_Q, FA_OFF_K, FA_OFF_V, FA_SOFTCAP, FA_CAUSAL, FA_SEG,
+  FA_SCOREMOD, FA_MASKMOD, FA_BLOCKMASK, FA_OFF_BM, FA_NKB, FA_BLOCK,
 } from './layout';
+
+// FlexAttention modifiers on this backend are the JavaScript twins of the WGSL snippets,
+// called through these imports (the host binds the ones of the current call).
+@external("env", "kilnScoreMod") declare function hostScoreMod(s: f32, b: i32, h: i32, q: i32, kv: i32): f32;
+@external("env", "kilnScoreModGrad") declare function hostScoreModGrad(s: f32, b: i32, h: i32, q: i32, kv: i32): f32;
+@external("env", "kilnMaskMod") declare function hostMaskMod(b: i32, h: i32, q: i32, kv: i32): i32;
 
 const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
 
 @inline function f(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
 
-/** Whether query qi (of Tq) sees key kj (of Tk) in batch b. */
-@inline function visible(u: usize, seg: usize, b: i32, qi: i32, kj: i32): bool {
+/** Whether the (query block, key block) holding (qi, kj) has any visible pair (block mask). */
+@inline function blockLive(u: usize, aux: usize, qi: i32, kj: i32): bool {
+  if (!(uw(u, FA_FLAGS) & FA_BLOCKMASK)) return true;
+  const i = <i32>uw(u, FA_OFF_BM) + (qi / FA_BLOCK) * <i32>uw(u, FA_NKB) + kj / FA_BLOCK;
+  return load<i32>(aux + (<usize>i << 2)) != 0;
+}
+
+/** Whether query qi (of Tq) sees key kj (of Tk) in batch b, head h. */
+@inline function visible(u: usize, seg: usize, b: i32, h: i32, qi: i32, kj: i32): bool {
   const Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), flags = uw(u, FA_FLAGS), W = <i32>uw(u, FA_WINDOW);
   const qpos = qi + Tk - Tq;
   if ((flags & FA_CAUSAL) && kj > qpos) return false;
@@ -23,6 +37,7 @@ const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
     const sk = load<i32>(seg + (<usize>(B * Tq + b * Tk + kj) << 2));
     if (sk < 0 || sq != sk) return false;
   }
+  if ((flags & FA_MASKMOD) && hostMaskMod(b, h, qi, kj) == 0) return false;
   return true;
 }
 
@@ -63,13 +78,22 @@ const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
   return uw(u, FA_FLAGS) & FA_CAUSAL ? min(Tk, qi + Tk - <i32>uw(u, FA_TQ) + 1) : Tk;
 }
 
-/** score of query row qp and key row kp (both D long): scaled, optionally soft-capped. */
-@inline function score(u: usize, qp: usize, kp: usize, D: i32): f32 {
-  let s = dot(qp, kp, D);
-  s *= uf(u, FA_SCALE);
+/** q.k * scale, soft-capped when asked: the score before any score modifier */
+@inline function capped(u: usize, qp: usize, kp: usize, D: i32): f32 {
+  let s = dot(qp, kp, D) * uf(u, FA_SCALE);
   const cap = uf(u, FA_SOFTCAP);
   if (cap > 0) s = cap * tanhf(s / cap);
   return s;
+}
+
+@inline function modded(u: usize, c: f32, b: i32, h: i32, qi: i32, kj: i32): f32 {
+  return uw(u, FA_FLAGS) & FA_SCOREMOD ? hostScoreMod(c, b, h, qi, kj) : c;
+}
+
+/** d(final score)/d(q.k * scale), through the soft cap and the score modifier */
+@inline function scoreGrad(u: usize, c: f32, b: i32, h: i32, qi: i32, kj: i32): f32 {
+  const g = uw(u, FA_FLAGS) & FA_SCOREMOD ? hostScoreModGrad(c, b, h, qi, kj) : f32(1);
+  return g * capGrad(u, c);
 }
 
 @inline function tanhf(x: f32): f32 {
@@ -96,10 +120,11 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
       let m: f32 = -Infinity, l: f32 = 0;
       memory.fill(ACC, 0, <usize>D << 2);
       for (let kj = keyLo(u, qi), hi = keyHi(u, qi); kj < hi; kj++) {
-        if (!visible(u, seg, b, qi, kj)) continue;
+        if (!blockLive(u, seg, qi, kj)) { kj = (kj / FA_BLOCK + 1) * FA_BLOCK - 1; continue; }
+        if (!visible(u, seg, b, h, qi, kj)) continue;
         const kp = k + (<usize>(uw(u, FA_OFF_K) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
         const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
-        const s = score(u, qp, kp, D);
+        const s = modded(u, capped(u, qp, kp, D), b, h, qi, kj);
         if (s > m) {
           // a new maximum: rescale what was accumulated
           const corr = Mathf.exp(m - s);
@@ -134,12 +159,13 @@ export function flashBwdDq(q: usize, k: usize, v: usize, seg: usize, dO: usize, 
       memory.fill(ACC, 0, <usize>D << 2);
       if (L != -Infinity) {
         for (let kj = keyLo(u, qi), hi = keyHi(u, qi); kj < hi; kj++) {
-          if (!visible(u, seg, b, qi, kj)) continue;
+          if (!blockLive(u, seg, qi, kj)) { kj = (kj / FA_BLOCK + 1) * FA_BLOCK - 1; continue; }
+          if (!visible(u, seg, b, h, qi, kj)) continue;
           const kp = k + (<usize>(uw(u, FA_OFF_K) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
           const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
-          const s = score(u, qp, kp, D);
-          const p = Mathf.exp(s - L);
-          const ds = p * (dot(gp, vp, D) - Dsum) * capGrad(u, s) * scale;
+          const c = capped(u, qp, kp, D);
+          const p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
+          const ds = p * (dot(gp, vp, D) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
           scaleAxpy(ACC, 1, ds, kp, D);
         }
       }
@@ -167,15 +193,16 @@ export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize,
       const qlo = uw(u, FA_FLAGS) & FA_CAUSAL ? max(0, kj - off) : 0;
       const qhi = W > 0 ? min(Tq, kj + W - off) : Tq;
       for (let qi = qlo; qi < qhi; qi++) {
-        if (!visible(u, seg, b, qi, kj)) continue;
+        if (!blockLive(u, seg, qi, kj)) { qi = (qi / FA_BLOCK + 1) * FA_BLOCK - 1; continue; }
+        if (!visible(u, seg, b, h, qi, kj)) continue;
         const row = (b * H + h) * Tq + qi;
         const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
         if (L == -Infinity) continue;
         const qp = q + (<usize>(uw(u, FA_OFF_Q) + row * D) << 2);
         const gp = dO + (<usize>(row * D) << 2);
-        const s = score(u, qp, kp, D);
-        const p = Mathf.exp(s - L);
-        const ds = p * (dot(gp, vp, D) - Dsum) * capGrad(u, s) * scale;
+        const c = capped(u, qp, kp, D);
+        const p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
+        const ds = p * (dot(gp, vp, D) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
         scaleAxpy(DV, 1, p, gp, D);
         scaleAxpy(ACC, 1, ds, qp, D);
       }

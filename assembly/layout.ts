@@ -83,10 +83,22 @@ export const FA_OFF_Q = 9;
 export const FA_OFF_K = 10;
 export const FA_OFF_V = 11;
 export const FA_SOFTCAP = 12; // f32: cap * tanh(s / cap) on scores (0: none)
-export const FA_WORDS = 16;
+export const FA_OFF_BM = 13; // where the block mask starts in the aux buffer
+export const FA_OFF_HP = 14; // where the per-head f32 parameters start in the aux buffer
+export const FA_NKB = 15; // key blocks per row of the block mask
+export const FA_P = 16; // 4 f32 parameters of the score/mask modifiers
+export const FA_WORDS = 20;
 export const FA_CAUSAL = 1;
-/** segment ids (B, Tq) then (B, Tk): a key is visible when its segment equals the query's and is >= 0 (padding is -1) */
+/** segment ids (B, Tq) then (B, Tk) at the start of the aux buffer: a key is visible when its segment equals the query's and is >= 0 (padding is -1) */
 export const FA_SEG = 2;
+/** a score modifier (FlexAttention score_mod) is applied */
+export const FA_SCOREMOD = 4;
+/** a mask modifier (FlexAttention mask_mod) is applied */
+export const FA_MASKMOD = 8;
+/** the aux buffer holds a (query block, key block) mask: blocks with 0 are skipped */
+export const FA_BLOCKMASK = 16;
+/** flex block sizes (queries and keys) the block mask is computed for */
+export const FA_BLOCK = 64;
 
 // error codes kernels report (WASM: return value; WebGPU: the status buffer)
 export const ERR_INDEX = 1;

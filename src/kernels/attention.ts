@@ -14,19 +14,58 @@ const BK = 16; // keys per tile
 export const headDimBucket = (D: number): number => (D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256);
 export const MAX_HEAD_DIM = 256;
 
+/** A FlexAttention modifier pair compiled into the kernels (WGSL expressions). */
+export interface FlexSnippets {
+  /** f32 expression of score, b, h, q_idx, kv_idx */
+  scoreMod?: string;
+  /** its derivative with respect to score (default 1.0: an additive modifier) */
+  scoreModGrad?: string;
+  /** bool expression of b, h, q_idx, kv_idx */
+  maskMod?: string;
+}
+
+// kernel variants carry a key into this registry; the WGSL generator reads the snippets back
+const SNIPPETS = new Map<string, FlexSnippets>();
+export function registerSnippets(sn: FlexSnippets): string {
+  const key = `flex${hash(`${sn.scoreMod ?? ''}\u0000${sn.scoreModGrad ?? ''}\u0000${sn.maskMod ?? ''}`)}`;
+  SNIPPETS.set(key, sn);
+  return key;
+}
+function hash(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(36);
+}
+
+function snippetFns(key: string | undefined): string {
+  const sn = key ? SNIPPETS.get(key) : undefined;
+  return `
+fn param(i: u32) -> f32 { return uf_(${L.FA_P}u + i); }
+fn headParam(i: u32) -> f32 { return bitcast<f32>(AUX[u_(${L.FA_OFF_HP}u) + i]); }
+fn scoreMod(score: f32, b: u32, h: u32, q_idx: u32, kv_idx: u32) -> f32 { return ${sn?.scoreMod ?? 'score'}; }
+fn scoreModGrad(score: f32, b: u32, h: u32, q_idx: u32, kv_idx: u32) -> f32 { return ${sn?.scoreModGrad ?? '1.0'}; }
+fn maskMod(b: u32, h: u32, q_idx: u32, kv_idx: u32) -> bool { return ${sn?.maskMod ?? 'true'}; }`;
+}
+
 const COMMON = `
-fn visible(b: u32, qi: u32, kj: u32) -> bool {
+fn blockLive(qi: u32, kj: u32) -> bool {
+  if ((u_(${L.FA_FLAGS}u) & ${L.FA_BLOCKMASK}u) == 0u) { return true; }
+  return AUX[u_(${L.FA_OFF_BM}u) + (qi / ${L.FA_BLOCK}u) * u_(${L.FA_NKB}u) + kj / ${L.FA_BLOCK}u] != 0;
+}
+fn visible(b: u32, h: u32, qi: u32, kj: u32) -> bool {
   let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let flags = u_(${L.FA_FLAGS}u); let W = u_(${L.FA_WINDOW}u);
   let qpos = qi + Tk - Tq;
   if ((flags & ${L.FA_CAUSAL}u) != 0u && kj > qpos) { return false; }
   if (W > 0u && kj + W <= qpos) { return false; }
   if ((flags & ${L.FA_SEG}u) != 0u) {
-    let sq = SEG[b * Tq + qi];
-    let sk = SEG[u_(${L.FA_B}u) * Tq + b * Tk + kj];
+    let sq = AUX[b * Tq + qi];
+    let sk = AUX[u_(${L.FA_B}u) * Tq + b * Tk + kj];
     if (sk < 0 || sq != sk) { return false; }
   }
+  if ((flags & ${L.FA_MASKMOD}u) != 0u && !maskMod(b, h, qi, kj)) { return false; }
   return true;
 }
+// score before modifiers: q.k * scale, soft-capped when asked
 fn capped(s: f32) -> f32 {
   let cap = uf_(${L.FA_SOFTCAP}u);
   if (cap > 0.0) { return cap * tanh(clamp(s / cap, -15.0, 15.0)); }
@@ -36,6 +75,16 @@ fn capGrad(s: f32) -> f32 {
   let cap = uf_(${L.FA_SOFTCAP}u);
   if (cap > 0.0) { let t = s / cap; return 1.0 - t * t; }
   return 1.0;
+}
+fn modded(c: f32, b: u32, h: u32, qi: u32, kj: u32) -> f32 {
+  if ((u_(${L.FA_FLAGS}u) & ${L.FA_SCOREMOD}u) != 0u) { return scoreMod(c, b, h, qi, kj); }
+  return c;
+}
+// d(final score) / d(q.k * scale)
+fn scoreGrad(c: f32, b: u32, h: u32, qi: u32, kj: u32) -> f32 {
+  var g = 1.0;
+  if ((u_(${L.FA_FLAGS}u) & ${L.FA_SCOREMOD}u) != 0u) { g = scoreModGrad(c, b, h, qi, kj); }
+  return g * capGrad(c);
 }
 // the key range a block of query rows [q0, q1) can see: causal and window bounds
 fn keyRange(q0: u32, q1: u32) -> vec2<u32> {
@@ -48,16 +97,17 @@ fn keyRange(q0: u32, q1: u32) -> vec2<u32> {
 }`;
 
 function fwdWgsl(variant: string): string {
-  const MD = Number(variant.slice(1));
+  const MD = Number(variant.split('|')[0].slice(1));
   return `
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read> SEG: array<i32>;
+@group(0) @binding(3) var<storage, read> AUX: array<i32>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
 ${uniformBlock(6, L.FA_WORDS)}
 ${COMMON}
+${snippetFns(variant.split('|')[1])}
 var<workgroup> Ks: array<f32, ${BK * MD}>;
 var<workgroup> Vs: array<f32, ${BK * MD}>;
 @compute @workgroup_size(${BQ})
@@ -79,6 +129,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kr = keyRange(q0, min(q0 + ${BQ}u, Tq));
   let kvBase = (b * Hkv + hk) * Tk;
   for (var k0 = kr.x; k0 < kr.y; k0 += ${BK}u) {
+    if (!blockLive(q0, k0)) { continue; } // uniform: the whole workgroup skips a dead block
     for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
       let r = e / D; let c = e % D;
       var kv = 0.0; var vv = 0.0;
@@ -90,14 +141,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       Vs[r * ${MD}u + c] = vv;
     }
     workgroupBarrier();
-    if (valid) {
+    if (valid && blockLive(q0, k0)) {
       for (var j = 0u; j < ${BK}u; j++) {
         let kj = k0 + j;
         if (kj >= kr.y) { break; }
-        if (!visible(b, qi, kj)) { continue; }
+        if (!visible(b, h, qi, kj)) { continue; }
         var s = 0.0;
         for (var d = 0u; d < D; d++) { s += qv[d] * Ks[j * ${MD}u + d]; }
-        s = capped(s * scale);
+        s = modded(capped(s * scale), b, h, qi, kj);
         let mn = max(m, s);
         let corr = exp(m - mn);
         let p = exp(s - mn);
@@ -119,17 +170,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 function dqWgsl(variant: string): string {
-  const MD = Number(variant.slice(1));
+  const MD = Number(variant.split('|')[0].slice(1));
   return `
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read> SEG: array<i32>;
+@group(0) @binding(3) var<storage, read> AUX: array<i32>;
 @group(0) @binding(4) var<storage, read> dO: array<f32>;
 @group(0) @binding(5) var<storage, read> ST: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dQ: array<f32>;
 ${uniformBlock(7, L.FA_WORDS)}
 ${COMMON}
+${snippetFns(variant.split('|')[1])}
 @compute @workgroup_size(${BQ})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
@@ -144,15 +196,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (Lr > -3.4028234663852886e38) {
     let kr = keyRange(qi, qi + 1u);
     let kvBase = (b * Hkv + hk) * Tk;
-    for (var kj = kr.x; kj < kr.y; kj++) {
-      if (!visible(b, qi, kj)) { continue; }
+    var kj = kr.x;
+    while (kj < kr.y) {
+      if (!blockLive(qi, kj)) { kj = (kj / ${L.FA_BLOCK}u + 1u) * ${L.FA_BLOCK}u; continue; }
+      if (!visible(b, h, qi, kj)) { kj++; continue; }
       let kb = u_(${L.FA_OFF_K}u) + (kvBase + kj) * D;
       let vb = u_(${L.FA_OFF_V}u) + (kvBase + kj) * D;
       var s = 0.0; var dp = 0.0;
       for (var d = 0u; d < D; d++) { s += Q[qb + d] * K[kb + d]; dp += dO[row * D + d] * V[vb + d]; }
-      s = capped(s * scale);
-      let ds = exp(s - Lr) * (dp - Ds) * capGrad(s) * scale;
+      let c = capped(s * scale);
+      let ds = exp(modded(c, b, h, qi, kj) - Lr) * (dp - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
       for (var d = 0u; d < D; d++) { acc[d] += ds * K[kb + d]; }
+      kj++;
     }
   }
   for (var d = 0u; d < D; d++) { dQ[row * D + d] = acc[d]; }
@@ -160,18 +215,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 function dkvWgsl(variant: string): string {
-  const MD = Number(variant.slice(1));
+  const MD = Number(variant.split('|')[0].slice(1));
   return `
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read> SEG: array<i32>;
+@group(0) @binding(3) var<storage, read> AUX: array<i32>;
 @group(0) @binding(4) var<storage, read> dO: array<f32>;
 @group(0) @binding(5) var<storage, read> ST: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dK: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dV: array<f32>;
 ${uniformBlock(8, L.FA_WORDS)}
 ${COMMON}
+${snippetFns(variant.split('|')[1])}
 @compute @workgroup_size(${BQ})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
@@ -192,19 +248,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var av: array<f32, ${MD}>;
   for (var g = 0u; g < G; g++) {
     let h = hk * G + g;
-    for (var qi = qlo; qi < qhi; qi++) {
-      if (!visible(b, qi, kj)) { continue; }
+    var qi = qlo;
+    while (qi < qhi) {
+      if (!blockLive(qi, kj)) { qi = (qi / ${L.FA_BLOCK}u + 1u) * ${L.FA_BLOCK}u; continue; }
       let row = (b * H + h) * Tq + qi;
       let Lr = ST[2u * row];
-      if (Lr <= -3.4028234663852886e38) { continue; }
+      if (!visible(b, h, qi, kj) || Lr <= -3.4028234663852886e38) { qi++; continue; }
       let Ds = ST[2u * row + 1u];
       let qb = u_(${L.FA_OFF_Q}u) + row * D;
       var s = 0.0; var dp = 0.0;
       for (var d = 0u; d < D; d++) { s += Q[qb + d] * K[kb + d]; dp += dO[row * D + d] * V[vb + d]; }
-      s = capped(s * scale);
-      let p = exp(s - Lr);
-      let ds = p * (dp - Ds) * capGrad(s) * scale;
+      let c = capped(s * scale);
+      let p = exp(modded(c, b, h, qi, kj) - Lr);
+      let ds = p * (dp - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
       for (var d = 0u; d < D; d++) { av[d] += p * dO[row * D + d]; ak[d] += ds * Q[qb + d]; }
+      qi++;
     }
   }
   for (var d = 0u; d < D; d++) { dK[krow * D + d] = ak[d]; dV[krow * D + d] = av[d]; }
@@ -218,6 +276,8 @@ export const flashDkvKernel: Kernel = { name: 'flash_attention_dkv', wgsl: dkvWg
 export interface FlashParams {
   B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;
   scale: number; causal: boolean; segments: boolean; window: number; softcap: number;
+  /** FlexAttention: the registered snippets' key, what they use, and where aux holds the block mask and head parameters */
+  flex?: { key: string; scoreMod: boolean; maskMod: boolean; blockMask: boolean; offBM: number; offHP: number; nKB: number; params: number[] };
 }
 
 function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
@@ -225,32 +285,38 @@ function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
   const f = new Float32Array(u.buffer);
   u[L.FA_B] = p.B; u[L.FA_H] = p.H; u[L.FA_HKV] = p.Hkv; u[L.FA_TQ] = p.Tq; u[L.FA_TK] = p.Tk; u[L.FA_D] = p.D;
   f[L.FA_SCALE] = p.scale;
-  u[L.FA_FLAGS] = (p.causal ? L.FA_CAUSAL : 0) | (p.segments ? L.FA_SEG : 0);
+  const fx = p.flex;
+  u[L.FA_FLAGS] = (p.causal ? L.FA_CAUSAL : 0) | (p.segments ? L.FA_SEG : 0) |
+    (fx?.scoreMod ? L.FA_SCOREMOD : 0) | (fx?.maskMod ? L.FA_MASKMOD : 0) | (fx?.blockMask ? L.FA_BLOCKMASK : 0);
+  if (fx) {
+    u[L.FA_OFF_BM] = fx.offBM; u[L.FA_OFF_HP] = fx.offHP; u[L.FA_NKB] = fx.nKB;
+    fx.params.slice(0, 4).forEach((v, i) => (f[L.FA_P + i] = v));
+  }
   u[L.FA_WINDOW] = p.window;
   u[L.FA_OFF_Q] = q.offset; u[L.FA_OFF_K] = k.offset; u[L.FA_OFF_V] = v.offset;
   f[L.FA_SOFTCAP] = p.softcap;
   return u;
 }
 
-const variant = (p: FlashParams) => `d${headDimBucket(p.D)}`;
+const variant = (p: FlashParams) => `d${headDimBucket(p.D)}${p.flex ? `|${p.flex.key}` : ''}`;
 
-export function flashFwdCall(p: FlashParams, q: View, k: View, v: View, seg: View, o: View, lse: View): KernelCall {
+export function flashFwdCall(p: FlashParams, q: View, k: View, v: View, aux: View, o: View, lse: View): KernelCall {
   return {
-    kernel: flashFwdKernel, variant: variant(p), inputs: [q, k, v, seg], outputs: [o, lse], uniforms: uniforms(p, q, k, v),
+    kernel: flashFwdKernel, variant: variant(p), inputs: [q, k, v, aux], outputs: [o, lse], uniforms: uniforms(p, q, k, v),
     grid: [Math.ceil(p.Tq / BQ), p.B * p.H, 1], op: 'flashAttention',
   };
 }
 
-export function flashDqCall(p: FlashParams, q: View, k: View, v: View, seg: View, dO: View, stats: View, dq: View): KernelCall {
+export function flashDqCall(p: FlashParams, q: View, k: View, v: View, aux: View, dO: View, stats: View, dq: View): KernelCall {
   return {
-    kernel: flashDqKernel, variant: variant(p), inputs: [q, k, v, seg, dO, stats], outputs: [dq], uniforms: uniforms(p, q, k, v),
+    kernel: flashDqKernel, variant: variant(p), inputs: [q, k, v, aux, dO, stats], outputs: [dq], uniforms: uniforms(p, q, k, v),
     grid: [Math.ceil(p.Tq / BQ), p.B * p.H, 1], op: 'flashAttention.backward',
   };
 }
 
-export function flashDkvCall(p: FlashParams, q: View, k: View, v: View, seg: View, dO: View, stats: View, dk: View, dv: View): KernelCall {
+export function flashDkvCall(p: FlashParams, q: View, k: View, v: View, aux: View, dO: View, stats: View, dk: View, dv: View): KernelCall {
   return {
-    kernel: flashDkvKernel, variant: variant(p), inputs: [q, k, v, seg, dO, stats], outputs: [dk, dv], uniforms: uniforms(p, q, k, v),
+    kernel: flashDkvKernel, variant: variant(p), inputs: [q, k, v, aux, dO, stats], outputs: [dk, dv], uniforms: uniforms(p, q, k, v),
     grid: [Math.ceil(p.Tk / BQ), p.B * p.Hkv, 1], op: 'flashAttention.backward',
   };
 }

@@ -8,6 +8,8 @@ import { clone, concat, contiguous, reshape, stack } from '../core/ops/shape.js'
 import { backendOf } from '../core/ops/util.js';
 import { Tensor } from '../core/tensor.js';
 import { MAX_HEAD_DIM, flashDkvCall, flashDqCall, flashFwdCall, type FlashParams } from '../kernels/attention.js';
+import { FA_BLOCK } from '../../assembly/layout.js';
+import { WasmBackend, type HostFunctions } from '../backend/wasm/wasm-backend.js';
 
 export interface FlashOptions {
   isCausal?: boolean;
@@ -38,13 +40,24 @@ function segments(B: number, Tq: number, Tk: number, o: FlashOptions, be: Tensor
   return cast(concat([reshape(sq, [B * Tq]), reshape(sk, [B * Tk])], 0), 'i32');
 }
 
+/** What a FlexAttention call adds to the fused kernels (see nn/flex.ts). */
+export interface FlexInternals {
+  key: string;
+  scoreMod: boolean;
+  maskMod: boolean;
+  /** (nQB * nKB) 1/0 per (query block, key block), or null */
+  blockMask: Int32Array | null;
+  headParams: Float32Array | null;
+  host: HostFunctions;
+}
+
 /**
  * softmax(q k^T * scale) v by fused kernels that never hold a (Tq, Tk) matrix: memory grows
  * linearly in T. Shapes: q (B, H, Tq, D), k and v (B, Hkv, Tk, D), H a multiple of Hkv (GQA,
  * MQA) -> (B, H, Tq, D). Queries sit at the end of the keys (KV cache: Tq <= Tk). A query row
  * that sees no key gets zeros (and no gradient).
  */
-export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions = {}): Tensor {
+export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions = {}, flex?: FlexInternals): Tensor {
   const be = backendOf('flashAttention', q, k, v);
   const [B, H, Tq, D] = q.shape;
   const [, Hkv, Tk] = k.shape;
@@ -55,26 +68,42 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions 
   if (D > MAX_HEAD_DIM) throw new KilnError('shape', 'flashAttention', `head dim ${D} exceeds the fused kernel's ${MAX_HEAD_DIM}; use scaledDotProductAttention`);
   if (Tq > Tk) throw new KilnError('shape', 'flashAttention', `more queries (${Tq}) than keys (${Tk})`);
   const seg = segments(B, Tq, Tk, o, be);
+  // aux (i32): segment ids, then the block mask, then the head parameters' f32 bits
+  const segLen = seg ? seg.size : 0;
+  const bmLen = flex?.blockMask?.length ?? 0;
+  const parts: Tensor[] = [];
+  if (seg) parts.push(seg);
+  if (flex?.blockMask) parts.push(fromValues(flex.blockMask, [bmLen], { backend: be, dtype: 'i32' }));
+  if (flex?.headParams) parts.push(fromValues(new Int32Array(flex.headParams.buffer, flex.headParams.byteOffset, flex.headParams.length), [flex.headParams.length], { backend: be, dtype: 'i32' }));
+  const aux = parts.length === 0 ? fromValues(new Int32Array(1), [1], { backend: be, dtype: 'i32' }) : parts.length === 1 ? parts[0] : concat(parts, 0);
   const p: FlashParams = {
     B, H, Hkv, Tq, Tk, D,
     scale: o.scale ?? 1 / Math.sqrt(D), causal: o.isCausal ?? false, segments: seg !== null,
     window: o.slidingWindow ?? 0, softcap: o.softcap ?? 0,
+    flex: flex && {
+      key: flex.key, scoreMod: flex.scoreMod, maskMod: flex.maskMod, blockMask: bmLen > 0,
+      offBM: segLen, offHP: segLen + bmLen, nKB: Math.ceil(Tk / FA_BLOCK), params: [],
+    },
+  };
+  const setHost = () => {
+    if (flex && be instanceof WasmBackend) be.host = flex.host;
   };
   const qc = contiguous(cast(q, 'f32'));
   const kc = contiguous(cast(k, 'f32'));
   const vc = contiguous(cast(v, 'f32'));
-  const segT = seg ?? fromValues(new Int32Array(1), [1], { backend: be, dtype: 'i32' });
   const out = Tensor.empty(be, [B, H, Tq, D], 'f32');
   const lse = Tensor.empty(be, [B, H, Tq], 'f32');
-  if (out.size) be.run(flashFwdCall(p, qc, kc, vc, segT, out, lse));
+  setHost();
+  if (out.size) be.run(flashFwdCall(p, qc, kc, vc, aux, out, lse));
   return record(out, 'flashAttention', [q, k, v], (g) => {
     const dO = g.isContiguous() && g.offset === 0 ? g : clone(g); // the kernels read dO from element 0
     const stats = contiguous(stack([lse, sum(mul(dO, out), -1)], -1)); // (B, H, Tq, 2): lse, rowsum(dO * O)
     const dq = Tensor.empty(be, [B, H, Tq, D], 'f32');
     const dk = Tensor.empty(be, [B, Hkv, Tk, D], 'f32');
     const dv = Tensor.empty(be, [B, Hkv, Tk, D], 'f32');
-    if (dq.size) be.run(flashDqCall(p, qc, kc, vc, segT, dO, stats, dq));
-    if (dk.size) be.run(flashDkvCall(p, qc, kc, vc, segT, dO, stats, dk, dv));
+    setHost();
+    if (dq.size) be.run(flashDqCall(p, qc, kc, vc, aux, dO, stats, dq));
+    if (dk.size) be.run(flashDkvCall(p, qc, kc, vc, aux, dO, stats, dk, dv));
     return [dq, dk, dv];
   });
 }

@@ -8,3 +8,4 @@ export * from './attention.js';
 export * from './checkpoint.js';
 export * from './moe.js';
 export * from './flash.js';
+export * from './flex.js';

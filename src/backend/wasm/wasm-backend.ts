@@ -30,6 +30,17 @@ class WasmStorage implements Storage {
 
 type KernelFn = (...args: number[]) => number | void;
 
+/** JavaScript functions a kernel may call back (FlexAttention modifiers' twins). */
+export interface HostFunctions {
+  scoreMod(s: number, b: number, h: number, q: number, kv: number): number;
+  scoreModGrad(s: number, b: number, h: number, q: number, kv: number): number;
+  maskMod(b: number, h: number, q: number, kv: number): boolean;
+}
+
+const noHost = (): never => {
+  throw new KilnError('backend', 'wasm', 'a kernel called a host modifier that was not set');
+};
+
 /**
  * The CPU backend: AssemblyScript kernels in one WebAssembly instance. The host owns the heap
  * (a size-bucketed free list over linear memory); kernels run synchronously.
@@ -44,6 +55,8 @@ export class WasmBackend implements Backend {
   private readonly pool = new Map<number, number[]>(); // capacity -> free pointers
   private readonly uniformPtr: number;
   private readonly scratch = new Map<string, number>();
+  /** Set by the op that launches a kernel with modifiers, for the duration of that call. */
+  host: HostFunctions = { scoreMod: noHost, scoreModGrad: noHost, maskMod: noHost };
   private live = 0;
   private liveBytes = 0;
   private pooledBytes = 0;
@@ -66,8 +79,16 @@ export class WasmBackend implements Backend {
   static createSync(opts: { simd?: boolean } = {}): WasmBackend {
     const simd = opts.simd ?? wasmSimdSupported();
     const module = new WebAssembly.Module(fromBase64(simd ? SIMD_WASM : SCALAR_WASM) as BufferSource);
-    const instance = new WebAssembly.Instance(module, { env: { abort: wasmAbort } });
-    return new WasmBackend(instance, simd);
+    let self: WasmBackend | null = null;
+    const env = {
+      abort: wasmAbort,
+      kilnScoreMod: (s: number, b: number, h: number, q: number, kv: number) => self!.host.scoreMod(s, b, h, q, kv),
+      kilnScoreModGrad: (s: number, b: number, h: number, q: number, kv: number) => self!.host.scoreModGrad(s, b, h, q, kv),
+      kilnMaskMod: (b: number, h: number, q: number, kv: number) => (self!.host.maskMod(b, h, q, kv) ? 1 : 0),
+    };
+    const instance = new WebAssembly.Instance(module, { env });
+    self = new WasmBackend(instance, simd);
+    return self;
   }
 
   private bump(bytes: number): number {
