@@ -10,3 +10,4 @@ export { crossEntropyFwd, crossEntropyBwd } from './loss';
 export function heapBase(): usize { return (__heap_base + 63) & ~(<usize>63); }
 export { cumsum } from './scan';
 export { flashFwd, flashBwdDq, flashBwdDkv } from './attention';
+export { normFwd, normBwd } from './norm';

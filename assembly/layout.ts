@@ -100,5 +100,16 @@ export const FA_BLOCKMASK = 16;
 /** flex block sizes (queries and keys) the block mask is computed for */
 export const FA_BLOCK = 64;
 
+// row normalisation (RMSNorm, LayerNorm) over the last dim of a contiguous (rows, D) view
+export const NM_ROWS = 0;
+export const NM_D = 1;
+export const NM_EPS = 2; // f32
+export const NM_LAYER = 3; // 1: LayerNorm (subtract the mean); 0: RMSNorm
+export const NM_OFFSET = 4; // 1: scale by (1 + w) (Gemma)
+export const NM_HAS_W = 5;
+export const NM_HAS_B = 6;
+export const NM_OFF_X = 7;
+export const NM_WORDS = 8;
+
 // error codes kernels report (WASM: return value; WebGPU: the status buffer)
 export const ERR_INDEX = 1;

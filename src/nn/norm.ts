@@ -1,30 +1,69 @@
 // Normalisation layers, composed from ops (their gradients come from the ops' rules).
 import { KilnError, fmtShape } from '../core/errors.js';
-import { add, mul, rsqrt, sub } from '../core/ops/pointwise.js';
-import { mean, variance } from '../core/ops/reduce.js';
-import { reshape } from '../core/ops/shape.js';
-import type { Tensor } from '../core/tensor.js';
+import { record } from '../core/autograd.js';
+import { fromValues } from '../core/ops/creation.js';
+import { add, cast, mul, rsqrt, sub } from '../core/ops/pointwise.js';
+import { mean, sum, variance } from '../core/ops/reduce.js';
+import { clone, contiguous, reshape, slice } from '../core/ops/shape.js';
+import { backendOf } from '../core/ops/util.js';
+import { Tensor } from '../core/tensor.js';
+import { normBwdCall, normFwdCall, type NormParams } from '../kernels/norm.js';
 import { onesInit, zerosInit, type InitOptions } from './init.js';
 import { Module } from './module.js';
 
 /**
- * RMSNorm: y = x / sqrt(mean(x^2) + eps) * w over the last dim (Llama). With offset, the scale
- * is (1 + w) and w starts at 0 (Gemma). Shapes: x (..., D), w (D).
+ * The fused kernels: y = (x - mean) * rstd * w' + b over the last D elements of each row, with
+ * the input gradient from one kernel and dw, db from the saved (mean, rstd).
  */
-export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6, offset = false): Tensor {
+function fusedNorm(op: string, x: Tensor, D: number, weight: Tensor | null, bias: Tensor | null, eps: number, layer: boolean, offset: boolean): Tensor {
+  const be = backendOf(op, x, weight, bias);
+  const rows = x.size / D;
+  const fresh = (t: Tensor) => (t.isContiguous() && t.offset === 0 && t.dtype === 'f32' ? t : clone(cast(t, 'f32')));
+  const xc = contiguous(cast(x, 'f32'));
+  const w = weight ? fresh(weight) : null;
+  const b = bias ? fresh(bias) : null;
+  const dummy = () => fromValues([0], [1], { backend: be });
+  const p: NormParams = { rows, D, eps, layer, offset, hasW: !!w, hasB: !!b };
+  const y = Tensor.empty(be, x.shape, 'f32');
+  const stats = Tensor.empty(be, [rows, 2], 'f32'); // (mean, rstd) per row
+  if (rows) be.run(normFwdCall(p, xc, w ?? dummy(), b ?? dummy(), y, stats));
+  return record(y, op, [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])], (g) => {
+    const gc = fresh(g);
+    const dx = Tensor.empty(be, x.shape, 'f32');
+    if (rows) be.run(normBwdCall(p, xc, w ?? dummy(), gc, stats, dx));
+    const g2 = reshape(gc, [rows, D]);
+    const xhat = mul(sub(reshape(xc, [rows, D]), slice(stats, 1, 0, 1)), slice(stats, 1, 1, 2)); // (rows, D)
+    const grads: (Tensor | null)[] = [dx];
+    if (weight) grads.push(reshape(sum(mul(g2, xhat), 0), weight.shape));
+    if (bias) grads.push(reshape(sum(g2, 0), bias.shape));
+    return grads;
+  });
+}
+
+/**
+ * RMSNorm: y = x / sqrt(mean(x^2) + eps) * w over the last dim (Llama). With offset, the scale
+ * is (1 + w) and w starts at 0 (Gemma). Shapes: x (..., D), w (D). fused (default) runs the
+ * fused kernels; false composes ops (the reference).
+ */
+export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6, offset = false, fused = true): Tensor {
   const D = x.shape[x.ndim - 1];
   if (weight && (weight.ndim !== 1 || weight.shape[0] !== D)) throw new KilnError('shape', 'rmsNorm', `weight ${fmtShape(weight.shape)} does not match the last dim of ${fmtShape(x.shape)}`);
+  if (fused) return fusedNorm('rmsNorm', x, D, weight, null, eps, false, offset);
   const y = mul(x, rsqrt(add(mean(mul(x, x), -1, { keepdim: true }), eps)));
   if (!weight) return y;
   return mul(y, offset ? add(weight, 1) : weight);
 }
 
 /** LayerNorm over the trailing dims of normalizedShape, population variance (torch). */
-export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5, fused = true): Tensor {
   const k = normalizedShape.length;
   if (k === 0 || k > x.ndim || normalizedShape.some((d, i) => d !== x.shape[x.ndim - k + i])) {
     throw new KilnError('shape', 'layerNorm', `normalized shape ${fmtShape(normalizedShape)} is not the trailing shape of ${fmtShape(x.shape)}`);
   }
+  for (const [n, t] of [['weight', weight], ['bias', bias]] as const) {
+    if (t && (t.ndim !== k || t.shape.some((d, i) => d !== normalizedShape[i]))) throw new KilnError('shape', 'layerNorm', `${n} ${fmtShape(t.shape)} does not match the normalized shape ${fmtShape(normalizedShape)}`);
+  }
+  if (fused) return fusedNorm('layerNorm', x, normalizedShape.reduce((a, b) => a * b, 1), weight, bias, eps, true, false);
   const axes = normalizedShape.map((_, i) => x.ndim - k + i);
   const mu = mean(x, axes, { keepdim: true });
   const v = variance(x, axes, { keepdim: true, correction: 0 });
