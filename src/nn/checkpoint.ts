@@ -5,7 +5,10 @@ import { backward, enableGrad, isGradEnabled, noGrad, record } from '../core/aut
 import { KilnError } from '../core/errors.js';
 import { defaultGenerator } from '../core/ops/creation.js';
 import { clone } from '../core/ops/shape.js';
-import { tidy, type Tensor } from '../core/tensor.js';
+import { keep as keep1, tidy, Tensor } from '../core/tensor.js';
+import { getBackend } from '../core/runtime.js';
+import { pointwiseCall } from '../kernels/pointwise.js';
+import type { Backend, KernelCall } from '../backend/backend.js';
 import type { Module } from './module.js';
 
 /**
@@ -14,10 +17,56 @@ import type { Module } from './module.js';
  * deterministic apart from the default generator, whose state is replayed.
  */
 export function checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
+  return checkpointWith({}, fn, ...inputs);
+}
+
+export interface CheckpointPolicy {
+  /**
+   * Kernel ops whose outputs are kept from the forward and reused when the region is
+   * recomputed (selective checkpointing), e.g. ['matmul']: the expensive products are stored,
+   * the cheap elementwise ops and norms are recomputed.
+   */
+  keep?: readonly string[];
+}
+
+/** Replays the kept kernels' outputs: the i-th matching dispatch of the recomputation copies the i-th saved output. */
+function intercept<T>(be: Backend, policy: CheckpointPolicy, mode: 'save' | 'replay', saved: Tensor[], body: () => T): T {
+  const keep = new Set(policy.keep ?? []);
+  if (!keep.size) return body();
+  const own = Object.prototype.hasOwnProperty.call(be, 'run');
+  const prev = be.run;
+  const run = be.run.bind(be);
+  let i = 0;
+  be.run = (call: KernelCall) => {
+    if (!keep.has(call.op) || call.outputs.length !== 1) return run(call);
+    const out = call.outputs[0];
+    if (mode === 'save') {
+      run(call);
+      const copy = keep1(Tensor.empty(be, out.shape, out.dtype));
+      run(pointwiseCall('identity', copy, [out], 0, 0, be.ctx));
+      saved.push(copy);
+    } else {
+      const src = saved[i++];
+      if (!src) throw new KilnError('argument', 'checkpoint', `the recomputation dispatched more '${call.op}' kernels than the forward: the region must be deterministic`);
+      run(pointwiseCall('identity', out, [src], 0, 0, be.ctx));
+    }
+  };
+  try {
+    return body();
+  } finally {
+    if (own) be.run = prev; // an enclosing region's interceptor
+    else delete (be as { run?: unknown }).run; // back to the prototype's method
+  }
+}
+
+/** checkpoint() with a policy; see CheckpointPolicy. */
+export function checkpointWith(policy: CheckpointPolicy, fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
   if (!isGradEnabled()) return fn(...inputs);
   const rng = defaultGenerator.getState();
-  // forward: nothing inside is recorded; only the output survives the scope
-  const out = noGrad(() => tidy(() => fn(...inputs)));
+  const be = getBackend();
+  const saved: Tensor[] = [];
+  // forward: nothing inside is recorded; only the output (and kept kernel outputs) survive
+  const out = intercept(be, policy, 'save', saved, () => noGrad(() => tidy(() => fn(...inputs))));
   if (!(out as unknown) || typeof (out as Tensor).shape !== 'object') throw new KilnError('argument', 'checkpoint', 'the function must return a tensor');
   // the node's inputs: the region's tensor inputs and (implicitly) every parameter it touches;
   // a region with no grad-requiring tensor input still needs a node, so parameters train
@@ -31,7 +80,9 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[])
         d.requiresGrad = x.requiresGrad;
         return d;
       });
-      const y = enableGrad(() => fn(...detached));
+      const y = intercept(be, policy, 'replay', saved, () => enableGrad(() => fn(...detached)));
+      for (const t of saved) t.dispose();
+      saved.length = 0;
       if (!y.requiresGrad) return inputs.map(() => null);
       backward(y, g); // parameters accumulate their grads here; detached inputs get theirs
       return detached.map((d) => {
@@ -46,9 +97,12 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[])
   });
 }
 
-/** Runs a module's forward through checkpoint() while it trains with gradients on (its forward must return a tensor). */
-export function checkpointModule<M extends Module>(m: M, on = true): M {
-  m.gradientCheckpointing = on;
+/**
+ * Runs a module's forward through checkpoint() while it trains with gradients on (its forward
+ * must return a tensor); a policy makes it selective.
+ */
+export function checkpointModule<M extends Module>(m: M, on: boolean | CheckpointPolicy = true): M {
+  m.gradientCheckpointing = on === false ? false : on === true ? {} : on;
   return m;
 }
 
@@ -57,11 +111,15 @@ export function checkpointModule<M extends Module>(m: M, on = true): M {
  * (torch.utils.checkpoint.checkpoint_sequential, by segment length).
  */
 export function checkpointSequential(blocks: readonly Module[], segmentSize: number, x: Tensor, ...rest: unknown[]): Tensor {
+  return checkpointSequentialWith({}, blocks, segmentSize, x, ...rest);
+}
+
+export function checkpointSequentialWith(policy: CheckpointPolicy, blocks: readonly Module[], segmentSize: number, x: Tensor, ...rest: unknown[]): Tensor {
   if (!Number.isInteger(segmentSize) || segmentSize < 1) throw new KilnError('argument', 'checkpointSequential', `segmentSize must be a positive integer, got ${segmentSize}`);
   let h = x;
   for (let i = 0; i < blocks.length; i += segmentSize) {
     const seg = blocks.slice(i, i + segmentSize);
-    h = checkpoint((inp) => seg.reduce((a, b) => b.call(a, ...rest) as Tensor, inp), h);
+    h = checkpointWith(policy, (inp) => seg.reduce((a, b) => b.call(a, ...rest) as Tensor, inp), h);
   }
   return h;
 }

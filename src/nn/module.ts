@@ -7,7 +7,7 @@ import { cast } from '../core/ops/pointwise.js';
 import { noGrad } from '../core/autograd.js';
 import { isGradEnabled } from '../core/autograd.js';
 import { keep, Tensor } from '../core/tensor.js';
-import { checkpoint } from './checkpoint.js';
+import { checkpointWith, type CheckpointPolicy } from './checkpoint.js';
 
 export type ForwardPreHook = (module: Module, args: unknown[]) => unknown[] | void;
 export type ForwardHook = (module: Module, args: unknown[], output: unknown) => unknown | void;
@@ -30,8 +30,8 @@ let hookIds = 0;
 
 export abstract class Module {
   training = true;
-  /** Set by checkpointModule(): forward is recomputed in backward instead of stored. */
-  gradientCheckpointing = false;
+  /** Set by checkpointModule(): forward is recomputed in backward instead of stored (a policy: selectively). */
+  gradientCheckpointing: false | CheckpointPolicy = false;
   private readonly _params = new Map<string, Tensor | null>();
   private readonly _buffers = new Map<string, { t: Tensor; persistent: boolean }>();
   private readonly _modules = new Map<string, Module>();
@@ -51,7 +51,7 @@ export abstract class Module {
     if (this.gradientCheckpointing && this.training && isGradEnabled()) {
       // tensor arguments become the checkpoint's inputs; the rest are closed over
       const at = a.flatMap((x, i) => (x instanceof Tensor ? [i] : []));
-      out = checkpoint((...ts) => {
+      out = checkpointWith(this.gradientCheckpointing, (...ts) => {
         const b = [...a];
         at.forEach((i, j) => (b[i] = ts[j]));
         return fwd.apply(this, b) as Tensor;
