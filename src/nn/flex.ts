@@ -95,6 +95,18 @@ export const flex = {
   },
 };
 
+
+/** A built-in modifier by name (for configs): a typed error lists the known ones. */
+export function builtinMod(name: string, ...args: unknown[]): ScoreMod | MaskMod {
+  const f = (flex as unknown as Record<string, (...a: unknown[]) => ScoreMod | MaskMod>)[name];
+  if (!f || name === 'and') {
+    const known = Object.keys(flex).filter((n) => n !== 'and').join(', ');
+    throw new KilnError('argument', 'flexAttention', `unknown built-in modifier '${name}' (known: ${known})`);
+  }
+  return f(...args);
+}
+
+
 const blockMasks = new Map<string, Int32Array>();
 
 /** 1 for each (query block, key block) holding at least one visible pair. Cached per mask and shape. */

@@ -77,3 +77,8 @@ it('a WGSL snippet that fails to compile reports the compiler message and the sn
   // and the device keeps working
   expect(Array.from(await k.add(k.tensor([1]), 1).toArray())).toEqual([2]);
 });
+
+it('an unknown built-in modifier is a typed error listing the known ones', () => {
+  expect(() => nn.builtinMod('causl')).toThrow(/flexAttention: unknown built-in modifier 'causl' \(known: causal, slidingWindow, prefixLM, document, alibi, softcap, relativePositionBias\)/);
+  expect((nn.builtinMod('slidingWindow', 4) as k.nn.MaskMod).js(0, 0, 5, 2)).toBe(true);
+});
