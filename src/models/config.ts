@@ -45,10 +45,22 @@ export interface DecoderConfig {
   fusedAttention?: boolean;
   /** std of the normal init (HF initializer_range) */
   initializerRange?: number;
+  /** a Mixture-of-Experts MLP in every layer (Mixtral, Qwen2-MoE) instead of the dense one */
+  moe?: {
+    numExperts: number;
+    topK: number;
+    capacityFactor?: number;
+    routerNoise?: number;
+    sharedExpertIntermediateSize?: number;
+    /** weight of the load-balancing loss in auxLoss (transformers' router_aux_loss_coef, default 0.01) */
+    auxLossCoef?: number;
+    /** weight of the router z-loss in auxLoss (default 0) */
+    zLossCoef?: number;
+  } | null;
 }
 
-export type ResolvedConfig = Required<Omit<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap'>> &
-  Pick<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap'>;
+export type ResolvedConfig = Required<Omit<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap' | 'moe'>> &
+  Pick<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap' | 'moe'>;
 
 export function resolveConfig(c: DecoderConfig): ResolvedConfig {
   return {
@@ -83,4 +95,5 @@ export const ARCHITECTURES = {
   qwen2: { qkvBias: true, tieWordEmbeddings: true, ropeTheta: 1e6 },
   gpt2: { norm: 'layernorm', positional: 'learned', mlp: 'plain', act: 'gelu_tanh', mlpBias: true, qkvBias: true, oBias: true, tieWordEmbeddings: true },
   gemma: { normOffset: true, act: 'gelu_tanh', tieWordEmbeddings: true },
+  mixtral: { moe: { numExperts: 8, topK: 2 } },
 } as const satisfies Record<string, Partial<DecoderConfig>>;

@@ -10,6 +10,7 @@ import { Attention, type KVCache } from '../nn/attention.js';
 import { normal, scaledNormal, zerosInit, type InitOptions } from '../nn/init.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { GatedMLP, MLP } from '../nn/mlp.js';
+import { MixtureOfExperts, type MoEOutput } from '../nn/moe.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { LayerNorm, RMSNorm } from '../nn/norm.js';
 import { LearnedPositionalEmbedding, RotaryEmbedding, alibiBias } from '../nn/positional.js';
@@ -53,8 +54,11 @@ export class DecoderLayer extends Module {
       this.registerModule('post_feedforward_layernorm', makeNorm(c, o));
     }
     const m = { hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, act: c.act, bias: c.mlpBias, ...o };
-    this.registerModule('mlp', c.mlp === 'gated' ? new GatedMLP(m) : new MLP(m));
+    this.registerModule('mlp', c.moe ? new MixtureOfExperts({ ...m, ...c.moe }) : c.mlp === 'gated' ? new GatedMLP(m) : new MLP(m));
   }
+
+  /** This layer's weighted router losses from the last forward (0-d), or null without MoE. */
+  auxLoss: Tensor | null = null;
 
   forward(x: Tensor, inp: LayerInputs): Tensor {
     const n = (name: string, t: Tensor) => this.child(name).call(t) as Tensor;
@@ -63,7 +67,13 @@ export class DecoderLayer extends Module {
       this.cache = r.cache;
       return r.output;
     };
-    const mlp = (t: Tensor) => n('mlp', t);
+    const mlp = (t: Tensor) => {
+      const r = this.child('mlp').call(t);
+      if (!this.c.moe) return r as Tensor;
+      const o = r as MoEOutput;
+      this.auxLoss = add(mul(o.auxLoss, this.c.moe.auxLossCoef ?? 0.01), mul(o.zLoss, this.c.moe.zLossCoef ?? 0));
+      return o.output;
+    };
     switch (this.c.normPlacement) {
       case 'pre': {
         const h = add(x, attn(n('input_layernorm', x)));
@@ -132,7 +142,11 @@ export class DecoderLM extends Module {
     return this.config.tieWordEmbeddings ? this.child('model').child('embed_tokens').getParameter('weight')! : this.child('lm_head').getParameter('weight')!;
   }
 
-  forward(inp: DecoderInputs): { logits: Tensor; cache: KVCache[] } {
+  /**
+   * logits (B, T, vocab), the per-layer caches, and auxLoss: the summed weighted router losses of
+   * MoE layers (0 without MoE); add it to the training loss.
+   */
+  forward(inp: DecoderInputs): { logits: Tensor; cache: KVCache[]; auxLoss: Tensor | null } {
     const c = this.config;
     const ids = inp.inputIds;
     if (ids.ndim !== 2 || ids.dtype !== 'i32') throw new KilnError('shape', 'DecoderLM', `inputIds must be (B, T) i32, got ${ids.dtype}${fmtShape(ids.shape)}`);
@@ -150,6 +164,7 @@ export class DecoderLM extends Module {
       cache.push(layer.cache!);
     });
     h = model.child('norm').call(h) as Tensor;
-    return { logits: linear(h, this.outputWeight), cache };
+    const aux = this.layers.items.map((l) => l.auxLoss).filter((a): a is Tensor => a !== null);
+    return { logits: linear(h, this.outputWeight), cache, auxLoss: aux.length ? aux.reduce((a, b) => add(a, b)) : null };
   }
 }

@@ -425,7 +425,13 @@ def decoder_forward(cfg, W, ids):
         o = sdpa(q, k, v, causal=True).transpose(1, 2).reshape(B, T, H * D)
         h = h + lin(o, p + ".self_attn.o_proj", cfg.get("oBias", False))
         x = norm(h, p + ".post_attention_layernorm")
-        if cfg.get("mlp", "gated") == "gated":
+        if cfg.get("moe"):
+            mo = cfg["moe"]
+            r = moe_ref(x.reshape(-1, x.shape[-1]), W[p + ".mlp.gate.weight"], W[p + ".mlp.experts.gate_proj"], W[p + ".mlp.experts.up_proj"], W[p + ".mlp.experts.down_proj"], mo["topK"], mo.get("capacityFactor"))
+            n_out = x.numel()
+            m = r[:n_out].view(x.shape)
+            AUX.append(r[n_out] * 0.01)
+        elif cfg.get("mlp", "gated") == "gated":
             m = lin(act(lin(x, p + ".mlp.gate_proj")) * lin(x, p + ".mlp.up_proj"), p + ".mlp.down_proj")
         else:
             m = lin(act(lin(x, p + ".mlp.fc1", True)), p + ".mlp.fc2", True)
@@ -458,7 +464,11 @@ def decoder_params(cfg):
         if cfg.get("oBias"):
             W[f"{p}.self_attn.o_proj.bias"] = rnd(hs) * 0.1
         norm_p(p + ".post_attention_layernorm")
-        if cfg.get("mlp", "gated") == "gated":
+        if cfg.get("moe"):
+            E = cfg["moe"]["numExperts"]
+            W[f"{p}.mlp.gate.weight"] = rnd(E, hs) * 0.5
+            W[f"{p}.mlp.experts.gate_proj"], W[f"{p}.mlp.experts.up_proj"], W[f"{p}.mlp.experts.down_proj"] = rnd(E, I, hs) * 0.3, rnd(E, I, hs) * 0.3, rnd(E, hs, I) * 0.3
+        elif cfg.get("mlp", "gated") == "gated":
             W[f"{p}.mlp.gate_proj.weight"], W[f"{p}.mlp.up_proj.weight"], W[f"{p}.mlp.down_proj.weight"] = rnd(I, hs) * 0.3, rnd(I, hs) * 0.3, rnd(hs, I) * 0.3
         else:
             W[f"{p}.mlp.fc1.weight"], W[f"{p}.mlp.fc1.bias"], W[f"{p}.mlp.fc2.weight"], W[f"{p}.mlp.fc2.bias"] = rnd(I, hs) * 0.3, rnd(I) * 0.1, rnd(hs, I) * 0.3, rnd(hs) * 0.1
@@ -469,19 +479,24 @@ def decoder_params(cfg):
 
 
 MODELS = []
+AUX = []
 base = {"vocabSize": 13, "hiddenSize": 8, "numLayers": 2, "numHeads": 2, "intermediateSize": 12, "maxPositionEmbeddings": 16}
 for name, extra in (("llama (GQA)", {"numKVHeads": 1}),
                     ("qwen2 (qkv bias, tied, theta 1e6)", {"qkvBias": True, "tieWordEmbeddings": True, "ropeTheta": 1e6}),
                     ("gpt2", {"norm": "layernorm", "positional": "learned", "mlp": "plain", "act": "gelu_tanh", "mlpBias": True, "qkvBias": True, "oBias": True, "tieWordEmbeddings": True}),
-                    ("gemma (offset norm, GeGLU, headDim 6, embedding scale)", {"normOffset": True, "act": "gelu_tanh", "tieWordEmbeddings": True, "headDim": 6, "embeddingScale": math.sqrt(8), "numKVHeads": 1})):
+                    ("gemma (offset norm, GeGLU, headDim 6, embedding scale)", {"normOffset": True, "act": "gelu_tanh", "tieWordEmbeddings": True, "headDim": 6, "embeddingScale": math.sqrt(8), "numKVHeads": 1}),
+                    ("mixtral (MoE top-2 of 4, capacity 1.0, aux loss)", {"numKVHeads": 1, "moe": {"numExperts": 4, "topK": 2, "capacityFactor": 1.0}})):
     cfg = {**base, **extra}
     W = {k: v.requires_grad_() for k, v in decoder_params(cfg).items()}
     ids = torch.tensor([[1, 5, 12, 0, 7], [3, 3, 9, 2, 11]], dtype=torch.int32)
+    AUX.clear()
     logits = decoder_forward(cfg, W, ids)
     up = rnd(*logits.shape)
-    (logits * up).sum().backward()
+    loss = (logits * up).sum() + (sum(AUX) if AUX else 0)
+    loss.backward()
     MODELS.append({"name": name, "config": cfg, "inputIds": enc(ids), "weights": {k: enc(v) for k, v in W.items()},
-                   "logits": enc(logits), "upstream": enc(up), "grads": {k: enc(v.grad) for k, v in W.items()}})
+                   "logits": enc(logits), "upstream": enc(up), "grads": {k: enc(v.grad) for k, v in W.items()},
+                   "auxLoss": float(sum(AUX)) if AUX else None})
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.json")
 with open(out, "w") as f:

@@ -9,7 +9,7 @@ import { assertClose } from '../helpers/assert-close.js';
 import { describeBackends } from '../helpers/backends.js';
 
 interface Enc { shape: number[]; dtype: 'f32' | 'i32'; data: number[] }
-interface Fixture { name: string; config: k.models.DecoderConfig; inputIds: Enc; weights: Record<string, Enc>; logits: Enc; upstream: Enc; grads: Record<string, Enc> }
+interface Fixture { name: string; config: k.models.DecoderConfig; inputIds: Enc; weights: Record<string, Enc>; logits: Enc; upstream: Enc; grads: Record<string, Enc>; auxLoss: number | null }
 const MODELS = (JSON.parse(readFileSync(new URL('../golden/models.json', import.meta.url), 'utf8')) as { models: Fixture[] }).models;
 const t = (e: Enc) => k.tensor(e.data, { shape: e.shape, dtype: e.dtype });
 
@@ -19,10 +19,14 @@ describeBackends('DecoderLM vs PyTorch', () => {
       const model = new k.models.DecoderLM(f.config, { generator: new k.Generator(0) });
       const sd: Record<string, Tensor> = Object.fromEntries(Object.entries(f.weights).map(([n, e]) => [n, t(e)]));
       model.loadStateDict(sd); // strict: the module tree has exactly the checkpoint's names
-      const { logits } = model.call({ inputIds: t(f.inputIds) }) as { logits: Tensor };
+      const { logits, auxLoss } = model.call({ inputIds: t(f.inputIds) }) as { logits: Tensor; auxLoss: Tensor | null };
       expect(logits.shape).toEqual(f.logits.shape);
       assertClose(await logits.toArray(), f.logits.data, { atol: 1e-4, rtol: 1e-4 }, 'logits');
-      k.sum(k.mul(logits, t(f.upstream))).backward();
+      if (f.auxLoss !== null) assertClose([await auxLoss!.item()], [f.auxLoss], { atol: 1e-6 }, 'auxLoss');
+      else expect(auxLoss).toBeNull();
+      let loss = k.sum(k.mul(logits, t(f.upstream)));
+      if (auxLoss) loss = k.add(loss, auxLoss);
+      loss.backward();
       for (const [n, p] of model.namedParameters()) {
         expect(p.grad, n).not.toBeNull();
         assertClose(await p.grad!.toArray(), f.grads[n].data, { atol: 2e-4, rtol: 1e-3 }, `grad ${n}`);
