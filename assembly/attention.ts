@@ -215,3 +215,41 @@ export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize,
     }
   }
 }
+
+/**
+ * The whole backward in one pass (one thread needs no parallel split): each visible (query,
+ * key) pair computes its probability and dS once and feeds dq, dk and dv together.
+ */
+export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, stats: usize, dq: usize, dk: usize, dv: usize, u: usize): void {
+  const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
+  const G = H / Hkv, scale = uf(u, FA_SCALE);
+  memory.fill(dk, 0, <usize>(B * Hkv * Tk * D) << 2);
+  memory.fill(dv, 0, <usize>(B * Hkv * Tk * D) << 2);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
+    const hk = h / G;
+    for (let qi = 0; qi < Tq; qi++) {
+      const row = (b * H + h) * Tq + qi;
+      const qp = q + (<usize>(uw(u, FA_OFF_Q) + row * D) << 2);
+      const gp = dO + (<usize>(row * D) << 2);
+      const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
+      memory.fill(ACC, 0, <usize>D << 2);
+      if (L != -Infinity) {
+        for (let kj = keyLo(u, qi), hi = keyHi(u, qi); kj < hi; kj++) {
+          if (!blockLive(u, seg, qi, kj)) { kj = (kj / FA_BLOCK + 1) * FA_BLOCK - 1; continue; }
+          if (!visible(u, seg, b, h, qi, kj)) continue;
+          const krow = (b * Hkv + hk) * Tk + kj;
+          const kp = k + (<usize>(uw(u, FA_OFF_K) + krow * D) << 2);
+          const vp = v + (<usize>(uw(u, FA_OFF_V) + krow * D) << 2);
+          const c = capped(u, qp, kp, D);
+          const p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
+          const ds = p * (dot(gp, vp, D) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
+          scaleAxpy(ACC, 1, ds, kp, D);
+          scaleAxpy(dk + (<usize>(krow * D) << 2), 1, ds, qp, D);
+          scaleAxpy(dv + (<usize>(krow * D) << 2), 1, p, gp, D);
+        }
+      }
+      const out = dq + (<usize>(row * D) << 2);
+      for (let d = 0; d < D; d++) store<f32>(out + (<usize>d << 2), f(ACC, d));
+    }
+  }
+}

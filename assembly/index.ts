@@ -9,5 +9,5 @@ export { crossEntropyFwd, crossEntropyBwd } from './loss';
 /** First byte the host allocator may use. */
 export function heapBase(): usize { return (__heap_base + 63) & ~(<usize>63); }
 export { cumsum } from './scan';
-export { flashFwd, flashBwdDq, flashBwdDkv } from './attention';
+export { flashFwd, flashBwdDq, flashBwdDkv, flashBwd } from './attention';
 export { normFwd, normBwd } from './norm';

@@ -93,7 +93,8 @@ fn keyRange(q0: u32, q1: u32) -> vec2<u32> {
   if ((flags & ${L.FA_CAUSAL}u) != 0u) { hi = min(Tk, q1 - 1u + Tk - Tq + 1u); }
   var lo = 0u;
   if (W > 0u && q0 + Tk - Tq + 1u > W) { lo = q0 + Tk - Tq + 1u - W; }
-  return vec2<u32>(lo, hi);
+  // tiles start on a tile boundary, so none straddles two blocks of the block mask
+  return vec2<u32>(lo / ${BK}u * ${BK}u, hi);
 }`;
 
 function fwdWgsl(variant: string): string {
@@ -182,35 +183,57 @@ function dqWgsl(variant: string): string {
 ${uniformBlock(7, L.FA_WORDS)}
 ${COMMON}
 ${snippetFns(variant.split('|')[1])}
+var<workgroup> Ks: array<f32, ${BK * MD}>;
+var<workgroup> Vs: array<f32, ${BK * MD}>;
 @compute @workgroup_size(${BQ})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
   let bh = wid.y; let b = bh / H; let h = bh % H; let hk = h / (H / Hkv);
-  let qi = wid.x * ${BQ}u + lid;
-  if (qi >= Tq) { return; }
+  let q0 = wid.x * ${BQ}u;
+  let qi = q0 + lid;
   let row = bh * Tq + qi;
-  let qb = u_(${L.FA_OFF_Q}u) + row * D;
-  let Lr = ST[2u * row]; let Ds = ST[2u * row + 1u];
-  let scale = uf_(${L.FA_SCALE}u);
+  var live = qi < Tq;
+  var qv: array<f32, ${MD}>;
+  var gv: array<f32, ${MD}>;
   var acc: array<f32, ${MD}>;
-  if (Lr > -3.4028234663852886e38) {
-    let kr = keyRange(qi, qi + 1u);
-    let kvBase = (b * Hkv + hk) * Tk;
-    var kj = kr.x;
-    while (kj < kr.y) {
-      if (!blockLive(qi, kj)) { kj = (kj / ${L.FA_BLOCK}u + 1u) * ${L.FA_BLOCK}u; continue; }
-      if (!visible(b, h, qi, kj)) { kj++; continue; }
-      let kb = u_(${L.FA_OFF_K}u) + (kvBase + kj) * D;
-      let vb = u_(${L.FA_OFF_V}u) + (kvBase + kj) * D;
-      var s = 0.0; var dp = 0.0;
-      for (var d = 0u; d < D; d++) { s += Q[qb + d] * K[kb + d]; dp += dO[row * D + d] * V[vb + d]; }
-      let c = capped(s * scale);
-      let ds = exp(modded(c, b, h, qi, kj) - Lr) * (dp - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
-      for (var d = 0u; d < D; d++) { acc[d] += ds * K[kb + d]; }
-      kj++;
-    }
+  var Lr = 0.0; var Ds = 0.0;
+  if (live) {
+    let qb = u_(${L.FA_OFF_Q}u) + row * D;
+    for (var d = 0u; d < D; d++) { qv[d] = Q[qb + d]; gv[d] = dO[row * D + d]; }
+    Lr = ST[2u * row]; Ds = ST[2u * row + 1u];
+    live = Lr > -3.4028234663852886e38; // a row that saw no key has no gradient
   }
-  for (var d = 0u; d < D; d++) { dQ[row * D + d] = acc[d]; }
+  let scale = uf_(${L.FA_SCALE}u);
+  let kr = keyRange(q0, min(q0 + ${BQ}u, Tq));
+  let kvBase = (b * Hkv + hk) * Tk;
+  for (var k0 = kr.x; k0 < kr.y; k0 += ${BK}u) {
+    if (!blockLive(q0, k0)) { continue; }
+    for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
+      let r = e / D; let c = e % D;
+      var kv = 0.0; var vv = 0.0;
+      if (k0 + r < Tk) {
+        kv = K[u_(${L.FA_OFF_K}u) + (kvBase + k0 + r) * D + c];
+        vv = V[u_(${L.FA_OFF_V}u) + (kvBase + k0 + r) * D + c];
+      }
+      Ks[r * ${MD}u + c] = kv;
+      Vs[r * ${MD}u + c] = vv;
+    }
+    workgroupBarrier();
+    if (live) {
+      for (var j = 0u; j < ${BK}u; j++) {
+        let kj = k0 + j;
+        if (kj >= kr.y) { break; }
+        if (!visible(b, h, qi, kj)) { continue; }
+        var s = 0.0; var dp = 0.0;
+        for (var d = 0u; d < D; d++) { s += qv[d] * Ks[j * ${MD}u + d]; dp += gv[d] * Vs[j * ${MD}u + d]; }
+        let c = capped(s * scale);
+        let ds = exp(modded(c, b, h, qi, kj) - Lr) * (dp - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
+        for (var d = 0u; d < D; d++) { acc[d] += ds * Ks[j * ${MD}u + d]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  if (qi < Tq) { for (var d = 0u; d < D; d++) { dQ[row * D + d] = acc[d]; } }
 }`;
 }
 
@@ -228,50 +251,98 @@ function dkvWgsl(variant: string): string {
 ${uniformBlock(8, L.FA_WORDS)}
 ${COMMON}
 ${snippetFns(variant.split('|')[1])}
+// Q and dO tiles (and their rows' lse, Dsum), shared by the workgroup's key rows
+var<workgroup> Qs: array<f32, ${BK * MD}>;
+var<workgroup> Gs: array<f32, ${BK * MD}>;
+var<workgroup> Ss: array<f32, ${2 * BK}>;
 @compute @workgroup_size(${BQ})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
   let bk = wid.y; let b = bk / Hkv; let hk = bk % Hkv; let G = H / Hkv;
-  let kj = wid.x * ${BQ}u + lid;
-  if (kj >= Tk) { return; }
+  let kb0 = wid.x * ${BQ}u;
+  let kj = kb0 + lid;
+  let valid = kj < Tk;
   let krow = bk * Tk + kj;
-  let kb = u_(${L.FA_OFF_K}u) + krow * D;
-  let vb = u_(${L.FA_OFF_V}u) + krow * D;
-  let scale = uf_(${L.FA_SCALE}u);
-  let flags = u_(${L.FA_FLAGS}u); let W = u_(${L.FA_WINDOW}u);
-  // the queries that can see key kj: causal from kj (shifted by Tk - Tq), window up to kj + W - 1
-  var qlo = 0u;
-  if ((flags & ${L.FA_CAUSAL}u) != 0u && kj + Tq > Tk) { qlo = kj + Tq - Tk; }
-  var qhi = Tq;
-  if (W > 0u) { qhi = min(Tq, kj + W + Tq - Tk); }
+  var kv: array<f32, ${MD}>;
+  var vv: array<f32, ${MD}>;
   var ak: array<f32, ${MD}>;
   var av: array<f32, ${MD}>;
+  if (valid) {
+    for (var d = 0u; d < D; d++) { kv[d] = K[u_(${L.FA_OFF_K}u) + krow * D + d]; vv[d] = V[u_(${L.FA_OFF_V}u) + krow * D + d]; }
+  }
+  let scale = uf_(${L.FA_SCALE}u);
+  let flags = u_(${L.FA_FLAGS}u); let W = u_(${L.FA_WINDOW}u);
+  // the queries that can see any key of this block: causal from its first key, window up to its last
+  let kLast = min(kb0 + ${BQ}u, Tk) - 1u;
+  var qlo = 0u;
+  if ((flags & ${L.FA_CAUSAL}u) != 0u && kb0 + Tq > Tk) { qlo = (kb0 + Tq - Tk) / ${BK}u * ${BK}u; }
+  var qhi = Tq;
+  if (W > 0u && kLast + W + Tq > Tk) { qhi = min(Tq, kLast + W + Tq - Tk); }
   for (var g = 0u; g < G; g++) {
     let h = hk * G + g;
-    var qi = qlo;
-    while (qi < qhi) {
-      if (!blockLive(qi, kj)) { qi = (qi / ${L.FA_BLOCK}u + 1u) * ${L.FA_BLOCK}u; continue; }
-      let row = (b * H + h) * Tq + qi;
-      let Lr = ST[2u * row];
-      if (!visible(b, h, qi, kj) || Lr <= -3.4028234663852886e38) { qi++; continue; }
-      let Ds = ST[2u * row + 1u];
-      let qb = u_(${L.FA_OFF_Q}u) + row * D;
-      var s = 0.0; var dp = 0.0;
-      for (var d = 0u; d < D; d++) { s += Q[qb + d] * K[kb + d]; dp += dO[row * D + d] * V[vb + d]; }
-      let c = capped(s * scale);
-      let p = exp(modded(c, b, h, qi, kj) - Lr);
-      let ds = p * (dp - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
-      for (var d = 0u; d < D; d++) { av[d] += p * dO[row * D + d]; ak[d] += ds * Q[qb + d]; }
-      qi++;
+    let rowBase = (b * H + h) * Tq;
+    for (var t0 = qlo; t0 < qhi; t0 += ${BK}u) {
+      if (!blockLive(t0, kb0)) { continue; }
+      for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
+        let r = e / D; let c = e % D;
+        var qx = 0.0; var gx = 0.0;
+        if (t0 + r < Tq) {
+          qx = Q[u_(${L.FA_OFF_Q}u) + (rowBase + t0 + r) * D + c];
+          gx = dO[(rowBase + t0 + r) * D + c];
+        }
+        Qs[r * ${MD}u + c] = qx;
+        Gs[r * ${MD}u + c] = gx;
+      }
+      if (lid < ${2 * BK}u) {
+        let r = lid / 2u;
+        var st = -3.4028234663852886e38 * f32(1u - (lid % 2u)); // lse -> lowest, Dsum -> 0 past the end
+        if (t0 + r < Tq) { st = ST[2u * (rowBase + t0 + r) + lid % 2u]; }
+        Ss[lid] = st;
+      }
+      workgroupBarrier();
+      if (valid) {
+        for (var j = 0u; j < ${BK}u; j++) {
+          let qi = t0 + j;
+          if (qi >= qhi) { break; }
+          let Lr = Ss[2u * j];
+          if (Lr <= -3.4028234663852886e38 || !visible(b, h, qi, kj)) { continue; }
+          var s = 0.0; var dp = 0.0;
+          for (var d = 0u; d < D; d++) { s += Qs[j * ${MD}u + d] * kv[d]; dp += Gs[j * ${MD}u + d] * vv[d]; }
+          let c = capped(s * scale);
+          let p = exp(modded(c, b, h, qi, kj) - Lr);
+          let ds = p * (dp - Ss[2u * j + 1u]) * scoreGrad(c, b, h, qi, kj) * scale;
+          for (var d = 0u; d < D; d++) { av[d] += p * Gs[j * ${MD}u + d]; ak[d] += ds * Qs[j * ${MD}u + d]; }
+        }
+      }
+      workgroupBarrier();
     }
   }
-  for (var d = 0u; d < D; d++) { dK[krow * D + d] = ak[d]; dV[krow * D + d] = av[d]; }
+  if (valid) { for (var d = 0u; d < D; d++) { dK[krow * D + d] = ak[d]; dV[krow * D + d] = av[d]; } }
 }`;
 }
 
 export const flashFwdKernel: Kernel = { name: 'flash_attention_fwd', wgsl: fwdWgsl, wasm: 'flashFwd' };
 export const flashDqKernel: Kernel = { name: 'flash_attention_dq', wgsl: dqWgsl, wasm: 'flashBwdDq' };
 export const flashDkvKernel: Kernel = { name: 'flash_attention_dkv', wgsl: dkvWgsl, wasm: 'flashBwdDkv' };
+/**
+ * The CPU's single-pass backward (dq, dk, dv together): on one thread nothing is gained by the
+ * GPU's split into a per-query and a per-key kernel, and one pass computes each pair once.
+ * Its GPU counterpart is the dq + dk/dv pair above; both are tested against the composed path.
+ */
+export const flashBwdCpuKernel: Kernel = {
+  name: 'flash_attention_bwd_cpu',
+  wgsl: () => {
+    throw new Error('flash_attention_bwd_cpu runs on the wasm backend; WebGPU uses flash_attention_dq and flash_attention_dkv');
+  },
+  wasm: 'flashBwd',
+};
+
+export function flashBwdCpuCall(p: FlashParams, q: View, k: View, v: View, aux: View, dO: View, stats: View, dq: View, dk: View, dv: View): KernelCall {
+  return {
+    kernel: flashBwdCpuKernel, variant: '', inputs: [q, k, v, aux, dO, stats], outputs: [dq, dk, dv], uniforms: uniforms(p, q, k, v),
+    grid: [1, 1, 1], op: 'flashAttention.backward',
+  };
+}
 
 export interface FlashParams {
   B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;

@@ -7,7 +7,7 @@ import { sum } from '../core/ops/reduce.js';
 import { clone, concat, contiguous, reshape, stack } from '../core/ops/shape.js';
 import { backendOf } from '../core/ops/util.js';
 import { Tensor } from '../core/tensor.js';
-import { MAX_HEAD_DIM, flashDkvCall, flashDqCall, flashFwdCall, type FlashParams } from '../kernels/attention.js';
+import { MAX_HEAD_DIM, flashBwdCpuCall, flashDkvCall, flashDqCall, flashFwdCall, type FlashParams } from '../kernels/attention.js';
 import { FA_BLOCK } from '../../assembly/layout.js';
 import { WasmBackend, type HostFunctions } from '../backend/wasm/wasm-backend.js';
 
@@ -22,6 +22,8 @@ export interface FlashOptions {
   keyPadding?: Tensor | null;
   /** (B, T) document ids of packed sequences (Tq = Tk): tokens attend within their document */
   docIds?: Tensor | null;
+  /** wasm: run the GPU-shaped dq and dk/dv twins instead of the single-pass backward (tests) */
+  splitBackward?: boolean;
 }
 
 /** Segment ids (B*Tq then B*Tk, i32): a key is visible when its id equals the query's and is >= 0. */
@@ -102,8 +104,12 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions 
     const dk = Tensor.empty(be, [B, Hkv, Tk, D], 'f32');
     const dv = Tensor.empty(be, [B, Hkv, Tk, D], 'f32');
     setHost();
-    if (dq.size) be.run(flashDqCall(p, qc, kc, vc, aux, dO, stats, dq));
-    if (dk.size) be.run(flashDkvCall(p, qc, kc, vc, aux, dO, stats, dk, dv));
+    if (be.name === 'wasm' && !o.splitBackward) {
+      if (dq.size) be.run(flashBwdCpuCall(p, qc, kc, vc, aux, dO, stats, dq, dk, dv));
+    } else {
+      if (dq.size) be.run(flashDqCall(p, qc, kc, vc, aux, dO, stats, dq));
+      if (dk.size) be.run(flashDkvCall(p, qc, kc, vc, aux, dO, stats, dk, dv));
+    }
     return [dq, dk, dv];
   });
 }
