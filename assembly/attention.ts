@@ -15,6 +15,8 @@ import {
 @external("env", "kilnMaskMod") declare function hostMaskMod(b: i32, h: i32, q: i32, kv: i32): i32;
 
 const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
+const KB = 16; // keys per group in the forward
+const SC = memory.data(4 * KB, 16); // the group's scores, then probabilities
 
 @inline function f(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
 
@@ -119,23 +121,48 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
       const qp = q + (<usize>(uw(u, FA_OFF_Q) + ((b * H + h) * Tq + qi) * D) << 2);
       let m: f32 = -Infinity, l: f32 = 0;
       memory.fill(ACC, 0, <usize>D << 2);
-      for (let kj = keyLo(u, qi), hi = keyHi(u, qi); kj < hi; kj++) {
-        if (!blockLive(u, seg, qi, kj)) { kj = (kj / FA_BLOCK + 1) * FA_BLOCK - 1; continue; }
-        if (!visible(u, seg, b, h, qi, kj)) continue;
-        const kp = k + (<usize>(uw(u, FA_OFF_K) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
-        const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
-        const s = modded(u, capped(u, qp, kp, D), b, h, qi, kj);
-        if (s > m) {
-          // a new maximum: rescale what was accumulated
-          const corr = Mathf.exp(m - s);
-          l = l * corr + 1;
-          scaleAxpy(ACC, corr, 1, vp, D);
-          m = s;
-        } else {
-          const p = Mathf.exp(s - m);
-          l += p;
-          scaleAxpy(ACC, 1, p, vp, D);
+      // keys in groups of KB: scores first, one rescale per group, then the group's values
+      // accumulated four lanes at a time with the accumulator in a register
+      const kvRow = (b * Hkv + hk) * Tk;
+      for (let k0 = keyLo(u, qi), hi = keyHi(u, qi); k0 < hi; k0 += KB) {
+        const n = min(KB, hi - k0);
+        let mb: f32 = -Infinity;
+        for (let j = 0; j < n; j++) {
+          const kj = k0 + j;
+          let sc: f32 = -Infinity;
+          if (blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)) {
+            const kp = k + (<usize>(uw(u, FA_OFF_K) + (kvRow + kj) * D) << 2);
+            sc = modded(u, capped(u, qp, kp, D), b, h, qi, kj);
+          }
+          store<f32>(SC + (<usize>j << 2), sc);
+          mb = max<f32>(mb, sc);
         }
+        if (mb == -Infinity) continue;
+        const mn = max<f32>(m, mb);
+        const corr = Mathf.exp(m - mn);
+        l *= corr;
+        for (let j = 0; j < n; j++) {
+          const p = Mathf.exp(load<f32>(SC + (<usize>j << 2)) - mn);
+          store<f32>(SC + (<usize>j << 2), p);
+          l += p;
+        }
+        const vBase = v + (<usize>(uw(u, FA_OFF_V) + (kvRow + k0) * D) << 2);
+        let d = 0;
+        if (ASC_FEATURE_SIMD) {
+          const vc = f32x4.splat(corr);
+          for (; d + 4 <= D; d += 4) {
+            const ap = ACC + (<usize>d << 2);
+            let a = f32x4.mul(v128.load(ap), vc);
+            for (let j = 0; j < n; j++) a = f32x4.add(a, f32x4.mul(f32x4.splat(load<f32>(SC + (<usize>j << 2))), v128.load(vBase + (<usize>(j * D + d) << 2))));
+            v128.store(ap, a);
+          }
+        }
+        for (; d < D; d++) {
+          let a = f(ACC, d) * corr;
+          for (let j = 0; j < n; j++) a += load<f32>(SC + (<usize>j << 2)) * f(vBase, j * D + d);
+          store<f32>(ACC + (<usize>d << 2), a);
+        }
+        m = mn;
       }
       const op = o + (<usize>(((b * H + h) * Tq + qi) * D) << 2);
       const inv: f32 = l > 0 ? f32(1) / l : 0;
