@@ -41,6 +41,9 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
+/** Whether the last two dims are a transposed contiguous matrix (column-major). */
+const isTransposed = (t: Tensor): boolean => t.ndim >= 2 && t.strides[t.ndim - 2] === 1 && t.strides[t.ndim - 1] === t.shape[t.ndim - 2] && t.shape[t.ndim - 1] > 1;
+
 /**
  * Matrix product with torch.matmul semantics: (..., M, K) @ (..., K, N) with broadcast batch
  * dims; a 1-D operand is a vector. Transposed operands are read through their strides.
@@ -56,7 +59,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const y = matmulRaw(a, b);
   return record(y, 'matmul', [a, b], (g) => [
     a.requiresGrad ? sumTo(matmulRaw(g, transpose(b)), a.shape) : null, // dA = g @ B^T
-    b.requiresGrad ? sumTo(matmulRaw(transpose(a), g), b.shape) : null, // dB = A^T @ g
+    // dB = A^T @ g; when B is a transposed view (x @ W^T, every Linear), compute (g^T @ A)^T so
+    // the gradient lands in W's own layout and needs no strided copy on the way to W.grad
+    b.requiresGrad ? sumTo(isTransposed(b) ? transpose(matmulRaw(transpose(g), a)) : matmulRaw(transpose(a), g), b.shape) : null,
   ]);
 }
 
