@@ -15,26 +15,89 @@ import {
 @external("env", "kilnMaskMod") declare function hostMaskMod(b: i32, h: i32, q: i32, kv: i32): i32;
 
 const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
+
+// the call's parameters, read once from the uniforms into globals: the per-pair helpers below
+// would otherwise reload them from memory for every (query, key) pair
+let gTq: i32 = 0, gTk: i32 = 0, gB: i32 = 0, gFlags: u32 = 0, gW: i32 = 0, gScale: f32 = 1, gCap: f32 = 0, gOffBM: i32 = 0, gNKB: i32 = 0;
+function loadParams(u: usize): void {
+  gTq = <i32>uw(u, FA_TQ); gTk = <i32>uw(u, FA_TK); gB = <i32>uw(u, FA_B); gFlags = uw(u, FA_FLAGS); gW = <i32>uw(u, FA_WINDOW);
+  gScale = uf(u, FA_SCALE); gCap = uf(u, FA_SOFTCAP); gOffBM = <i32>uw(u, FA_OFF_BM); gNKB = <i32>uw(u, FA_NKB);
+}
 const KB = 16; // keys per group in the forward
 const SC = memory.data(4 * KB, 16); // the group's scores, then probabilities
+const MB = memory.data(4 * 16, 16); // running max per row of a query block
+const LB = memory.data(4 * 16, 16); // running sum per row of a query block
+/**
+ * out[i * KB + j] = a_i . b_j for i < na, j < nb (rows of length D, strides sa and sb floats):
+ * 2 x 4 register blocks, so each loaded vector feeds several products.
+ */
+function blockDots(a: usize, sa: i32, na: i32, b: usize, sb: i32, nb: i32, D: i32, out: usize): void {
+  let i = 0;
+  if (ASC_FEATURE_SIMD && (D & 3) == 0) {
+    for (; i + 2 <= na; i += 2) {
+      const a0 = a + (<usize>(i * sa) << 2), a1 = a0 + (<usize>sa << 2);
+      let j = 0;
+      for (; j + 4 <= nb; j += 4) {
+        const b0 = b + (<usize>(j * sb) << 2), b1 = b0 + (<usize>sb << 2), b2 = b1 + (<usize>sb << 2), b3 = b2 + (<usize>sb << 2);
+        let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+        let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
+        for (let d = 0; d < D; d += 4) {
+          const o = <usize>d << 2;
+          const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
+          let y = v128.load(b0 + o);
+          c00 = f32x4.add(c00, f32x4.mul(x0, y)); c10 = f32x4.add(c10, f32x4.mul(x1, y));
+          y = v128.load(b1 + o);
+          c01 = f32x4.add(c01, f32x4.mul(x0, y)); c11 = f32x4.add(c11, f32x4.mul(x1, y));
+          y = v128.load(b2 + o);
+          c02 = f32x4.add(c02, f32x4.mul(x0, y)); c12 = f32x4.add(c12, f32x4.mul(x1, y));
+          y = v128.load(b3 + o);
+          c03 = f32x4.add(c03, f32x4.mul(x0, y)); c13 = f32x4.add(c13, f32x4.mul(x1, y));
+        }
+        const r0 = out + (<usize>(i * KB + j) << 2), r1 = r0 + (<usize>KB << 2);
+        store<f32>(r0, hsum4(c00)); store<f32>(r0, hsum4(c01), 4); store<f32>(r0, hsum4(c02), 8); store<f32>(r0, hsum4(c03), 12);
+        store<f32>(r1, hsum4(c10)); store<f32>(r1, hsum4(c11), 4); store<f32>(r1, hsum4(c12), 8); store<f32>(r1, hsum4(c13), 12);
+      }
+      for (; j < nb; j++) {
+        const bj = b + (<usize>(j * sb) << 2);
+        store<f32>(out + (<usize>(i * KB + j) << 2), dot(a0, bj, D));
+        store<f32>(out + (<usize>((i + 1) * KB + j) << 2), dot(a1, bj, D));
+      }
+    }
+  }
+  for (; i < na; i++) {
+    const ai = a + (<usize>(i * sa) << 2);
+    for (let j = 0; j < nb; j++) store<f32>(out + (<usize>(i * KB + j) << 2), dot(ai, b + (<usize>(j * sb) << 2), D));
+  }
+}
+
+@inline function hsum4(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+const QB = 16; // query rows per block in the backward
+const DQ = memory.data(4 * QB * 1024, 16); // the block's dq rows
+const PB = memory.data(4 * QB * KB, 16); // P (QB x KB)
+const DSB = memory.data(4 * QB * KB, 16); // dS (QB x KB)
+
+
 
 @inline function f(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
 
 /** Whether the (query block, key block) holding (qi, kj) has any visible pair (block mask). */
 @inline function blockLive(u: usize, aux: usize, qi: i32, kj: i32): bool {
-  if (!(uw(u, FA_FLAGS) & FA_BLOCKMASK)) return true;
-  const i = <i32>uw(u, FA_OFF_BM) + (qi / FA_BLOCK) * <i32>uw(u, FA_NKB) + kj / FA_BLOCK;
+  if (!(gFlags & FA_BLOCKMASK)) return true;
+  const i = gOffBM + (qi / FA_BLOCK) * gNKB + kj / FA_BLOCK;
   return load<i32>(aux + (<usize>i << 2)) != 0;
 }
 
 /** Whether query qi (of Tq) sees key kj (of Tk) in batch b, head h. */
 @inline function visible(u: usize, seg: usize, b: i32, h: i32, qi: i32, kj: i32): bool {
-  const Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), flags = uw(u, FA_FLAGS), W = <i32>uw(u, FA_WINDOW);
+  const Tq = gTq, Tk = gTk, flags = gFlags, W = gW;
   const qpos = qi + Tk - Tq;
   if ((flags & FA_CAUSAL) && kj > qpos) return false;
   if (W > 0 && qpos - kj >= W) return false;
   if (flags & FA_SEG) {
-    const B = <i32>uw(u, FA_B);
+    const B = gB;
     const sq = load<i32>(seg + (<usize>(b * Tq + qi) << 2));
     const sk = load<i32>(seg + (<usize>(B * Tq + b * Tk + kj) << 2));
     if (sk < 0 || sq != sk) return false;
@@ -71,30 +134,27 @@ const SC = memory.data(4 * KB, 16); // the group's scores, then probabilities
 
 /** the keys [lo, hi) a query row can see under the causal and window bounds */
 @inline function keyLo(u: usize, qi: i32): i32 {
-  const W = <i32>uw(u, FA_WINDOW);
-  const qpos = qi + <i32>uw(u, FA_TK) - <i32>uw(u, FA_TQ);
-  return W > 0 ? max(0, qpos - W + 1) : 0;
+  const qpos = qi + gTk - gTq;
+  return gW > 0 ? max(0, qpos - gW + 1) : 0;
 }
 @inline function keyHi(u: usize, qi: i32): i32 {
-  const Tk = <i32>uw(u, FA_TK);
-  return uw(u, FA_FLAGS) & FA_CAUSAL ? min(Tk, qi + Tk - <i32>uw(u, FA_TQ) + 1) : Tk;
+  return gFlags & FA_CAUSAL ? min(gTk, qi + gTk - gTq + 1) : gTk;
 }
 
 /** q.k * scale, soft-capped when asked: the score before any score modifier */
 @inline function capped(u: usize, qp: usize, kp: usize, D: i32): f32 {
-  let s = dot(qp, kp, D) * uf(u, FA_SCALE);
-  const cap = uf(u, FA_SOFTCAP);
-  if (cap > 0) s = cap * tanhf(s / cap);
+  let s = dot(qp, kp, D) * gScale;
+  if (gCap > 0) s = gCap * tanhf(s / gCap);
   return s;
 }
 
 @inline function modded(u: usize, c: f32, b: i32, h: i32, qi: i32, kj: i32): f32 {
-  return uw(u, FA_FLAGS) & FA_SCOREMOD ? hostScoreMod(c, b, h, qi, kj) : c;
+  return gFlags & FA_SCOREMOD ? hostScoreMod(c, b, h, qi, kj) : c;
 }
 
 /** d(final score)/d(q.k * scale), through the soft cap and the score modifier */
 @inline function scoreGrad(u: usize, c: f32, b: i32, h: i32, qi: i32, kj: i32): f32 {
-  const g = uw(u, FA_FLAGS) & FA_SCOREMOD ? hostScoreModGrad(c, b, h, qi, kj) : f32(1);
+  const g = gFlags & FA_SCOREMOD ? hostScoreModGrad(c, b, h, qi, kj) : f32(1);
   return g * capGrad(u, c);
 }
 
@@ -106,74 +166,92 @@ const SC = memory.data(4 * KB, 16); // the group's scores, then probabilities
 
 /** d score / d raw dot (for soft-capping): 1 - tanh^2 */
 @inline function capGrad(u: usize, s: f32): f32 {
-  const cap = uf(u, FA_SOFTCAP);
+  const cap = gCap;
   if (cap <= 0) return 1;
   const t = s / cap;
   return f32(1) - t * t;
 }
 
 export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse: usize, u: usize): void {
+  loadParams(u);
   const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
   const G = H / Hkv;
+  const offQ = <i32>uw(u, FA_OFF_Q), offK = <i32>uw(u, FA_OFF_K), offV = <i32>uw(u, FA_OFF_V);
+  // blocks of QB query rows x KB keys: scores by register-blocked dots, then per row an online
+  // softmax step (one rescale per block) and the block's values accumulated into the row
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
     const hk = h / G;
-    for (let qi = 0; qi < Tq; qi++) {
-      const qp = q + (<usize>(uw(u, FA_OFF_Q) + ((b * H + h) * Tq + qi) * D) << 2);
-      let m: f32 = -Infinity, l: f32 = 0;
-      memory.fill(ACC, 0, <usize>D << 2);
-      // keys in groups of KB: scores first, one rescale per group, then the group's values
-      // accumulated four lanes at a time with the accumulator in a register
-      const kvRow = (b * Hkv + hk) * Tk;
-      for (let k0 = keyLo(u, qi), hi = keyHi(u, qi); k0 < hi; k0 += KB) {
-        const n = min(KB, hi - k0);
-        let mb: f32 = -Infinity;
-        for (let j = 0; j < n; j++) {
-          const kj = k0 + j;
-          let sc: f32 = -Infinity;
-          if (blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)) {
-            const kp = k + (<usize>(uw(u, FA_OFF_K) + (kvRow + kj) * D) << 2);
-            sc = modded(u, capped(u, qp, kp, D), b, h, qi, kj);
+    const kvRow = (b * Hkv + hk) * Tk;
+    for (let q0 = 0; q0 < Tq; q0 += QB) {
+      const nq = min(QB, Tq - q0);
+      const row0 = (b * H + h) * Tq + q0;
+      memory.fill(DQ, 0, <usize>(nq * D) << 2);
+      for (let i = 0; i < nq; i++) { store<f32>(MB + (<usize>i << 2), -Infinity); store<f32>(LB + (<usize>i << 2), 0); }
+      const kLo = keyLo(u, q0), kHi = keyHi(u, q0 + nq - 1);
+      for (let k0 = kLo; k0 < kHi; k0 += KB) {
+        const nk = min(KB, kHi - k0);
+        blockDots(q + (<usize>(offQ + row0 * D) << 2), D, nq, k + (<usize>(offK + (kvRow + k0) * D) << 2), D, nk, D, PB);
+        const vBase = v + (<usize>(offV + (kvRow + k0) * D) << 2);
+        for (let i = 0; i < nq; i++) {
+          const qi = q0 + i;
+          let mb: f32 = -Infinity;
+          for (let j = 0; j < nk; j++) {
+            const kj = k0 + j;
+            const at = PB + (<usize>(i * KB + j) << 2);
+            let sc: f32 = -Infinity;
+            if (blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)) {
+              let c = load<f32>(at) * gScale;
+              if (gCap > 0) c = gCap * tanhf(c / gCap);
+              sc = modded(u, c, b, h, qi, kj);
+            }
+            store<f32>(at, sc);
+            mb = max<f32>(mb, sc);
           }
-          store<f32>(SC + (<usize>j << 2), sc);
-          mb = max<f32>(mb, sc);
-        }
-        if (mb == -Infinity) continue;
-        const mn = max<f32>(m, mb);
-        const corr = Mathf.exp(m - mn);
-        l *= corr;
-        for (let j = 0; j < n; j++) {
-          const p = Mathf.exp(load<f32>(SC + (<usize>j << 2)) - mn);
-          store<f32>(SC + (<usize>j << 2), p);
-          l += p;
-        }
-        const vBase = v + (<usize>(uw(u, FA_OFF_V) + (kvRow + k0) * D) << 2);
-        let d = 0;
-        if (ASC_FEATURE_SIMD) {
-          const vc = f32x4.splat(corr);
-          for (; d + 4 <= D; d += 4) {
-            const ap = ACC + (<usize>d << 2);
-            let a = f32x4.mul(v128.load(ap), vc);
-            for (let j = 0; j < n; j++) a = f32x4.add(a, f32x4.mul(f32x4.splat(load<f32>(SC + (<usize>j << 2))), v128.load(vBase + (<usize>(j * D + d) << 2))));
-            v128.store(ap, a);
+          if (mb == -Infinity) continue;
+          const m = load<f32>(MB + (<usize>i << 2));
+          const mn = max<f32>(m, mb);
+          const corr = Mathf.exp(m - mn);
+          let l = load<f32>(LB + (<usize>i << 2)) * corr;
+          for (let j = 0; j < nk; j++) {
+            const at = PB + (<usize>(i * KB + j) << 2);
+            const p = Mathf.exp(load<f32>(at) - mn);
+            store<f32>(at, p);
+            l += p;
+          }
+          store<f32>(MB + (<usize>i << 2), mn);
+          store<f32>(LB + (<usize>i << 2), l);
+          const acc = DQ + (<usize>(i * D) << 2);
+          let d = 0;
+          if (ASC_FEATURE_SIMD) {
+            const vc = f32x4.splat(corr);
+            for (; d + 4 <= D; d += 4) {
+              const ap = acc + (<usize>d << 2);
+              let a = f32x4.mul(v128.load(ap), vc);
+              for (let j = 0; j < nk; j++) a = f32x4.add(a, f32x4.mul(f32x4.splat(load<f32>(PB + (<usize>(i * KB + j) << 2))), v128.load(vBase + (<usize>(j * D + d) << 2))));
+              v128.store(ap, a);
+            }
+          }
+          for (; d < D; d++) {
+            let a = f(acc, d) * corr;
+            for (let j = 0; j < nk; j++) a += load<f32>(PB + (<usize>(i * KB + j) << 2)) * f(vBase, j * D + d);
+            store<f32>(acc + (<usize>d << 2), a);
           }
         }
-        for (; d < D; d++) {
-          let a = f(ACC, d) * corr;
-          for (let j = 0; j < n; j++) a += load<f32>(SC + (<usize>j << 2)) * f(vBase, j * D + d);
-          store<f32>(ACC + (<usize>d << 2), a);
-        }
-        m = mn;
       }
-      const op = o + (<usize>(((b * H + h) * Tq + qi) * D) << 2);
-      const inv: f32 = l > 0 ? f32(1) / l : 0;
-      for (let d = 0; d < D; d++) store<f32>(op + (<usize>d << 2), f(ACC, d) * inv);
-      store<f32>(lse + (<usize>((b * H + h) * Tq + qi) << 2), l > 0 ? m + Mathf.log(l) : -Infinity);
+      for (let i = 0; i < nq; i++) {
+        const l = load<f32>(LB + (<usize>i << 2)), m = load<f32>(MB + (<usize>i << 2));
+        const inv: f32 = l > 0 ? f32(1) / l : 0;
+        const op = o + (<usize>((row0 + i) * D) << 2);
+        for (let d = 0; d < D; d++) store<f32>(op + (<usize>d << 2), f(DQ + (<usize>(i * D) << 2), d) * inv);
+        store<f32>(lse + (<usize>(row0 + i) << 2), l > 0 ? m + Mathf.log(l) : -Infinity);
+      }
     }
   }
 }
 
 /** dq (B, H, Tq, D) from dO and stats (lse, Dsum). */
 export function flashBwdDq(q: usize, k: usize, v: usize, seg: usize, dO: usize, stats: usize, dq: usize, u: usize): void {
+  loadParams(u);
   const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
   const G = H / Hkv, scale = uf(u, FA_SCALE);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
@@ -204,6 +282,7 @@ export function flashBwdDq(q: usize, k: usize, v: usize, seg: usize, dO: usize, 
 
 /** dk, dv (B, Hkv, Tk, D): each key row sums over the G query heads that share it. */
 export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize, stats: usize, dk: usize, dv: usize, u: usize): void {
+  loadParams(u);
   const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
   const G = H / Hkv, scale = uf(u, FA_SCALE);
   const DV = ACC + (<usize>D << 2);
@@ -244,39 +323,88 @@ export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize,
 }
 
 /**
- * The whole backward in one pass (one thread needs no parallel split): each visible (query,
- * key) pair computes its probability and dS once and feeds dq, dk and dv together.
+ * The whole backward in one pass over (16 query x 16 key) blocks: each visible pair computes P
+ * and dS once; dq, dk and dv then accumulate block-wise with the running sums in registers, so
+ * each accumulator row is loaded and stored once per block instead of once per pair.
  */
 export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, stats: usize, dq: usize, dk: usize, dv: usize, u: usize): void {
+  loadParams(u);
   const B = <i32>uw(u, FA_B), H = <i32>uw(u, FA_H), Hkv = <i32>uw(u, FA_HKV), Tq = <i32>uw(u, FA_TQ), Tk = <i32>uw(u, FA_TK), D = <i32>uw(u, FA_D);
   const G = H / Hkv, scale = uf(u, FA_SCALE);
+  const offQ = <i32>uw(u, FA_OFF_Q), offK = <i32>uw(u, FA_OFF_K), offV = <i32>uw(u, FA_OFF_V);
   memory.fill(dk, 0, <usize>(B * Hkv * Tk * D) << 2);
   memory.fill(dv, 0, <usize>(B * Hkv * Tk * D) << 2);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
     const hk = h / G;
-    for (let qi = 0; qi < Tq; qi++) {
-      const row = (b * H + h) * Tq + qi;
-      const qp = q + (<usize>(uw(u, FA_OFF_Q) + row * D) << 2);
-      const gp = dO + (<usize>(row * D) << 2);
-      const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
-      memory.fill(ACC, 0, <usize>D << 2);
-      if (L != -Infinity) {
-        for (let kj = keyLo(u, qi), hi = keyHi(u, qi); kj < hi; kj++) {
-          if (!blockLive(u, seg, qi, kj)) { kj = (kj / FA_BLOCK + 1) * FA_BLOCK - 1; continue; }
-          if (!visible(u, seg, b, h, qi, kj)) continue;
-          const krow = (b * Hkv + hk) * Tk + kj;
-          const kp = k + (<usize>(uw(u, FA_OFF_K) + krow * D) << 2);
-          const vp = v + (<usize>(uw(u, FA_OFF_V) + krow * D) << 2);
-          const c = capped(u, qp, kp, D);
-          const p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
-          const ds = p * (dot(gp, vp, D) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
-          scaleAxpy(ACC, 1, ds, kp, D);
-          scaleAxpy(dk + (<usize>(krow * D) << 2), 1, ds, qp, D);
-          scaleAxpy(dv + (<usize>(krow * D) << 2), 1, p, gp, D);
+    const kvRow = (b * Hkv + hk) * Tk;
+    for (let q0 = 0; q0 < Tq; q0 += QB) {
+      const nq = min(QB, Tq - q0);
+      const row0 = (b * H + h) * Tq + q0;
+      memory.fill(DQ, 0, <usize>(nq * D) << 2);
+      const kLo = keyLo(u, q0), kHi = keyHi(u, q0 + nq - 1);
+      for (let k0 = kLo; k0 < kHi; k0 += KB) {
+        const nk = min(KB, kHi - k0);
+        // raw dots for the whole block: S = Q K^T into PB, dP = dO V^T into DSB
+        blockDots(q + (<usize>(offQ + row0 * D) << 2), D, nq, k + (<usize>(offK + (kvRow + k0) * D) << 2), D, nk, D, PB);
+        blockDots(dO + (<usize>(row0 * D) << 2), D, nq, v + (<usize>(offV + (kvRow + k0) * D) << 2), D, nk, D, DSB);
+        let any = false;
+        for (let i = 0; i < nq; i++) {
+          const qi = q0 + i, row = row0 + i;
+          const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
+          for (let j = 0; j < nk; j++) {
+            const kj = k0 + j;
+            const at = <usize>(i * KB + j) << 2;
+            let p: f32 = 0, ds: f32 = 0;
+            if (L != -Infinity && blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)) {
+              let c = load<f32>(PB + at) * gScale;
+              if (gCap > 0) c = gCap * tanhf(c / gCap);
+              p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
+              ds = p * (load<f32>(DSB + at) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
+              any = true;
+            }
+            store<f32>(PB + at, p);
+            store<f32>(DSB + at, ds);
+          }
+        }
+        if (!any) continue;
+        // dq_i += sum_j dS_ij k_j
+        for (let i = 0; i < nq; i++) {
+          const acc = DQ + (<usize>(i * D) << 2);
+          for (let j = 0; j < nk; j++) {
+            const ds = load<f32>(DSB + (<usize>(i * KB + j) << 2));
+            if (ds != 0) scaleAxpy(acc, 1, ds, k + (<usize>(offK + (kvRow + k0 + j) * D) << 2), D);
+          }
+        }
+        // dk_j += sum_i dS_ij q_i, dv_j += sum_i P_ij dO_i: four lanes of the sums in registers
+        for (let j = 0; j < nk; j++) {
+          const dkp = dk + (<usize>((kvRow + k0 + j) * D) << 2);
+          const dvp = dv + (<usize>((kvRow + k0 + j) * D) << 2);
+          let d = 0;
+          if (ASC_FEATURE_SIMD) {
+            for (; d + 4 <= D; d += 4) {
+              let ak = v128.load(dkp + (<usize>d << 2)), av = v128.load(dvp + (<usize>d << 2));
+              for (let i = 0; i < nq; i++) {
+                const row = row0 + i;
+                ak = f32x4.add(ak, f32x4.mul(f32x4.splat(load<f32>(DSB + (<usize>(i * KB + j) << 2))), v128.load(q + (<usize>(offQ + row * D + d) << 2))));
+                av = f32x4.add(av, f32x4.mul(f32x4.splat(load<f32>(PB + (<usize>(i * KB + j) << 2))), v128.load(dO + (<usize>(row * D + d) << 2))));
+              }
+              v128.store(dkp + (<usize>d << 2), ak);
+              v128.store(dvp + (<usize>d << 2), av);
+            }
+          }
+          for (; d < D; d++) {
+            let ak = f(dkp, d), av = f(dvp, d);
+            for (let i = 0; i < nq; i++) {
+              const row = row0 + i;
+              ak += load<f32>(DSB + (<usize>(i * KB + j) << 2)) * f(q + (<usize>(offQ + row * D) << 2), d);
+              av += load<f32>(PB + (<usize>(i * KB + j) << 2)) * f(dO + (<usize>(row * D) << 2), d);
+            }
+            store<f32>(dkp + (<usize>d << 2), ak);
+            store<f32>(dvp + (<usize>d << 2), av);
+          }
         }
       }
-      const out = dq + (<usize>(row * D) << 2);
-      for (let d = 0; d < D; d++) store<f32>(out + (<usize>d << 2), f(ACC, d));
+      memory.copy(dq + (<usize>(row0 * D) << 2), DQ, <usize>(nq * D) << 2);
     }
   }
 }
