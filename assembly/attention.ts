@@ -367,12 +367,23 @@ export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, st
           }
         }
         if (!any) continue;
-        // dq_i += sum_j dS_ij k_j
+        // dq_i += sum_j dS_ij k_j, four lanes of the sum in a register across the block's keys
+        const kBase = k + (<usize>(offK + (kvRow + k0) * D) << 2);
         for (let i = 0; i < nq; i++) {
           const acc = DQ + (<usize>(i * D) << 2);
-          for (let j = 0; j < nk; j++) {
-            const ds = load<f32>(DSB + (<usize>(i * KB + j) << 2));
-            if (ds != 0) scaleAxpy(acc, 1, ds, k + (<usize>(offK + (kvRow + k0 + j) * D) << 2), D);
+          const dsRow = DSB + (<usize>(i * KB) << 2);
+          let d = 0;
+          if (ASC_FEATURE_SIMD) {
+            for (; d + 4 <= D; d += 4) {
+              let a = v128.load(acc + (<usize>d << 2));
+              for (let j = 0; j < nk; j++) a = f32x4.add(a, f32x4.mul(f32x4.splat(load<f32>(dsRow + (<usize>j << 2))), v128.load(kBase + (<usize>(j * D + d) << 2))));
+              v128.store(acc + (<usize>d << 2), a);
+            }
+          }
+          for (; d < D; d++) {
+            let a = f(acc, d);
+            for (let j = 0; j < nk; j++) a += load<f32>(dsRow + (<usize>j << 2)) * f(kBase, j * D + d);
+            store<f32>(acc + (<usize>d << 2), a);
           }
         }
         // dk_j += sum_i dS_ij q_i, dv_j += sum_i P_ij dO_i: four lanes of the sums in registers
