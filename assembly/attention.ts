@@ -74,10 +74,51 @@ function blockDots(a: usize, sa: i32, na: i32, b: usize, sb: i32, nb: i32, D: i3
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
+/** e^x in four lanes: Cody-Waite reduction and a degree-6 polynomial (relative error < 2e-7); -inf gives 0. */
+@inline function exp4(x: v128): v128 {
+  const xc = f32x4.max(x, f32x4.splat(-87.3));
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.4426950408889634)));
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693145751953125)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
+  let p = f32x4.splat(1.0 / 720.0);
+  p = f32x4.add(f32x4.splat(1.0 / 120.0), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(1.0 / 24.0), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(1.0 / 6.0), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(0.5), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(1.0), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(1.0), f32x4.mul(r, p));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  const y = f32x4.mul(p, scale);
+  return v128.bitselect(f32x4.splat(0), y, f32x4.eq(x, f32x4.splat(-Infinity)));
+}
+
+/** row[j] = exp(row[j] - sub) for j < n (in place); returns their sum. */
+function expRow(row: usize, n: i32, sub: f32): f32 {
+  let j = 0;
+  let total: f32 = 0;
+  if (ASC_FEATURE_SIMD) {
+    const vs = f32x4.splat(sub);
+    let acc = f32x4.splat(0);
+    for (; j + 4 <= n; j += 4) {
+      const e = exp4(f32x4.sub(v128.load(row + (<usize>j << 2)), vs));
+      v128.store(row + (<usize>j << 2), e);
+      acc = f32x4.add(acc, e);
+    }
+    total = hsum4(acc);
+  }
+  for (; j < n; j++) {
+    const e = Mathf.exp(load<f32>(row + (<usize>j << 2)) - sub);
+    store<f32>(row + (<usize>j << 2), e);
+    total += e;
+  }
+  return total;
+}
+
 const QB = 16; // query rows per block in the backward
 const DQ = memory.data(4 * QB * 1024, 16); // the block's dq rows
 const PB = memory.data(4 * QB * KB, 16); // P (QB x KB)
 const DSB = memory.data(4 * QB * KB, 16); // dS (QB x KB)
+const CB = memory.data(4 * KB, 16); // a row's capped scores (the score modifier's derivative needs them)
 
 
 
@@ -211,13 +252,7 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
           const m = load<f32>(MB + (<usize>i << 2));
           const mn = max<f32>(m, mb);
           const corr = Mathf.exp(m - mn);
-          let l = load<f32>(LB + (<usize>i << 2)) * corr;
-          for (let j = 0; j < nk; j++) {
-            const at = PB + (<usize>(i * KB + j) << 2);
-            const p = Mathf.exp(load<f32>(at) - mn);
-            store<f32>(at, p);
-            l += p;
-          }
+          const l = load<f32>(LB + (<usize>i << 2)) * corr + expRow(PB + (<usize>(i * KB) << 2), nk, mn);
           store<f32>(MB + (<usize>i << 2), mn);
           store<f32>(LB + (<usize>i << 2), l);
           const acc = DQ + (<usize>(i * D) << 2);
@@ -351,18 +386,34 @@ export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, st
         for (let i = 0; i < nq; i++) {
           const qi = q0 + i, row = row0 + i;
           const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
+          // final scores (-inf where not visible), then P = exp(score - lse) four at a time
           for (let j = 0; j < nk; j++) {
             const kj = k0 + j;
-            const at = <usize>(i * KB + j) << 2;
-            let p: f32 = 0, ds: f32 = 0;
+            const at = PB + (<usize>(i * KB + j) << 2);
+            let sc: f32 = -Infinity;
             if (L != -Infinity && blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)) {
-              let c = load<f32>(PB + at) * gScale;
+              let c = load<f32>(at) * gScale;
               if (gCap > 0) c = gCap * tanhf(c / gCap);
-              p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
-              ds = p * (load<f32>(DSB + at) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
+              store<f32>(CB + (<usize>j << 2), c);
+              sc = modded(u, c, b, h, qi, kj);
               any = true;
             }
-            store<f32>(PB + at, p);
+            store<f32>(at, sc);
+          }
+          if (L == -Infinity) {
+            memory.fill(PB + (<usize>(i * KB) << 2), 0, <usize>nk << 2);
+            memory.fill(DSB + (<usize>(i * KB) << 2), 0, <usize>nk << 2);
+            continue;
+          }
+          expRow(PB + (<usize>(i * KB) << 2), nk, L);
+          for (let j = 0; j < nk; j++) {
+            const at = <usize>(i * KB + j) << 2;
+            const p = load<f32>(PB + at);
+            let ds: f32 = 0;
+            if (p != 0) {
+              const kj = k0 + j;
+              ds = p * (load<f32>(DSB + at) - Dsum) * scoreGrad(u, load<f32>(CB + (<usize>j << 2)), b, h, qi, kj) * scale;
+            }
             store<f32>(DSB + at, ds);
           }
         }
