@@ -97,6 +97,18 @@ fn keyRange(q0: u32, q1: u32) -> vec2<u32> {
   return vec2<u32>(lo / ${BK}u * ${BK}u, hi);
 }`;
 
+/** The workgroup stages keys and values [k0, k0 + BK) of its head in Ks and Vs (zeros past Tk). */
+const loadKVTile = (MD: number): string => `for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
+      let r = e / D; let c = e % D;
+      var kv = 0.0; var vv = 0.0;
+      if (k0 + r < Tk) {
+        kv = K[u_(${L.FA_OFF_K}u) + (kvBase + k0 + r) * D + c];
+        vv = V[u_(${L.FA_OFF_V}u) + (kvBase + k0 + r) * D + c];
+      }
+      Ks[r * ${MD}u + c] = kv;
+      Vs[r * ${MD}u + c] = vv;
+    }`;
+
 function fwdWgsl(variant: string): string {
   const MD = Number(variant.split('|')[0].slice(1));
   return `
@@ -131,16 +143,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kvBase = (b * Hkv + hk) * Tk;
   for (var k0 = kr.x; k0 < kr.y; k0 += ${BK}u) {
     if (!blockLive(q0, k0)) { continue; } // uniform: the whole workgroup skips a dead block
-    for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
-      let r = e / D; let c = e % D;
-      var kv = 0.0; var vv = 0.0;
-      if (k0 + r < Tk) {
-        kv = K[u_(${L.FA_OFF_K}u) + (kvBase + k0 + r) * D + c];
-        vv = V[u_(${L.FA_OFF_V}u) + (kvBase + k0 + r) * D + c];
-      }
-      Ks[r * ${MD}u + c] = kv;
-      Vs[r * ${MD}u + c] = vv;
-    }
+    ${loadKVTile(MD)}
     workgroupBarrier();
     if (valid && blockLive(q0, k0)) {
       for (var j = 0u; j < ${BK}u; j++) {
@@ -208,16 +211,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kvBase = (b * Hkv + hk) * Tk;
   for (var k0 = kr.x; k0 < kr.y; k0 += ${BK}u) {
     if (!blockLive(q0, k0)) { continue; }
-    for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
-      let r = e / D; let c = e % D;
-      var kv = 0.0; var vv = 0.0;
-      if (k0 + r < Tk) {
-        kv = K[u_(${L.FA_OFF_K}u) + (kvBase + k0 + r) * D + c];
-        vv = V[u_(${L.FA_OFF_V}u) + (kvBase + k0 + r) * D + c];
-      }
-      Ks[r * ${MD}u + c] = kv;
-      Vs[r * ${MD}u + c] = vv;
-    }
+    ${loadKVTile(MD)}
     workgroupBarrier();
     if (live) {
       for (var j = 0u; j < ${BK}u; j++) {
