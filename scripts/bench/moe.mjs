@@ -3,7 +3,7 @@
 import * as kiln from '../../dist/kiln.js';
 import { timePair } from './cases.js';
 
-export async function* moeBench(backends, experts = [4, 8, 16, 32], { N = 256, H = 128, I = 256, k = 2 } = {}) {
+export async function* moeBench(backends, experts = [4, 8, 16, 32], { N = Number(process.env.MOE_TOKENS ?? 1024), H = 128, I = 256, k = 2 } = {}) {
   for (const name of backends) {
     const be = kiln.use(await kiln.createBackend(name));
     const g = new kiln.Generator(2);
