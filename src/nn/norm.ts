@@ -74,13 +74,19 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight:
 }
 
 /** GroupNorm over (N, C, *): channels in numGroups groups, per-channel affine. */
-export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5, fused = true): Tensor {
   const [N, C] = x.shape;
   if (x.ndim < 2 || C % numGroups !== 0) throw new KilnError('shape', 'groupNorm', `input ${fmtShape(x.shape)} needs (N, C, ...) with C divisible by ${numGroups} groups`);
   const g = reshape(x, [N, numGroups, -1]); // (N, G, C/G * spatial)
-  const mu = mean(g, -1, { keepdim: true });
-  const v = variance(g, -1, { keepdim: true, correction: 0 });
-  let y = reshape(mul(sub(g, mu), rsqrt(add(v, eps))), x.shape);
+  let y: Tensor;
+  if (fused) {
+    // each (sample, group) is a row of the fused LayerNorm kernel without affine
+    y = reshape(fusedNorm('groupNorm', g, g.shape[2], null, null, eps, true, false), x.shape);
+  } else {
+    const mu = mean(g, -1, { keepdim: true });
+    const v = variance(g, -1, { keepdim: true, correction: 0 });
+    y = reshape(mul(sub(g, mu), rsqrt(add(v, eps))), x.shape);
+  }
   const chan = [C, ...x.shape.slice(2).map(() => 1)]; // (C, 1, 1, ...) broadcasts over (N, C, ...)
   if (weight) y = mul(y, reshape(weight, chan));
   if (bias) y = add(y, reshape(bias, chan));

@@ -16,11 +16,12 @@ describeBackends('fused norms', () => {
     ['layerNorm', [3, 65], (x, w, b, f) => nn.layerNorm(x, [65], w, b, 1e-5, f)],
     ['layerNorm over two axes', [2, 3, 4, 5], (x, w, b, f) => nn.layerNorm(x, [4, 5], k.reshape(w, [4, 5]), k.reshape(b, [4, 5]), 1e-5, f)],
     ['layerNorm without affine', [4, 9], (x, _w, _b, f) => nn.layerNorm(x, [9], null, null, 1e-5, f)],
+    ['groupNorm', [2, 6, 3, 5], (x, w, b, f) => nn.groupNorm(x, 3, k.slice(w, 0, 0, 6), k.slice(b, 0, 0, 6), 1e-5, f)],
   ];
   for (const [name, shape, fn] of cases) {
     it(name, async () => {
       const g = new k.Generator(6);
-      const D = name.includes('two axes') ? 20 : shape[shape.length - 1];
+      const D = name.includes('two axes') ? 20 : name === 'groupNorm' ? 6 : shape[shape.length - 1];
       const xd = k.add(k.mul(k.randn(shape, { generator: g }), 2), 0.5);
       const wd = k.add(k.randn([D], { generator: g }), 1);
       const bd = k.randn([D], { generator: g });
