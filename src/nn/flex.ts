@@ -9,6 +9,13 @@ import { FA_BLOCK } from '../../assembly/layout.js';
 import { registerSnippets } from '../kernels/attention.js';
 import { flashAttention, type FlexInternals } from './flash.js';
 import { alibiSlopes } from './positional.js';
+import { isGradEnabled } from '../core/autograd.js';
+import { fromValues } from '../core/ops/creation.js';
+import { indexSelect } from '../core/ops/index.js';
+import { mul } from '../core/ops/pointwise.js';
+import { reshape } from '../core/ops/shape.js';
+import { documentMask, scaledDotProductAttention } from './attention.js';
+
 
 export interface ModContext {
   /** per-head (or table) parameters, readable as headParam(i) in WGSL */
@@ -24,6 +31,11 @@ export interface ScoreMod {
   js: (score: number, b: number, h: number, q: number, kv: number, ctx: ModContext) => number;
   jsGrad?: (score: number, b: number, h: number, q: number, kv: number, ctx: ModContext) => number;
   headParams?: ArrayLike<number>;
+  /**
+   * A trainable table behind an additive modifier: bias(h, q, kv) = table[index(h, q, kv)]. When
+   * it requires grad, flexAttention takes the composed path so the table gets its gradient.
+   */
+  learned?: { table: Tensor; index: (h: number, q: number, kv: number) => number };
 }
 
 export interface MaskMod {
@@ -83,15 +95,17 @@ export const flex = {
    * A fixed relative position bias: score + table[h][clamp(kv - q, -maxDistance, maxDistance)]
    * with table (H, 2 * maxDistance + 1). The table is a constant here (no gradient to it).
    */
-  relativePositionBias(table: ArrayLike<number>, numHeads: number, maxDistance: number): ScoreMod {
+  relativePositionBias(table: ArrayLike<number> | Tensor, numHeads: number, maxDistance: number): ScoreMod {
     const W = 2 * maxDistance + 1;
-    if (table.length !== numHeads * W) throw new KilnError('shape', 'flex.relativePositionBias', `table has ${table.length} values, expected ${numHeads} x ${W}`);
-    return {
-      name: `relpos${maxDistance}`,
-      wgsl: `score + headParam(h * ${W}u + u32(clamp(i32(kv_idx) - i32(q_idx), -${maxDistance}, ${maxDistance}) + ${maxDistance}))`,
-      js: (s, _b, h, q, kv, c) => s + c.headParams[h * W + Math.min(Math.max(kv - q, -maxDistance), maxDistance) + maxDistance],
-      headParams: table,
-    };
+    const learned = isTensor(table) ? table : null;
+    const n = learned ? learned.size : (table as ArrayLike<number>).length;
+    if (n !== numHeads * W) throw new KilnError('shape', 'flex.relativePositionBias', `table has ${n} values, expected ${numHeads} x ${W}`);
+    const index = (h: number, q: number, kv: number) => h * W + Math.min(Math.max(kv - q, -maxDistance), maxDistance) + maxDistance;
+    if (learned) {
+      // values for the fused path are read when the call is made (the table may have trained)
+      return { ...relposMod(W, maxDistance), learned: { table: learned, index } };
+    }
+    return { ...relposMod(W, maxDistance), headParams: table as ArrayLike<number> };
   },
 };
 
@@ -106,6 +120,38 @@ export function builtinMod(name: string, ...args: unknown[]): ScoreMod | MaskMod
   return f(...args);
 }
 
+
+const isTensor = (t: unknown): t is Tensor => typeof (t as Tensor)?.toArray === 'function';
+
+function relposMod(W: number, maxDistance: number): ScoreMod {
+  return {
+    name: `relpos${maxDistance}`,
+    wgsl: `score + headParam(h * ${W}u + u32(clamp(i32(kv_idx) - i32(q_idx), -${maxDistance}, ${maxDistance}) + ${maxDistance}))`,
+    js: (s, _b, h, q, kv, c) => s + c.headParams[h * W + Math.min(Math.max(kv - q, -maxDistance), maxDistance) + maxDistance],
+  };
+}
+
+/** The composed path for a modifier with a trainable table: dense bias and keep-mask, autograd throughout. */
+function composedFlex(q: Tensor, k: Tensor, v: Tensor, o: FlexOptions, sm: ScoreMod): Tensor {
+  const [B, H, Tq] = q.shape;
+  const Tk = k.shape[2];
+  const be = q.backend;
+  const idx = new Int32Array(H * Tq * Tk);
+  for (let h = 0; h < H; h++) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) idx[(h * Tq + i) * Tk + j] = sm.learned!.index(h, i, j);
+  const bias = reshape(indexSelect(reshape(sm.learned!.table, [-1]), 0, fromValues(idx, [idx.length], { backend: be, dtype: 'i32' })), [H, Tq, Tk]);
+  let mask: Tensor | null = null;
+  const mm = o.maskMod;
+  if (mm && mm.wgsl !== 'true') {
+    const keep = new Float32Array(B * H * Tq * Tk);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) keep[((b * H + h) * Tq + i) * Tk + j] = mm.js(b, h, i, j) ? 1 : 0;
+    mask = fromValues(keep, [B, H, Tq, Tk], { backend: be });
+  }
+  if (mm?.docIds) {
+    const dm = documentMask(mm.docIds);
+    mask = mask ? mul(mask, dm) : dm;
+  }
+  return scaledDotProductAttention(q, k, v, { bias, mask, scale: o.scale });
+}
 
 const blockMasks = new Map<string, Int32Array>();
 
@@ -145,7 +191,14 @@ export interface FlexOptions {
  * Shapes as flashAttention: q (B, H, Tq, D), k and v (B, Hkv, Tk, D) -> (B, H, Tq, D).
  */
 export function flexAttention(q: Tensor, k: Tensor, v: Tensor, o: FlexOptions = {}): Tensor {
-  const sm = o.scoreMod ?? null;
+  let sm = o.scoreMod ?? null;
+  if (sm?.learned) {
+    // a table that trains, or one only the GPU holds, takes the composed path; a frozen table on
+    // wasm goes to the fused kernels as head parameters (read without waiting)
+    const t = sm.learned.table;
+    if ((t.requiresGrad && isGradEnabled()) || !t.backend.readSync) return composedFlex(q, k, v, o, sm);
+    sm = { ...sm, headParams: t.toArraySync() as Float32Array };
+  }
   const mm = o.maskMod ?? null;
   const codeMask = mm && mm.wgsl !== 'true' ? mm : null;
   const key = registerSnippets({ scoreMod: sm?.wgsl, scoreModGrad: sm?.wgslGrad, maskMod: codeMask?.wgsl });

@@ -6,6 +6,7 @@ import * as k from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { assertClose } from '../helpers/assert-close.js';
 import { describeBackends } from '../helpers/backends.js';
+import { gradcheck } from '../helpers/gradcheck.js';
 
 const { nn } = k;
 const { flex } = nn;
@@ -81,4 +82,23 @@ it('a WGSL snippet that fails to compile reports the compiler message and the sn
 it('an unknown built-in modifier is a typed error listing the known ones', () => {
   expect(() => nn.builtinMod('causl')).toThrow(/flexAttention: unknown built-in modifier 'causl' \(known: causal, slidingWindow, prefixLM, document, alibi, softcap, relativePositionBias\)/);
   expect((nn.builtinMod('slidingWindow', 4) as k.nn.MaskMod).js(0, 0, 5, 2)).toBe(true);
+});
+
+describeBackends('flexAttention with a learned relative-position table', ({ name }) => {
+  it('the table gets its gradient (finite differences) and matches the fused path when frozen', async () => {
+    const g = new k.Generator(4);
+    const d = (n: number) => Array.from({ length: n }, () => g.normal());
+    const H2 = 2, T2 = 5, D2 = 4, M = 2;
+    const q = d(H2 * T2 * D2), kk = d(H2 * T2 * D2), v = d(H2 * T2 * D2), tbl = d(H2 * (2 * M + 1));
+    await gradcheck((qq, kq, vq, t) => nn.flexAttention(qq, kq, vq, { scoreMod: flex.relativePositionBias(t, H2, M), maskMod: flex.causal() }), [
+      { shape: [1, H2, T2, D2], data: q }, { shape: [1, H2, T2, D2], data: kk }, { shape: [1, H2, T2, D2], data: v }, { shape: [H2, 2 * M + 1], data: tbl },
+    ]);
+    if (name === 'wasm') {
+      const mk = (x: number[]) => k.tensor(x, { shape: [1, H2, T2, D2] });
+      const table = k.tensor(tbl, { shape: [H2, 2 * M + 1] });
+      const composed = await nn.flexAttention(mk(q), mk(kk), mk(v), { scoreMod: flex.relativePositionBias(k.clone(table).requiresGrad_(), H2, M) }).toArray();
+      const fused = await nn.flexAttention(mk(q), mk(kk), mk(v), { scoreMod: flex.relativePositionBias(table, H2, M) }).toArray();
+      assertClose(fused, composed, { atol: 1e-5 });
+    }
+  });
 });
