@@ -5,7 +5,7 @@
 import { uw, uf } from './common';
 import {
   FA_B, FA_H, FA_HKV, FA_TQ, FA_TK, FA_D, FA_SCALE, FA_FLAGS, FA_WINDOW, FA_OFF_Q, FA_OFF_K, FA_OFF_V, FA_SOFTCAP, FA_CAUSAL, FA_SEG,
-  FA_SCOREMOD, FA_MASKMOD, FA_BLOCKMASK, FA_OFF_BM, FA_NKB, FA_BLOCK,
+  FA_SCOREMOD, FA_MASKMOD, FA_BLOCKMASK, FA_OFF_BM, FA_NKB, FA_BLOCK, FA_DROPOUT, FA_DROP_THRESHOLD, FA_DROP_SEED, FA_DROP_SCALE,
 } from './layout';
 
 // FlexAttention modifiers on this backend are the JavaScript twins of the WGSL snippets,
@@ -18,10 +18,20 @@ const ACC = memory.data(4 * 1024, 16); // up to head dim 1024
 
 // the call's parameters, read once from the uniforms into globals: the per-pair helpers below
 // would otherwise reload them from memory for every (query, key) pair
-let gTq: i32 = 0, gTk: i32 = 0, gB: i32 = 0, gFlags: u32 = 0, gW: i32 = 0, gScale: f32 = 1, gCap: f32 = 0, gOffBM: i32 = 0, gNKB: i32 = 0;
+let gTq: i32 = 0, gTk: i32 = 0, gB: i32 = 0, gH: i32 = 0, gFlags: u32 = 0, gW: i32 = 0, gScale: f32 = 1, gCap: f32 = 0, gOffBM: i32 = 0, gNKB: i32 = 0;
+let gDropT: u32 = 0, gDropSeed: u32 = 0, gDropScale: f32 = 1;
 function loadParams(u: usize): void {
-  gTq = <i32>uw(u, FA_TQ); gTk = <i32>uw(u, FA_TK); gB = <i32>uw(u, FA_B); gFlags = uw(u, FA_FLAGS); gW = <i32>uw(u, FA_WINDOW);
+  gTq = <i32>uw(u, FA_TQ); gTk = <i32>uw(u, FA_TK); gB = <i32>uw(u, FA_B); gH = <i32>uw(u, FA_H); gFlags = uw(u, FA_FLAGS); gW = <i32>uw(u, FA_WINDOW);
   gScale = uf(u, FA_SCALE); gCap = uf(u, FA_SOFTCAP); gOffBM = <i32>uw(u, FA_OFF_BM); gNKB = <i32>uw(u, FA_NKB);
+  gDropT = uw(u, FA_DROP_THRESHOLD); gDropSeed = uw(u, FA_DROP_SEED); gDropScale = uf(u, FA_DROP_SCALE);
+}
+
+/** The dropout multiplier of pair (b, h, q, kv): 0 or 1 / (1 - p); the twin of the WGSL dropKeep. */
+@inline function dropMul(b: i32, h: i32, qi: i32, kj: i32): f32 {
+  if (!(gFlags & FA_DROPOUT)) return 1;
+  let x: u32 = <u32>(((b * gH + h) * gTq + qi) * gTk + kj) * 0x9E3779B1 + gDropSeed;
+  x ^= x >> 16; x *= 0x85EBCA6B; x ^= x >> 13; x *= 0xC2B2AE35; x ^= x >> 16;
+  return x < gDropT ? f32(0) : gDropScale;
 }
 const KB = 16; // keys per group in the forward
 const SC = memory.data(4 * KB, 16); // the group's scores, then probabilities
@@ -255,6 +265,13 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
           const l = load<f32>(LB + (<usize>i << 2)) * corr + expRow(PB + (<usize>(i * KB) << 2), nk, mn);
           store<f32>(MB + (<usize>i << 2), mn);
           store<f32>(LB + (<usize>i << 2), l);
+          if (gFlags & FA_DROPOUT) {
+            // l keeps the undropped sum; only what reaches V is dropped
+            for (let j = 0; j < nk; j++) {
+              const at = PB + (<usize>(i * KB + j) << 2);
+              store<f32>(at, load<f32>(at) * dropMul(b, h, qi, k0 + j));
+            }
+          }
           const acc = DQ + (<usize>(i * D) << 2);
           let d = 0;
           if (ASC_FEATURE_SIMD) {
@@ -305,7 +322,7 @@ export function flashBwdDq(q: usize, k: usize, v: usize, seg: usize, dO: usize, 
           const vp = v + (<usize>(uw(u, FA_OFF_V) + ((b * Hkv + hk) * Tk + kj) * D) << 2);
           const c = capped(u, qp, kp, D);
           const p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
-          const ds = p * (dot(gp, vp, D) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
+          const ds = p * (dot(gp, vp, D) * dropMul(b, h, qi, kj) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
           scaleAxpy(ACC, 1, ds, kp, D);
         }
       }
@@ -343,8 +360,9 @@ export function flashBwdDkv(q: usize, k: usize, v: usize, seg: usize, dO: usize,
         const gp = dO + (<usize>(row * D) << 2);
         const c = capped(u, qp, kp, D);
         const p = Mathf.exp(modded(u, c, b, h, qi, kj) - L);
-        const ds = p * (dot(gp, vp, D) - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
-        scaleAxpy(DV, 1, p, gp, D);
+        const dm = dropMul(b, h, qi, kj);
+        const ds = p * (dot(gp, vp, D) * dm - Dsum) * scoreGrad(u, c, b, h, qi, kj) * scale;
+        scaleAxpy(DV, 1, p * dm, gp, D);
         scaleAxpy(ACC, 1, ds, qp, D);
       }
     }
@@ -412,7 +430,9 @@ export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, st
             let ds: f32 = 0;
             if (p != 0) {
               const kj = k0 + j;
-              ds = p * (load<f32>(DSB + at) - Dsum) * scoreGrad(u, load<f32>(CB + (<usize>j << 2)), b, h, qi, kj) * scale;
+              const dm = dropMul(b, h, qi, kj);
+              ds = p * (load<f32>(DSB + at) * dm - Dsum) * scoreGrad(u, load<f32>(CB + (<usize>j << 2)), b, h, qi, kj) * scale;
+              store<f32>(PB + at, p * dm); // dv takes the dropped probabilities
             }
             store<f32>(DSB + at, ds);
           }

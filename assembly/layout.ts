@@ -87,7 +87,10 @@ export const FA_OFF_BM = 13; // where the block mask starts in the aux buffer
 export const FA_OFF_HP = 14; // where the per-head f32 parameters start in the aux buffer
 export const FA_NKB = 15; // key blocks per row of the block mask
 export const FA_P = 16; // 4 f32 parameters of the score/mask modifiers
-export const FA_WORDS = 20;
+export const FA_DROP_THRESHOLD = 20; // u32: a probability is dropped when its hash falls below this
+export const FA_DROP_SEED = 21; // u32
+export const FA_DROP_SCALE = 22; // f32: 1 / (1 - p) for the kept ones
+export const FA_WORDS = 24;
 export const FA_CAUSAL = 1;
 /** segment ids (B, Tq) then (B, Tk) at the start of the aux buffer: a key is visible when its segment equals the query's and is >= 0 (padding is -1) */
 export const FA_SEG = 2;
@@ -97,6 +100,8 @@ export const FA_SCOREMOD = 4;
 export const FA_MASKMOD = 8;
 /** the aux buffer holds a (query block, key block) mask: blocks with 0 are skipped */
 export const FA_BLOCKMASK = 16;
+/** attention dropout from a counter-based hash of (seed, b, h, q, kv): the backward regenerates the mask */
+export const FA_DROPOUT = 32;
 /** flex block sizes (queries and keys) the block mask is computed for */
 export const FA_BLOCK = 64;
 

@@ -65,6 +65,13 @@ fn visible(b: u32, h: u32, qi: u32, kj: u32) -> bool {
   if ((flags & ${L.FA_MASKMOD}u) != 0u && !maskMod(b, h, qi, kj)) { return false; }
   return true;
 }
+// the dropout multiplier of pair (b, h, q, kv): 0 or 1 / (1 - p); twin of the AS dropMul
+fn dropMul(b: u32, h: u32, qi: u32, kj: u32) -> f32 {
+  if ((u_(${L.FA_FLAGS}u) & ${L.FA_DROPOUT}u) == 0u) { return 1.0; }
+  var x = (((b * u_(${L.FA_H}u) + h) * u_(${L.FA_TQ}u) + qi) * u_(${L.FA_TK}u) + kj) * 0x9E3779B1u + u_(${L.FA_DROP_SEED}u);
+  x ^= x >> 16u; x *= 0x85EBCA6Bu; x ^= x >> 13u; x *= 0xC2B2AE35u; x ^= x >> 16u;
+  return select(uf_(${L.FA_DROP_SCALE}u), 0.0, x < u_(${L.FA_DROP_THRESHOLD}u));
+}
 // score before modifiers: q.k * scale, soft-capped when asked
 fn capped(s: f32) -> f32 {
   let cap = uf_(${L.FA_SOFTCAP}u);
@@ -156,8 +163,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let mn = max(m, s);
         let corr = exp(m - mn);
         let p = exp(s - mn);
-        l = l * corr + p;
-        for (var d = 0u; d < D; d++) { acc[d] = acc[d] * corr + p * Vs[j * ${MD}u + d]; }
+        l = l * corr + p; // the undropped sum normalises; only what reaches V is dropped
+        let pd = p * dropMul(b, h, qi, kj);
+        for (var d = 0u; d < D; d++) { acc[d] = acc[d] * corr + pd * Vs[j * ${MD}u + d]; }
         m = mn;
       }
     }
@@ -221,7 +229,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var s = 0.0; var dp = 0.0;
         for (var d = 0u; d < D; d++) { s += qv[d] * Ks[j * ${MD}u + d]; dp += gv[d] * Vs[j * ${MD}u + d]; }
         let c = capped(s * scale);
-        let ds = exp(modded(c, b, h, qi, kj) - Lr) * (dp - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
+        let ds = exp(modded(c, b, h, qi, kj) - Lr) * (dp * dropMul(b, h, qi, kj) - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
         for (var d = 0u; d < D; d++) { acc[d] += ds * Ks[j * ${MD}u + d]; }
       }
     }
@@ -304,8 +312,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           for (var d = 0u; d < D; d++) { s += Qs[j * ${MD}u + d] * kv[d]; dp += Gs[j * ${MD}u + d] * vv[d]; }
           let c = capped(s * scale);
           let p = exp(modded(c, b, h, qi, kj) - Lr);
-          let ds = p * (dp - Ss[2u * j + 1u]) * scoreGrad(c, b, h, qi, kj) * scale;
-          for (var d = 0u; d < D; d++) { av[d] += p * Gs[j * ${MD}u + d]; ak[d] += ds * Qs[j * ${MD}u + d]; }
+          let dm = dropMul(b, h, qi, kj);
+          let ds = p * (dp * dm - Ss[2u * j + 1u]) * scoreGrad(c, b, h, qi, kj) * scale;
+          for (var d = 0u; d < D; d++) { av[d] += p * dm * Gs[j * ${MD}u + d]; ak[d] += ds * Qs[j * ${MD}u + d]; }
         }
       }
       workgroupBarrier();
@@ -343,6 +352,8 @@ export interface FlashParams {
   scale: number; causal: boolean; segments: boolean; window: number; softcap: number;
   /** FlexAttention: the registered snippets' key, what they use, and where aux holds the block mask and head parameters */
   flex?: { key: string; scoreMod: boolean; maskMod: boolean; blockMask: boolean; offBM: number; offHP: number; nKB: number; params: number[] };
+  /** attention dropout: probability and the seed of the call's hash stream */
+  dropout?: { p: number; seed: number };
 }
 
 function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
@@ -353,6 +364,12 @@ function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
   const fx = p.flex;
   u[L.FA_FLAGS] = (p.causal ? L.FA_CAUSAL : 0) | (p.segments ? L.FA_SEG : 0) |
     (fx?.scoreMod ? L.FA_SCOREMOD : 0) | (fx?.maskMod ? L.FA_MASKMOD : 0) | (fx?.blockMask ? L.FA_BLOCKMASK : 0);
+  if (p.dropout && p.dropout.p > 0) {
+    u[L.FA_FLAGS] |= L.FA_DROPOUT;
+    u[L.FA_DROP_THRESHOLD] = Math.min(0xffffffff, Math.round(p.dropout.p * 2 ** 32));
+    u[L.FA_DROP_SEED] = p.dropout.seed >>> 0;
+    f[L.FA_DROP_SCALE] = 1 / (1 - p.dropout.p);
+  }
   if (fx) {
     u[L.FA_OFF_BM] = fx.offBM; u[L.FA_OFF_HP] = fx.offHP; u[L.FA_NKB] = fx.nKB;
     fx.params.slice(0, 4).forEach((v, i) => (f[L.FA_P + i] = v));

@@ -108,7 +108,7 @@ export interface AttentionConfig extends InitOptions {
   softcap?: number;
   /**
    * Use the fused kernels (default true) whenever the inputs allow: no dense mask or bias
-   * tensor and no dropout while training; otherwise the composed path runs.
+   * tensor; otherwise the composed path runs. Dropout runs inside the fused kernels.
    */
   fused?: boolean;
 }
@@ -178,12 +178,12 @@ export class Attention extends Module {
     }
     const dropoutP = this.training ? this.cfg.attentionDropout ?? 0 : 0;
     const isCausal = inp.causal ?? true;
-    const fused = (this.cfg.fused ?? true) && !inp.mask && !inp.bias && !dropoutP && this.headDim <= MAX_HEAD_DIM;
+    const fused = (this.cfg.fused ?? true) && !inp.mask && !inp.bias && this.headDim <= MAX_HEAD_DIM;
     let o: Tensor;
     if (fused) {
-      o = flashAttention(q, k, v, { isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, softcap: this.cfg.softcap, keyPadding: inp.keyPadding, docIds: inp.docIds });
+      o = flashAttention(q, k, v, { isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, softcap: this.cfg.softcap, keyPadding: inp.keyPadding, docIds: inp.docIds, dropoutP });
     } else {
-      if (this.cfg.softcap) throw new KilnError('argument', 'Attention', 'soft-capping needs the fused path (no dense mask, bias or dropout)');
+      if (this.cfg.softcap) throw new KilnError('argument', 'Attention', 'soft-capping needs the fused path (no dense mask or bias)');
       let mask = inp.mask ?? null;
       const extra = [inp.keyPadding ? paddingMask(inp.keyPadding) : null, inp.docIds ? documentMask(inp.docIds) : null];
       for (const m of extra) if (m) mask = mask ? mul(mask, m) : m;

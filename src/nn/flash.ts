@@ -1,7 +1,7 @@
 // The fused attention op (flash-style kernels in src/kernels/attention.ts) with its backward.
 import { record } from '../core/autograd.js';
 import { KilnError, fmtShape } from '../core/errors.js';
-import { fromValues } from '../core/ops/creation.js';
+import { defaultGenerator, fromValues } from '../core/ops/creation.js';
 import { cast, mul, where } from '../core/ops/pointwise.js';
 import { sum } from '../core/ops/reduce.js';
 import { clone, concat, contiguous, reshape, stack } from '../core/ops/shape.js';
@@ -24,6 +24,21 @@ export interface FlashOptions {
   docIds?: Tensor | null;
   /** wasm: run the GPU-shaped dq and dk/dv twins instead of the single-pass backward (tests) */
   splitBackward?: boolean;
+  /** attention dropout probability: the mask is a hash of (seed, b, h, q, kv), regenerated in backward */
+  dropoutP?: number;
+  /** the dropout stream's seed (default: drawn from the default generator, so manualSeed reproduces it) */
+  seed?: number;
+}
+
+/** The dropout multiplier flashAttention applies to pair (b, h, q, kv): the same hash as the kernels. */
+export function flashDropMul(p: number, seed: number, H: number, Tq: number, Tk: number, b: number, h: number, q: number, kv: number): number {
+  let x = (Math.imul(((b * H + h) * Tq + q) * Tk + kv, 0x9e3779b1) + (seed >>> 0)) >>> 0;
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x85ebca6b) >>> 0;
+  x = (x ^ (x >>> 13)) >>> 0;
+  x = Math.imul(x, 0xc2b2ae35) >>> 0;
+  x = (x ^ (x >>> 16)) >>> 0;
+  return x < Math.min(0xffffffff, Math.round(p * 2 ** 32)) ? 0 : 1 / (1 - p);
 }
 
 /** Segment ids (B*Tq then B*Tk, i32): a key is visible when its id equals the query's and is >= 0. */
@@ -69,6 +84,7 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions 
   if (H % Hkv !== 0) throw new KilnError('shape', 'flashAttention', `${H} query heads are not a multiple of ${Hkv} key/value heads`);
   if (D > MAX_HEAD_DIM) throw new KilnError('shape', 'flashAttention', `head dim ${D} exceeds the fused kernel's ${MAX_HEAD_DIM}; use scaledDotProductAttention`);
   if (Tq > Tk) throw new KilnError('shape', 'flashAttention', `more queries (${Tq}) than keys (${Tk})`);
+  if (o.dropoutP !== undefined && !(o.dropoutP >= 0 && o.dropoutP < 1)) throw new KilnError('argument', 'flashAttention', `dropoutP must be in [0, 1), got ${o.dropoutP}`);
   const seg = segments(B, Tq, Tk, o, be);
   // aux (i32): segment ids, then the block mask, then the head parameters' f32 bits
   const segLen = seg ? seg.size : 0;
@@ -82,6 +98,7 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions 
     B, H, Hkv, Tq, Tk, D,
     scale: o.scale ?? 1 / Math.sqrt(D), causal: o.isCausal ?? false, segments: seg !== null,
     window: o.slidingWindow ?? 0, softcap: o.softcap ?? 0,
+    dropout: o.dropoutP ? { p: o.dropoutP, seed: o.seed ?? defaultGenerator.nextU32() } : undefined,
     flex: flex && {
       key: flex.key, scoreMod: flex.scoreMod, maskMod: flex.maskMod, blockMask: bmLen > 0,
       offBM: segLen, offHP: segLen + bmLen, nKB: Math.ceil(Tk / FA_BLOCK), params: [],

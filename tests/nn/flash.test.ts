@@ -1,7 +1,7 @@
 // The fused attention kernels against the composed reference (matmul + softmax) on both
 // backends: outputs and the gradients of q, k and v, for MHA/GQA/MQA, causal, sliding window,
 // key padding, packed documents, soft-capping, a KV-cache offset, and awkward sizes.
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
 import * as k from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { assertClose } from '../helpers/assert-close.js';
@@ -77,5 +77,32 @@ describeBackends('flash attention (fused vs composed)', () => {
     await gradcheck((q, kk, v) => nn.flashAttention(q, kk, v, { isCausal: true, slidingWindow: 3 }), [
       { shape: [1, 2, 4, 3], data: data(24) }, { shape: [1, 1, 4, 3], data: data(12) }, { shape: [1, 1, 4, 3], data: data(12) },
     ]);
+  });
+});
+
+describeBackends('flash attention dropout', () => {
+  it('matches the composed reference with the same hashed mask, outputs and gradients', async () => {
+    const B = 2, H = 2, Hkv = 1, T = 21, D = 8, p = 0.3, seed = 12345;
+    const g = new k.Generator(21);
+    const qd = k.randn([B, H, T, D], { generator: g }), kd = k.randn([B, Hkv, T, D], { generator: g }), vd = k.randn([B, Hkv, T, D], { generator: g });
+    const up = k.randn([B, H, T, D], { generator: g });
+    const mask = new Float32Array(B * H * T * T);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) mask[((b * H + h) * T + i) * T + j] = nn.flashDropMul(p, seed, H, T, T, b, h, i, j);
+    const kept = Array.from(mask).filter((x) => x > 0).length / mask.length;
+    expect(Math.abs(kept - 0.7)).toBeLessThan(0.05);
+    const run = async (f: (q: Tensor, kk: Tensor, v: Tensor) => Tensor) => {
+      const [q, kk, v] = [qd, kd, vd].map((t) => k.clone(t).requiresGrad_());
+      const out = f(q, kk, v);
+      k.sum(k.mul(out, up)).backward();
+      return [await out.toArray(), await q.grad!.toArray(), await kk.grad!.toArray(), await v.grad!.toArray()];
+    };
+    const fused = await run((q, kk, v) => nn.flashAttention(q, kk, v, { isCausal: true, dropoutP: p, seed }));
+    const ref = await run((q, kk, v) => {
+      const rep = (t: Tensor) => k.reshape(k.expand(k.unsqueeze(t, 2), [B, Hkv, 2, T, D]), [B, H, T, D]);
+      let s = k.mul(k.matmul(q, k.transpose(rep(kk))), 1 / Math.sqrt(D));
+      s = k.where(nn.causalMask(T, T), s, nn.MASKED);
+      return k.matmul(k.mul(k.softmax(s, -1), k.tensor(mask, { shape: [B, H, T, T] })), rep(v));
+    });
+    ['output', 'dq', 'dk', 'dv'].forEach((n, i) => assertClose(fused[i], ref[i], { atol: 3e-5, rtol: 1e-4 }, n));
   });
 });
