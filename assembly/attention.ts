@@ -84,6 +84,18 @@ function blockDots(a: usize, sa: i32, na: i32, b: usize, sb: i32, nb: i32, D: i3
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
+/**
+ * Whether every (query, key) of the block is visible: no per-pair data masks, and the block lies
+ * wholly inside the causal and window bounds. Such blocks skip the per-pair checks.
+ */
+@inline function blockFull(q0: i32, nq: i32, k0: i32, nk: i32): bool {
+  if (gFlags & (FA_SEG | FA_MASKMOD | FA_BLOCKMASK)) return false;
+  const off = gTk - gTq;
+  if ((gFlags & FA_CAUSAL) && k0 + nk - 1 > q0 + off) return false;
+  if (gW > 0 && q0 + nq - 1 + off - k0 >= gW) return false;
+  return true;
+}
+
 /** e^x in four lanes: Cody-Waite reduction and a degree-6 polynomial (relative error < 2e-7); -inf gives 0. */
 @inline function exp4(x: v128): v128 {
   const xc = f32x4.max(x, f32x4.splat(-87.3));
@@ -243,6 +255,7 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
         const nk = min(KB, kHi - k0);
         blockDots(q + (<usize>(offQ + row0 * D) << 2), D, nq, k + (<usize>(offK + (kvRow + k0) * D) << 2), D, nk, D, PB);
         const vBase = v + (<usize>(offV + (kvRow + k0) * D) << 2);
+        const full = blockFull(q0, nq, k0, nk);
         for (let i = 0; i < nq; i++) {
           const qi = q0 + i;
           let mb: f32 = -Infinity;
@@ -250,7 +263,7 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
             const kj = k0 + j;
             const at = PB + (<usize>(i * KB + j) << 2);
             let sc: f32 = -Infinity;
-            if (blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)) {
+            if (full || (blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj))) {
               let c = load<f32>(at) * gScale;
               if (gCap > 0) c = gCap * tanhf(c / gCap);
               sc = modded(u, c, b, h, qi, kj);
@@ -401,6 +414,7 @@ export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, st
         blockDots(q + (<usize>(offQ + row0 * D) << 2), D, nq, k + (<usize>(offK + (kvRow + k0) * D) << 2), D, nk, D, PB);
         blockDots(dO + (<usize>(row0 * D) << 2), D, nq, v + (<usize>(offV + (kvRow + k0) * D) << 2), D, nk, D, DSB);
         let any = false;
+        const full = blockFull(q0, nq, k0, nk);
         for (let i = 0; i < nq; i++) {
           const qi = q0 + i, row = row0 + i;
           const L = f(stats, 2 * row), Dsum = f(stats, 2 * row + 1);
@@ -409,7 +423,7 @@ export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, st
             const kj = k0 + j;
             const at = PB + (<usize>(i * KB + j) << 2);
             let sc: f32 = -Infinity;
-            if (L != -Infinity && blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)) {
+            if (L != -Infinity && (full || (blockLive(u, seg, qi, kj) && visible(u, seg, b, h, qi, kj)))) {
               let c = load<f32>(at) * gScale;
               if (gCap > 0) c = gCap * tanhf(c / gCap);
               store<f32>(CB + (<usize>j << 2), c);
