@@ -136,10 +136,56 @@ function expRow(row: usize, n: i32, sub: f32): f32 {
   return total;
 }
 
+/**
+ * acc[i] += sum_j P[i * KB + j] * X[j] for i < na, j < nb (acc rows stride D, X rows stride D):
+ * a small GEMM with 4 x 8 register blocks (4 rows of acc, two vectors of 4 lanes); rows and
+ * lanes past the blocks fall back to vector-at-a-time loops.
+ */
+function blockPV(P: usize, na: i32, nb: i32, X: usize, acc: usize, D: i32): void {
+  let i0 = 0;
+  if (ASC_FEATURE_SIMD && (D & 7) == 0) {
+    for (; i0 + 4 <= na; i0 += 4) {
+      const a0 = acc + (<usize>(i0 * D) << 2), a1 = a0 + (<usize>D << 2), a2 = a1 + (<usize>D << 2), a3 = a2 + (<usize>D << 2);
+      const p0 = P + (<usize>(i0 * KB) << 2), p1 = p0 + (<usize>KB << 2), p2 = p1 + (<usize>KB << 2), p3 = p2 + (<usize>KB << 2);
+      for (let d = 0; d < D; d += 8) {
+        const o = <usize>d << 2;
+        let c00 = v128.load(a0 + o), c01 = v128.load(a0 + o, 16), c10 = v128.load(a1 + o), c11 = v128.load(a1 + o, 16);
+        let c20 = v128.load(a2 + o), c21 = v128.load(a2 + o, 16), c30 = v128.load(a3 + o), c31 = v128.load(a3 + o, 16);
+        for (let j = 0; j < nb; j++) {
+          const xp = X + (<usize>(j * D) << 2) + o;
+          const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+          const jo = <usize>j << 2;
+          let w = v128.load32_splat(p0 + jo);
+          c00 = f32x4.add(c00, f32x4.mul(w, x0)); c01 = f32x4.add(c01, f32x4.mul(w, x1));
+          w = v128.load32_splat(p1 + jo);
+          c10 = f32x4.add(c10, f32x4.mul(w, x0)); c11 = f32x4.add(c11, f32x4.mul(w, x1));
+          w = v128.load32_splat(p2 + jo);
+          c20 = f32x4.add(c20, f32x4.mul(w, x0)); c21 = f32x4.add(c21, f32x4.mul(w, x1));
+          w = v128.load32_splat(p3 + jo);
+          c30 = f32x4.add(c30, f32x4.mul(w, x0)); c31 = f32x4.add(c31, f32x4.mul(w, x1));
+        }
+        v128.store(a0 + o, c00); v128.store(a0 + o, c01, 16); v128.store(a1 + o, c10); v128.store(a1 + o, c11, 16);
+        v128.store(a2 + o, c20); v128.store(a2 + o, c21, 16); v128.store(a3 + o, c30); v128.store(a3 + o, c31, 16);
+      }
+    }
+  }
+  for (let i = i0; i < na; i++) {
+    const a = acc + (<usize>(i * D) << 2);
+    const pr = P + (<usize>(i * KB) << 2);
+    for (let j = 0; j < nb; j++) scaleAxpy(a, 1, load<f32>(pr + (<usize>j << 2)), X + (<usize>(j * D) << 2), D);
+  }
+}
+
+/** dst[j * KB + i] = src[i * KB + j]: a block's transpose, so key rows can take blockPV too. */
+function transposeBlock(src: usize, dst: usize, na: i32, nb: i32): void {
+  for (let i = 0; i < na; i++) for (let j = 0; j < nb; j++) store<f32>(dst + (<usize>(j * KB + i) << 2), load<f32>(src + (<usize>(i * KB + j) << 2)));
+}
+
 const QB = 16; // query rows per block in the backward
 const DQ = memory.data(4 * QB * 1024, 16); // the block's dq rows
 const PB = memory.data(4 * QB * KB, 16); // P (QB x KB)
 const DSB = memory.data(4 * QB * KB, 16); // dS (QB x KB)
+const TB = memory.data(4 * QB * KB, 16); // a transposed block
 const CB = memory.data(4 * KB, 16); // a row's capped scores (the score modifier's derivative needs them)
 
 
@@ -271,7 +317,10 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
             store<f32>(at, sc);
             mb = max<f32>(mb, sc);
           }
-          if (mb == -Infinity) continue;
+          if (mb == -Infinity) {
+            memory.fill(PB + (<usize>(i * KB) << 2), 0, <usize>nk << 2); // contributes nothing to P @ V
+            continue;
+          }
           const m = load<f32>(MB + (<usize>i << 2));
           const mn = max<f32>(m, mb);
           const corr = Mathf.exp(m - mn);
@@ -285,23 +334,10 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
               store<f32>(at, load<f32>(at) * dropMul(b, h, qi, k0 + j));
             }
           }
-          const acc = DQ + (<usize>(i * D) << 2);
-          let d = 0;
-          if (ASC_FEATURE_SIMD) {
-            const vc = f32x4.splat(corr);
-            for (; d + 4 <= D; d += 4) {
-              const ap = acc + (<usize>d << 2);
-              let a = f32x4.mul(v128.load(ap), vc);
-              for (let j = 0; j < nk; j++) a = f32x4.add(a, f32x4.mul(f32x4.splat(load<f32>(PB + (<usize>(i * KB + j) << 2))), v128.load(vBase + (<usize>(j * D + d) << 2))));
-              v128.store(ap, a);
-            }
-          }
-          for (; d < D; d++) {
-            let a = f(acc, d) * corr;
-            for (let j = 0; j < nk; j++) a += load<f32>(PB + (<usize>(i * KB + j) << 2)) * f(vBase, j * D + d);
-            store<f32>(acc + (<usize>d << 2), a);
-          }
+          // rescale the row's accumulator; the block's P @ V is added below for all rows at once
+          if (corr != 1) scaleAxpy(DQ + (<usize>(i * D) << 2), corr, 0, DQ, D);
         }
+        blockPV(PB, nq, nk, vBase, DQ, D);
       }
       for (let i = 0; i < nq; i++) {
         const l = load<f32>(LB + (<usize>i << 2)), m = load<f32>(MB + (<usize>i << 2));
@@ -452,53 +488,13 @@ export function flashBwd(q: usize, k: usize, v: usize, seg: usize, dO: usize, st
           }
         }
         if (!any) continue;
-        // dq_i += sum_j dS_ij k_j, four lanes of the sum in a register across the block's keys
+        // the block's three small products, GEMM-style: dq += dS K, dk += dS^T Q, dv += P^T dO
         const kBase = k + (<usize>(offK + (kvRow + k0) * D) << 2);
-        for (let i = 0; i < nq; i++) {
-          const acc = DQ + (<usize>(i * D) << 2);
-          const dsRow = DSB + (<usize>(i * KB) << 2);
-          let d = 0;
-          if (ASC_FEATURE_SIMD) {
-            for (; d + 4 <= D; d += 4) {
-              let a = v128.load(acc + (<usize>d << 2));
-              for (let j = 0; j < nk; j++) a = f32x4.add(a, f32x4.mul(f32x4.splat(load<f32>(dsRow + (<usize>j << 2))), v128.load(kBase + (<usize>(j * D + d) << 2))));
-              v128.store(acc + (<usize>d << 2), a);
-            }
-          }
-          for (; d < D; d++) {
-            let a = f(acc, d);
-            for (let j = 0; j < nk; j++) a += load<f32>(dsRow + (<usize>j << 2)) * f(kBase, j * D + d);
-            store<f32>(acc + (<usize>d << 2), a);
-          }
-        }
-        // dk_j += sum_i dS_ij q_i, dv_j += sum_i P_ij dO_i: four lanes of the sums in registers
-        for (let j = 0; j < nk; j++) {
-          const dkp = dk + (<usize>((kvRow + k0 + j) * D) << 2);
-          const dvp = dv + (<usize>((kvRow + k0 + j) * D) << 2);
-          let d = 0;
-          if (ASC_FEATURE_SIMD) {
-            for (; d + 4 <= D; d += 4) {
-              let ak = v128.load(dkp + (<usize>d << 2)), av = v128.load(dvp + (<usize>d << 2));
-              for (let i = 0; i < nq; i++) {
-                const row = row0 + i;
-                ak = f32x4.add(ak, f32x4.mul(f32x4.splat(load<f32>(DSB + (<usize>(i * KB + j) << 2))), v128.load(q + (<usize>(offQ + row * D + d) << 2))));
-                av = f32x4.add(av, f32x4.mul(f32x4.splat(load<f32>(PB + (<usize>(i * KB + j) << 2))), v128.load(dO + (<usize>(row * D + d) << 2))));
-              }
-              v128.store(dkp + (<usize>d << 2), ak);
-              v128.store(dvp + (<usize>d << 2), av);
-            }
-          }
-          for (; d < D; d++) {
-            let ak = f(dkp, d), av = f(dvp, d);
-            for (let i = 0; i < nq; i++) {
-              const row = row0 + i;
-              ak += load<f32>(DSB + (<usize>(i * KB + j) << 2)) * f(q + (<usize>(offQ + row * D) << 2), d);
-              av += load<f32>(PB + (<usize>(i * KB + j) << 2)) * f(dO + (<usize>(row * D) << 2), d);
-            }
-            store<f32>(dkp + (<usize>d << 2), ak);
-            store<f32>(dvp + (<usize>d << 2), av);
-          }
-        }
+        blockPV(DSB, nq, nk, kBase, DQ, D);
+        transposeBlock(DSB, TB, nq, nk);
+        blockPV(TB, nk, nq, q + (<usize>(offQ + row0 * D) << 2), dk + (<usize>((kvRow + k0) * D) << 2), D);
+        transposeBlock(PB, TB, nq, nk);
+        blockPV(TB, nk, nq, dO + (<usize>(row0 * D) << 2), dv + (<usize>((kvRow + k0) * D) << 2), D);
       }
       memory.copy(dq + (<usize>(row0 * D) << 2), DQ, <usize>(nq * D) << 2);
     }
