@@ -11,7 +11,7 @@ const NR: i32 = 8;
 export const KC: i32 = 256;
 export const NC: i32 = 256;
 /** Bytes of scratch the host must pass: one packed B block and one packed A sliver. */
-export function matmulScratchBytes(): i32 { return (KC * NC + MR * 4 * KC) * 4 + 64; }
+export function matmulScratchBytes(): i32 { return (KC * NC + MR * KC) * 4 + 64; }
 
 const TILE = memory.data(MR * NR * 4, 16); // edge tiles are computed here, then copied
 
@@ -166,22 +166,15 @@ function packB(B: usize, sBk: i32, sBn: i32, pc: i32, jc: i32, kc: i32, nc: i32,
   }
 }
 
-// A[ic.., pc..] (mr x kc) -> per k, MR vectors each holding one A value four times (zero rows
-// past mr): the micro-kernel then reads ready splats instead of shuffling lanes, which compete
-// with the multiplies and adds for the same vector pipes.
+// A[ic.., pc..] (mr x kc) -> kc x MR slivers (a k's MR values together), zero rows past mr.
 function packA(A: usize, sAm: i32, sAk: i32, ic: i32, pc: i32, mr: i32, kc: i32, ap: usize): void {
   for (let i = 0; i < MR; i++) {
     const src = A + (<usize>((ic + i) * sAm + pc * sAk) << 2);
-    for (let k = 0; k < kc; k++) {
-      const v: f32 = i < mr ? load<f32>(src + (<usize>(k * sAk) << 2)) : 0;
-      const dst = ap + (<usize>(k * MR + i) << 4);
-      if (ASC_FEATURE_SIMD) v128.store(dst, f32x4.splat(v));
-      else { store<f32>(dst, v); store<f32>(dst, v, 4); store<f32>(dst, v, 8); store<f32>(dst, v, 12); }
-    }
+    for (let k = 0; k < kc; k++) store<f32>(ap + (<usize>(k * MR + i) << 2), i < mr ? load<f32>(src + (<usize>(k * sAk) << 2)) : 0);
   }
 }
 
-// C[mr x nr] (row stride ldc) (+)= Ap (kc x MR, splatted) . Bp (kc x NR)
+// C[mr x nr] (row stride ldc) (+)= Ap (kc x MR) . Bp (kc x NR)
 function micro(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, mr: i32, nr: i32, first: bool): void {
   const full = mr == MR && nr == NR;
   const out = full ? c : TILE;
@@ -191,9 +184,10 @@ function micro(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, mr: i32, nr: i
     let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
     for (let k = 0; k < kc; k++) {
       const pb = bp + (<usize>k << 5);
-      const pa = ap + (<usize>k << 6);
+      const pa = ap + (<usize>k << 4);
       const b0 = v128.load(pb), b1 = v128.load(pb, 16);
-      const a0 = v128.load(pa), a1 = v128.load(pa, 16), a2 = v128.load(pa, 32), a3 = v128.load(pa, 48);
+      // broadcast loads of the sliver's four A values (no lane shuffles)
+      const a0 = v128.load32_splat(pa), a1 = v128.load32_splat(pa, 4), a2 = v128.load32_splat(pa, 8), a3 = v128.load32_splat(pa, 12);
       c00 = f32x4.add(c00, f32x4.mul(a0, b0)); c01 = f32x4.add(c01, f32x4.mul(a0, b1));
       c10 = f32x4.add(c10, f32x4.mul(a1, b0)); c11 = f32x4.add(c11, f32x4.mul(a1, b1));
       c20 = f32x4.add(c20, f32x4.mul(a2, b0)); c21 = f32x4.add(c21, f32x4.mul(a2, b1));
@@ -213,7 +207,7 @@ function micro(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, mr: i32, nr: i
     for (let i = 0; i < MR; i++) {
       for (let j = 0; j < NR; j++) {
         let s: f32 = 0;
-        for (let k = 0; k < kc; k++) s += load<f32>(ap + (<usize>(k * MR + i) << 4)) * load<f32>(bp + (<usize>(k * NR + j) << 2));
+        for (let k = 0; k < kc; k++) s += load<f32>(ap + (<usize>(k * MR + i) << 2)) * load<f32>(bp + (<usize>(k * NR + j) << 2));
         const p = out + <usize>i * ld + (<usize>j << 2);
         store<f32>(p, full && !first ? load<f32>(p) + s : s);
       }
