@@ -50,6 +50,15 @@ export const gradOps: { add: (a: Tensor, b: Tensor) => Tensor; onesLike: (t: Ten
   clone: notLoaded,
 };
 
+/** Stands in for a node whose saved tensors were released by a backward without retainGraph. */
+const FREED: GradNode = {
+  op: 'freed',
+  inputs: [],
+  backward: () => {
+    throw new KilnError('grad', 'backward', 'trying to backward through the graph a second time: pass { retainGraph: true } to the first backward');
+  },
+};
+
 export interface BackwardOptions {
   /** Keep the graph so backward can run again through it. */
   retainGraph?: boolean;
@@ -116,9 +125,8 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
         const prev = grads.get(x);
         grads.set(x, prev ? gradOps.add(prev, gi) : gi);
       });
-      if (!opts.retainGraph && t !== root) t._node = null;
+      if (!opts.retainGraph) t._node = FREED;
     }
-    if (!opts.retainGraph) root._node = null;
   }));
 }
 

@@ -97,3 +97,12 @@ describeBackends('autograd', () => {
     assertClose(await w.grad!.toArray(), [2, 3]);
   });
 });
+
+describeBackends('autograd graph release', () => {
+  it('a second backward through a released graph is a typed error, not silent partial gradients', () => {
+    const x = k.tensor([1, 2], { requiresGrad: true });
+    const h = k.exp(x);
+    k.sum(h).backward();
+    expect(() => k.sum(k.mul(h, 2)).backward()).toThrow(/backward through the graph a second time/);
+  });
+});
