@@ -1,16 +1,103 @@
-// Fused RMSNorm / LayerNorm, forward and input gradient, one thread per row (no barriers).
-// AssemblyScript twin: assembly/norm.ts; composed reference: the ops in nn/norm.ts.
+// Fused RMSNorm / LayerNorm, forward and input gradient. Rows up to LONG_ROW elements take one
+// thread each (no barriers: best for many short rows and for CPU adapters); longer rows take a
+// workgroup each, with the row sums reduced in workgroup memory (coalesced reads, full occupancy
+// for LLM hidden sizes). AssemblyScript twin: assembly/norm.ts; composed reference: nn/norm.ts.
 import * as L from '../../assembly/layout.js';
 import { grid1d, type Kernel, type KernelCall, type View } from '../backend/backend.js';
 import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
 
 const WG = 64;
+const GWG = 256;
+export const LONG_ROW = 512;
+
+/** workgroup sum of v over GWG threads (all threads get it) */
+const TREE = `
+var<workgroup> sh: array<f32, ${GWG}>;
+fn wgSum(lid: u32, v: f32) -> f32 {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = ${GWG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] += sh[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = sh[0];
+  workgroupBarrier();
+  return r;
+}`;
 
 const SCALE = `
 fn scaleOf(i: u32) -> f32 {
   if (u_(${L.NM_HAS_W}u) == 0u) { return 1.0; }
   return select(W[i], 1.0 + W[i], u_(${L.NM_OFFSET}u) == 1u);
 }`;
+
+function fwdGroupWgsl(): string {
+  return `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read> Bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> S: array<f32>;
+${uniformBlock(5, L.NM_WORDS)}
+${SCALE}
+${TREE}
+@compute @workgroup_size(${GWG})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_INDEX}
+  let r = gi;
+  let rows = u_(${L.NM_ROWS}u); let D = u_(${L.NM_D}u);
+  if (r >= rows) { return; }
+  let xb = u_(${L.NM_OFF_X}u) + r * D;
+  var part = 0.0;
+  if (u_(${L.NM_LAYER}u) == 1u) { for (var i = lid; i < D; i += ${GWG}u) { part += X[xb + i]; } }
+  let mean = wgSum(lid, part) / f32(D);
+  part = 0.0;
+  for (var i = lid; i < D; i += ${GWG}u) { let d = X[xb + i] - mean; part += d * d; }
+  let rstd = 1.0 / sqrt(wgSum(lid, part) / f32(D) + uf_(${L.NM_EPS}u));
+  let hasB = u_(${L.NM_HAS_B}u) == 1u;
+  for (var i = lid; i < D; i += ${GWG}u) {
+    var b = 0.0;
+    if (hasB) { b = Bias[i]; }
+    Y[r * D + i] = (X[xb + i] - mean) * rstd * scaleOf(i) + b;
+  }
+  if (lid == 0u) { S[2u * r] = mean; S[2u * r + 1u] = rstd; }
+}`;
+}
+
+function bwdGroupWgsl(): string {
+  return `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read> S: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dX: array<f32>;
+${uniformBlock(5, L.NM_WORDS)}
+${SCALE}
+${TREE}
+@compute @workgroup_size(${GWG})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_INDEX}
+  let r = gi;
+  let rows = u_(${L.NM_ROWS}u); let D = u_(${L.NM_D}u);
+  if (r >= rows) { return; }
+  let xb = u_(${L.NM_OFF_X}u) + r * D;
+  let mean = S[2u * r]; let rstd = S[2u * r + 1u];
+  var pgw = 0.0; var pgwx = 0.0;
+  for (var i = lid; i < D; i += ${GWG}u) {
+    let gw = G[r * D + i] * scaleOf(i);
+    pgw += gw;
+    pgwx += gw * (X[xb + i] - mean) * rstd;
+  }
+  let sgw = wgSum(lid, pgw);
+  let sgwx = wgSum(lid, pgwx);
+  let mgw = select(0.0, sgw / f32(D), u_(${L.NM_LAYER}u) == 1u);
+  let mgwx = sgwx / f32(D);
+  for (var i = lid; i < D; i += ${GWG}u) {
+    let xhat = (X[xb + i] - mean) * rstd;
+    dX[r * D + i] = rstd * (G[r * D + i] * scaleOf(i) - mgw - xhat * mgwx);
+  }
+}`;
+}
 
 function fwdWgsl(): string {
   return `
@@ -76,8 +163,11 @@ fn main(${MAIN_ARGS}) {
 }`;
 }
 
-export const normFwdKernel: Kernel = { name: 'norm_fwd', wgsl: fwdWgsl, wasm: 'normFwd' };
-export const normBwdKernel: Kernel = { name: 'norm_bwd', wgsl: bwdWgsl, wasm: 'normBwd' };
+export const normFwdKernel: Kernel = { name: 'norm_fwd', wgsl: (v) => (v === 'group' ? fwdGroupWgsl() : fwdWgsl()), wasm: 'normFwd' };
+export const normBwdKernel: Kernel = { name: 'norm_bwd', wgsl: (v) => (v === 'group' ? bwdGroupWgsl() : bwdWgsl()), wasm: 'normBwd' };
+
+const long = (p: NormParams) => p.D > LONG_ROW;
+const grid = (p: NormParams) => grid1d(long(p) ? p.rows : Math.ceil(p.rows / WG));
 
 export interface NormParams { rows: number; D: number; eps: number; layer: boolean; offset: boolean; hasW: boolean; hasB: boolean }
 
@@ -91,9 +181,9 @@ function uniforms(p: NormParams, x: View): Uint32Array {
 }
 
 export function normFwdCall(p: NormParams, x: View, w: View, b: View, y: View, stats: View): KernelCall {
-  return { kernel: normFwdKernel, variant: '', inputs: [x, w, b], outputs: [y, stats], uniforms: uniforms(p, x), grid: grid1d(Math.ceil(p.rows / WG)), op: p.layer ? 'layerNorm' : 'rmsNorm' };
+  return { kernel: normFwdKernel, variant: long(p) ? 'group' : 'thread', inputs: [x, w, b], outputs: [y, stats], uniforms: uniforms(p, x), grid: grid(p), op: p.layer ? 'layerNorm' : 'rmsNorm' };
 }
 
 export function normBwdCall(p: NormParams, x: View, w: View, g: View, stats: View, dx: View): KernelCall {
-  return { kernel: normBwdKernel, variant: '', inputs: [x, w, g, stats], outputs: [dx], uniforms: uniforms(p, x), grid: grid1d(Math.ceil(p.rows / WG)), op: p.layer ? 'layerNorm.backward' : 'rmsNorm.backward' };
+  return { kernel: normBwdKernel, variant: long(p) ? 'group' : 'thread', inputs: [x, w, g, stats], outputs: [dx], uniforms: uniforms(p, x), grid: grid(p), op: p.layer ? 'layerNorm.backward' : 'rmsNorm.backward' };
 }

@@ -13,6 +13,8 @@ describeBackends('fused norms', () => {
   const cases: [string, number[], (x: Tensor, w: Tensor, b: Tensor, fused: boolean) => Tensor][] = [
     ['rmsNorm', [5, 3, 257], (x, w, _b, f) => nn.rmsNorm(x, w, 1e-6, false, f)],
     ['rmsNorm (1 + w)', [7, 16], (x, w, _b, f) => nn.rmsNorm(x, w, 1e-6, true, f)],
+    ['rmsNorm, long rows (a workgroup per row)', [3, 1000], (x, w, _b, f) => nn.rmsNorm(x, w, 1e-6, false, f)],
+    ['layerNorm, long rows (a workgroup per row)', [2, 777], (x, w, b, f) => nn.layerNorm(x, [777], w, b, 1e-5, f)],
     ['layerNorm', [3, 65], (x, w, b, f) => nn.layerNorm(x, [65], w, b, 1e-5, f)],
     ['layerNorm over two axes', [2, 3, 4, 5], (x, w, b, f) => nn.layerNorm(x, [4, 5], k.reshape(w, [4, 5]), k.reshape(b, [4, 5]), 1e-5, f)],
     ['layerNorm without affine', [4, 9], (x, _w, _b, f) => nn.layerNorm(x, [9], null, null, 1e-5, f)],
