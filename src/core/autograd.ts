@@ -1,5 +1,5 @@
 import { KilnError, fmtShape } from './errors.js';
-import { keep, tidy, type GradNode, type Tensor } from './tensor.js';
+import { keep, ownedByCurrentScope, tidy, type GradNode, type Tensor } from './tensor.js';
 
 let gradEnabled = true;
 
@@ -101,6 +101,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   // every intermediate and keeps only the accumulated .grad tensors
   noGrad(() => tidy(() => {
     const grads = new Map<Tensor, Tensor>();
+    const adopted = new Set<Tensor>();
     grads.set(root, grad ?? gradOps.onesLike(root));
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
@@ -108,9 +109,14 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
       if (!g) continue;
       for (const h of t._hooks) g = h(g) ?? g;
       if (t.isLeaf || t._retainGrad) {
-        // always a fresh contiguous tensor: g may be a view, or still in use below
         const old = t.grad;
-        t.grad = keep(old ? gradOps.add(old, g) : gradOps.clone(g));
+        // .grad must be a contiguous tensor nothing else aliases: a gradient this backward made,
+        // holding its storage alone and not handed to another tensor yet, is adopted as it is
+        // (no copy per parameter per step); anything else (a view, the caller's tensor, one
+        // shared with another input) is copied
+        const own = !old && !adopted.has(g) && ownedByCurrentScope(g) && g.isContiguous() && g.offset === 0 && g.dtype === 'f32' && g._ref?.refs === 1;
+        t.grad = keep(old ? gradOps.add(old, g) : own ? g : gradOps.clone(g));
+        if (own) adopted.add(g);
         old?.dispose();
       }
       const node = t._node;

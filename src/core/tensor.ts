@@ -60,6 +60,11 @@ function collect(v: unknown, out: Set<Tensor>): void {
   else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collect(x, out);
 }
 
+/** Whether t was made inside the innermost tidy() scope (so that scope owns it). */
+export function ownedByCurrentScope(t: Tensor): boolean {
+  return scopes.length > 0 && scopes[scopes.length - 1].has(t);
+}
+
 /** Excludes a tensor from every enclosing tidy(): it lives until disposed explicitly. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);
