@@ -3,7 +3,7 @@
 // AssemblyScript twin: assembly/loss.ts; composed reference: logSoftmax + gather (tests).
 import * as L from '../../assembly/layout.js';
 import { grid1d, type Kernel, type KernelCall, type View } from '../backend/backend.js';
-import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
+import { GROUP_INDEX, MAIN_ARGS, uniformBlock, workgroupReduce } from './wgsl.js';
 
 const WG = 256;
 
@@ -16,17 +16,7 @@ function fwdWgsl(): string {
 @group(0) @binding(4) var<storage, read_write> valid: array<f32>;
 ${uniformBlock(5, L.CE_WORDS)}
 @group(0) @binding(6) var<storage, read_write> status: array<atomic<u32>, 4>;
-var<workgroup> sh: array<f32, ${WG}>;
-fn treeMax(lid: u32, v: f32) -> f32 {
-  sh[lid] = v; workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) { if (lid < s) { sh[lid] = max(sh[lid], sh[lid + s]); } workgroupBarrier(); }
-  let r = sh[0]; workgroupBarrier(); return r;
-}
-fn treeSum(lid: u32, v: f32) -> f32 {
-  sh[lid] = v; workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) { if (lid < s) { sh[lid] += sh[lid + s]; } workgroupBarrier(); }
-  let r = sh[0]; workgroupBarrier(); return r;
-}
+${workgroupReduce(WG, true)}
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   ${GROUP_INDEX}

@@ -4,26 +4,11 @@
 // for LLM hidden sizes). AssemblyScript twin: assembly/norm.ts; composed reference: nn/norm.ts.
 import * as L from '../../assembly/layout.js';
 import { grid1d, type Kernel, type KernelCall, type View } from '../backend/backend.js';
-import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
+import { GROUP_INDEX, MAIN_ARGS, uniformBlock, workgroupReduce } from './wgsl.js';
 
 const WG = 64;
 const GWG = 256;
 export const LONG_ROW = 512;
-
-/** workgroup sum of v over GWG threads (all threads get it) */
-const TREE = `
-var<workgroup> sh: array<f32, ${GWG}>;
-fn wgSum(lid: u32, v: f32) -> f32 {
-  sh[lid] = v;
-  workgroupBarrier();
-  for (var s = ${GWG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] += sh[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = sh[0];
-  workgroupBarrier();
-  return r;
-}`;
 
 const SCALE = `
 fn scaleOf(i: u32) -> f32 {
@@ -40,7 +25,7 @@ function fwdGroupWgsl(): string {
 @group(0) @binding(4) var<storage, read_write> S: array<f32>;
 ${uniformBlock(5, L.NM_WORDS)}
 ${SCALE}
-${TREE}
+${workgroupReduce(GWG)}
 @compute @workgroup_size(${GWG})
 fn main(${MAIN_ARGS}) {
   ${GROUP_INDEX}
@@ -50,10 +35,10 @@ fn main(${MAIN_ARGS}) {
   let xb = u_(${L.NM_OFF_X}u) + r * D;
   var part = 0.0;
   if (u_(${L.NM_LAYER}u) == 1u) { for (var i = lid; i < D; i += ${GWG}u) { part += X[xb + i]; } }
-  let mean = wgSum(lid, part) / f32(D);
+  let mean = treeSum(lid, part) / f32(D);
   part = 0.0;
   for (var i = lid; i < D; i += ${GWG}u) { let d = X[xb + i] - mean; part += d * d; }
-  let rstd = 1.0 / sqrt(wgSum(lid, part) / f32(D) + uf_(${L.NM_EPS}u));
+  let rstd = 1.0 / sqrt(treeSum(lid, part) / f32(D) + uf_(${L.NM_EPS}u));
   let hasB = u_(${L.NM_HAS_B}u) == 1u;
   for (var i = lid; i < D; i += ${GWG}u) {
     var b = 0.0;
@@ -73,7 +58,7 @@ function bwdGroupWgsl(): string {
 @group(0) @binding(4) var<storage, read_write> dX: array<f32>;
 ${uniformBlock(5, L.NM_WORDS)}
 ${SCALE}
-${TREE}
+${workgroupReduce(GWG)}
 @compute @workgroup_size(${GWG})
 fn main(${MAIN_ARGS}) {
   ${GROUP_INDEX}
@@ -88,8 +73,8 @@ fn main(${MAIN_ARGS}) {
     pgw += gw;
     pgwx += gw * (X[xb + i] - mean) * rstd;
   }
-  let sgw = wgSum(lid, pgw);
-  let sgwx = wgSum(lid, pgwx);
+  let sgw = treeSum(lid, pgw);
+  let sgwx = treeSum(lid, pgwx);
   let mgw = select(0.0, sgw / f32(D), u_(${L.NM_LAYER}u) == 1u);
   let mgwx = sgwx / f32(D);
   for (var i = lid; i < D; i += ${GWG}u) {

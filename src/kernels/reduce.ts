@@ -3,13 +3,12 @@
 // workgroup memory. AssemblyScript twin: assembly/reduce.ts.
 import * as L from '../../assembly/layout.js';
 import { grid1d, type Kernel, type KernelCall, type View } from '../backend/backend.js';
-import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
+import { GROUP_INDEX, MAIN_ARGS, uniformBlock, workgroupReduce } from './wgsl.js';
 
 const WG = 256;
 
 /** Workgroup tree reduction helpers over sh (values) and si (indices). */
-const TREE = `
-var<workgroup> sh: array<f32, ${WG}>;
+const TREE = `${workgroupReduce(WG)}
 var<workgroup> si: array<u32, ${WG}>;
 const LOWEST = -3.4028234663852886e38; // sentinel start; -inf data still compares below it
 fn better(op: u32, v: f32, i: u32, w: f32, j: u32) -> bool {
@@ -21,17 +20,6 @@ fn better(op: u32, v: f32, i: u32, w: f32, j: u32) -> bool {
   if (w != w) { return false; }
   if (op == ${L.REDUCE_MIN}u || op == ${L.REDUCE_ARGMIN}u) { return v < w || (v == w && i < j); }
   return v > w || (v == w && i < j);
-}
-fn treeSum(lid: u32, v: f32) -> f32 {
-  sh[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { sh[lid] += sh[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = sh[0];
-  workgroupBarrier();
-  return r;
 }
 fn treeBest(op: u32, lid: u32, v: f32, i: u32) -> u32 {
   sh[lid] = v; si[lid] = i;

@@ -102,3 +102,32 @@ export const MAIN_ARGS = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
 
 /** dtype list of views, for variant keys. */
 export const dtypesOf = (vs: readonly View[]): string => vs.map((v) => v.dtype).join(',');
+
+/**
+ * Workgroup tree reductions over `sh` (wg threads, all get the result): treeSum, and with
+ * `max` also treeMax. Call them in uniform control flow (they contain barriers).
+ */
+export const workgroupReduce = (wg: number, max = false): string => `
+var<workgroup> sh: array<f32, ${wg}>;
+fn treeSum(lid: u32, v: f32) -> f32 {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] += sh[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = sh[0];
+  workgroupBarrier();
+  return r;
+}${max ? `
+fn treeMax(lid: u32, v: f32) -> f32 {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] = max(sh[lid], sh[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = sh[0];
+  workgroupBarrier();
+  return r;
+}` : ''}`;
