@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 node scripts/gen-assembly.mjs
 npx asc assembly/index.ts --target simd
 npx asc assembly/index.ts --target scalar
+# The tokenizer is a module of its own (integer and byte work: no SIMD build needed).
+npx asc assembly/tokenizer/index.ts --config /dev/null --runtime stub -O3 --noAssert --initialMemory 2 -o build/kiln-tok.wasm
 node scripts/embed-wasm.mjs

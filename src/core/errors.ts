@@ -6,6 +6,7 @@ export type KilnErrorCode =
   | 'index' // an index or axis out of range
   | 'grad' // misuse of autograd (backward on a non-scalar without a gradient, ...)
   | 'backend' // a backend that cannot be had, or failed
+  | 'config' // a malformed or unsupported file or config (tokenizer.json, config.json, ...): names the JSON path
   | 'argument'; // any other bad argument
 
 export class KilnError extends Error {

@@ -1,0 +1,10 @@
+// The tokenizer module: a wasm instance of its own (one per loaded tokenizer), separate from the
+// tensor kernels, so tokenizing needs no backend. The host parses tokenizer.json, normalizes and
+// pre-tokenizes; this module holds the vocab and merge tables and runs the model loops.
+import { alloc } from './mem';
+
+export { vocabReserve, vocabAdd, vocabAddAll, mergeReserve, mergeAdd, mergeAddAll } from './vocab';
+export { modelConfig, modelAffixes, modelFinish, modelScores, encodeWords } from './model';
+
+/** Bytes the host may use for its inputs and outputs; grows with the largest request. */
+export function allocBytes(n: usize): usize { return alloc(n); }

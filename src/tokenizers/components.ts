@@ -1,0 +1,327 @@
+// tokenizer.json's normalizers and pre-tokenizers, built from their JSON with the path of every
+// field in errors. Each follows the Rust `tokenizers` crate, which is the reference for ids.
+import { KilnError } from '../core/errors.js';
+import { mapChars, NBuilder, NStr, prepend, replaceMatches, unicodeNormalize } from './normalized.js';
+import {
+  isChineseChar,
+  lowercaseChars,
+  NONSPACING_MARK,
+  NUMERIC,
+  OTHER,
+  PUNCTUATION,
+  translateOnigPattern,
+  WHITESPACE,
+} from './unicode.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Json = any;
+
+export function configError(path: string, message: string): KilnError {
+  return new KilnError('config', 'Tokenizer', `${path}: ${message}`);
+}
+
+function str(j: Json, key: string, path: string, dflt?: string): string {
+  const v = j[key];
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'string') throw configError(`${path}.${key}`, `expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+function bool(j: Json, key: string, path: string, dflt: boolean): boolean {
+  const v = j[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') throw configError(`${path}.${key}`, `expected a boolean, got ${JSON.stringify(v)}`);
+  return v;
+}
+function list(j: Json, key: string, path: string): Json[] {
+  const v = j[key];
+  if (!Array.isArray(v)) throw configError(`${path}.${key}`, `expected an array, got ${JSON.stringify(v)}`);
+  return v;
+}
+function typeOf(j: Json, path: string): string {
+  if (!j || typeof j !== 'object') throw configError(path, `expected an object, got ${JSON.stringify(j)}`);
+  return str(j, 'type', path);
+}
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+/** A `{"String": s}` or `{"Regex": r}` pattern as a global, Unicode JavaScript RegExp. */
+function pattern(j: Json, path: string): RegExp {
+  if (j && typeof j.String === 'string') return new RegExp(escapeRe(j.String), 'gu');
+  if (j && typeof j.Regex === 'string') {
+    try {
+      return new RegExp(translateOnigPattern(j.Regex), 'gu');
+    } catch (e) {
+      throw configError(`${path}.Regex`, `cannot use pattern ${JSON.stringify(j.Regex)}: ${(e as Error).message}`);
+    }
+  }
+  throw configError(path, `expected {"String": ...} or {"Regex": ...}, got ${JSON.stringify(j)}`);
+}
+
+// ---------------------------------------------------------------- normalizers
+
+export type Normalizer = (n: NStr) => NStr;
+
+/** What the model needs to know from the normalizer: whether it maps bytes to characters. */
+export interface Flags {
+  byteLevel: boolean;
+}
+
+const NFD_MARKS = (n: NStr): NStr => mapChars(unicodeNormalize(n, 'NFD'), (c) => (NONSPACING_MARK.test(c) ? '' : c));
+
+export function buildNormalizer(j: Json, path: string, flags: Flags): Normalizer | null {
+  if (j === null || j === undefined) return null;
+  const t = typeOf(j, path);
+  switch (t) {
+    case 'Sequence': {
+      const parts = list(j, 'normalizers', path).map((x, i) => buildNormalizer(x, `${path}.normalizers[${i}]`, flags));
+      const fs = parts.filter((p): p is Normalizer => p !== null);
+      return (n) => fs.reduce((acc, f) => f(acc), n);
+    }
+    case 'NFC':
+    case 'NFD':
+    case 'NFKC':
+    case 'NFKD':
+      return (n) => unicodeNormalize(n, t);
+    case 'Lowercase':
+      return (n) => {
+        const lower = lowercaseChars(n.s);
+        return lower === n.s ? n : mapChars(n, (c) => lowercaseChars(c));
+      };
+    case 'StripAccents':
+      return (n) => mapChars(n, (c) => (NONSPACING_MARK.test(c) ? '' : c));
+    case 'Strip': {
+      const left = bool(j, 'strip_left', path, true);
+      const right = bool(j, 'strip_right', path, true);
+      return (n) => strip(n, left, right);
+    }
+    case 'Replace': {
+      const re = pattern(j.pattern, `${path}.pattern`);
+      const content = str(j, 'content', path);
+      return (n) => replaceMatches(n, re, content);
+    }
+    case 'Prepend': {
+      const p = str(j, 'prepend', path);
+      return (n) => prepend(n, p);
+    }
+    case 'BertNormalizer': {
+      const clean = bool(j, 'clean_text', path, true);
+      const chinese = bool(j, 'handle_chinese_chars', path, true);
+      const lower = bool(j, 'lowercase', path, true);
+      const accents = j.strip_accents === null || j.strip_accents === undefined ? lower : bool(j, 'strip_accents', path, lower);
+      return (n) => {
+        if (clean)
+          n = mapChars(n, (c, cp) => {
+            if (cp === 0 || cp === 0xfffd) return '';
+            if (c === '\t' || c === '\n' || c === '\r') return ' ';
+            if (OTHER.test(c)) return '';
+            return WHITESPACE.test(c) ? ' ' : c;
+          });
+        if (chinese) n = mapChars(n, (c, cp) => (isChineseChar(cp) ? ` ${c} ` : c));
+        if (accents) n = NFD_MARKS(n);
+        if (lower) {
+          const l = lowercaseChars(n.s);
+          if (l !== n.s) n = mapChars(n, (c) => lowercaseChars(c));
+        }
+        return n;
+      };
+    }
+    case 'Nmt':
+      return (n) =>
+        mapChars(n, (c, cp) => {
+          if ((cp >= 0x1 && cp <= 0x8) || cp === 0xb || (cp >= 0xe && cp <= 0x1f) || cp === 0x7f || cp === 0x8f || cp === 0x9f) return '';
+          if (cp === 0x9 || cp === 0xa || cp === 0xc || cp === 0xd || cp === 0x1680 || (cp >= 0x200b && cp <= 0x200f) || cp === 0x2028 || cp === 0x2029 || cp === 0x2581 || cp === 0xfeff || cp === 0xfffd) return ' ';
+          return c;
+        });
+    case 'ByteLevel':
+      flags.byteLevel = true;
+      return null;
+    default:
+      throw configError(`${path}.type`, `unsupported normalizer '${t}' (supported: Sequence, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Replace, Prepend, BertNormalizer, Nmt, ByteLevel)`);
+  }
+}
+
+function strip(n: NStr, left: boolean, right: boolean): NStr {
+  let a = 0;
+  let b = n.s.length;
+  if (left) while (a < b && WHITESPACE.test(n.s[a])) a++;
+  if (right) while (b > a && WHITESPACE.test(n.s[b - 1])) b--;
+  return n.slice(a, b);
+}
+
+// ---------------------------------------------------------------- pre-tokenizers
+
+export type Behavior = 'Removed' | 'Isolated' | 'MergedWithPrevious' | 'MergedWithNext' | 'Contiguous';
+const BEHAVIORS = ['Removed', 'Isolated', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous'];
+
+/** Splits `n` given the matches of a pattern: [start, end, isMatch] covering it in order. */
+function splitBy(n: NStr, m: number[], behavior: Behavior, out: NStr[]): void {
+  // m is flat: start, end, isMatch(0/1), ...
+  const k = m.length / 3;
+  const emit = (a: number, b: number): void => {
+    if (b > a) out.push(n.slice(a, b));
+  };
+  if (behavior === 'Isolated' || behavior === 'Removed') {
+    for (let i = 0; i < k; i++) if (!(behavior === 'Removed' && m[3 * i + 2])) emit(m[3 * i], m[3 * i + 1]);
+    return;
+  }
+  if (behavior === 'Contiguous' || behavior === 'MergedWithPrevious') {
+    let prev = false;
+    let cs = -1;
+    let ce = -1;
+    for (let i = 0; i < k; i++) {
+      const [s, e, isM] = [m[3 * i], m[3 * i + 1], m[3 * i + 2] === 1];
+      const extend = behavior === 'Contiguous' ? isM === prev : isM && !prev;
+      if (extend && cs >= 0) ce = e;
+      else {
+        if (cs >= 0) emit(cs, ce);
+        cs = s;
+        ce = e;
+      }
+      prev = isM;
+    }
+    if (cs >= 0) emit(cs, ce);
+    return;
+  }
+  // MergedWithNext: the same fold, from the end
+  const acc: [number, number][] = [];
+  let prev = false;
+  for (let i = k - 1; i >= 0; i--) {
+    const [s, e, isM] = [m[3 * i], m[3 * i + 1], m[3 * i + 2] === 1];
+    if (isM && !prev && acc.length) acc[acc.length - 1][0] = s;
+    else acc.push([s, e]);
+    prev = isM;
+  }
+  for (let i = acc.length - 1; i >= 0; i--) emit(acc[i][0], acc[i][1]);
+}
+
+function regexMatches(s: string, re: RegExp, invert: boolean): number[] {
+  const m: number[] = [];
+  let prev = 0;
+  re.lastIndex = 0;
+  for (let r = re.exec(s); r; r = re.exec(s)) {
+    const a = r.index;
+    const b = a + r[0].length;
+    if (a === b) {
+      re.lastIndex = b + (s.codePointAt(b)! > 0xffff ? 2 : 1);
+      continue;
+    }
+    if (prev !== a) m.push(prev, a, invert ? 1 : 0);
+    m.push(a, b, invert ? 0 : 1);
+    prev = b;
+  }
+  if (prev !== s.length) m.push(prev, s.length, invert ? 1 : 0);
+  return m;
+}
+
+/** Each code point for which `test` holds is a match of its own (the reference's char patterns). */
+function charMatches(s: string, test: RegExp): number[] {
+  const m: number[] = [];
+  let last = 0;
+  for (let i = 0; i < s.length; ) {
+    const w = s.codePointAt(i)! > 0xffff ? 2 : 1;
+    if (test.test(w === 2 ? s.slice(i, i + 2) : s[i])) {
+      if (last < i) m.push(last, i, 0);
+      m.push(i, i + w, 1);
+      last = i + w;
+    }
+    i += w;
+  }
+  if (last < s.length) m.push(last, s.length, 0);
+  return m;
+}
+
+export type PreTokenizer = (pieces: NStr[]) => NStr[];
+
+const perPiece =
+  (f: (n: NStr, out: NStr[]) => void): PreTokenizer =>
+  (pieces) => {
+    const out: NStr[] = [];
+    for (const p of pieces) f(p, out);
+    return out;
+  };
+
+const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
+const BERT_PUNCT = PUNCTUATION;
+const WHITESPACE_WORDS = new RegExp(translateOnigPattern('\\w+|[^\\w\\s]+'), 'gu');
+
+function behaviorOf(j: Json, path: string, dflt: Behavior): Behavior {
+  const b = j.behavior ?? dflt;
+  if (!BEHAVIORS.includes(b)) throw configError(`${path}.behavior`, `unknown split behavior ${JSON.stringify(b)} (one of ${BEHAVIORS.join(', ')})`);
+  return b as Behavior;
+}
+
+function metaspacePrefix(j: Json, path: string): 'always' | 'first' | 'never' {
+  if (j.prepend_scheme !== undefined) {
+    const p = j.prepend_scheme;
+    if (p !== 'always' && p !== 'first' && p !== 'never') throw configError(`${path}.prepend_scheme`, `expected always, first or never, got ${JSON.stringify(p)}`);
+    return p;
+  }
+  return bool(j, 'add_prefix_space', path, true) ? 'always' : 'never';
+}
+
+export function buildPreTokenizer(j: Json, path: string, flags: Flags): PreTokenizer | null {
+  if (j === null || j === undefined) return null;
+  const t = typeOf(j, path);
+  switch (t) {
+    case 'Sequence': {
+      const fs = list(j, 'pretokenizers', path)
+        .map((x, i) => buildPreTokenizer(x, `${path}.pretokenizers[${i}]`, flags))
+        .filter((p): p is PreTokenizer => p !== null);
+      return (pieces) => fs.reduce((acc, f) => f(acc), pieces);
+    }
+    case 'Split': {
+      const re = pattern(j.pattern, `${path}.pattern`);
+      const behavior = behaviorOf(j, path, 'Isolated');
+      const invert = bool(j, 'invert', path, false);
+      return perPiece((n, out) => splitBy(n, regexMatches(n.s, re, invert), behavior, out));
+    }
+    case 'ByteLevel': {
+      flags.byteLevel = true;
+      const addPrefix = bool(j, 'add_prefix_space', path, true);
+      const useRegex = bool(j, 'use_regex', path, true);
+      return perPiece((n, out) => {
+        if (addPrefix && !n.s.startsWith(' ')) n = prepend(n, ' ');
+        if (useRegex) splitBy(n, regexMatches(n.s, GPT2_SPLIT, false), 'Isolated', out);
+        else if (n.length) out.push(n);
+      });
+    }
+    case 'Metaspace': {
+      const rep = str(j, 'replacement', path, '▁');
+      const scheme = metaspacePrefix(j, path);
+      const split = bool(j, 'split', path, true);
+      const repRe = new RegExp(escapeRe(rep), 'gu');
+      return perPiece((n, out) => {
+        n = replaceMatches(n, / /g, rep);
+        if (!n.s.startsWith(rep) && (scheme === 'always' || (scheme === 'first' && n.orig(0, 0)[0] === 0))) n = prepend(n, rep);
+        if (split) splitBy(n, regexMatches(n.s, repRe, false), 'MergedWithNext', out);
+        else if (n.length) out.push(n);
+      });
+    }
+    case 'Whitespace':
+      return perPiece((n, out) => splitBy(n, regexMatches(n.s, WHITESPACE_WORDS, true), 'Removed', out));
+    case 'WhitespaceSplit':
+      return perPiece((n, out) => splitBy(n, charMatches(n.s, WHITESPACE), 'Removed', out));
+    case 'Punctuation': {
+      const behavior = behaviorOf(j, path, 'Isolated');
+      return perPiece((n, out) => splitBy(n, charMatches(n.s, PUNCTUATION), behavior, out));
+    }
+    case 'Digits': {
+      const individual = bool(j, 'individual_digits', path, false);
+      return perPiece((n, out) => splitBy(n, charMatches(n.s, NUMERIC), individual ? 'Isolated' : 'Contiguous', out));
+    }
+    case 'BertPreTokenizer':
+      return perPiece((n, out) => {
+        const words: NStr[] = [];
+        splitBy(n, charMatches(n.s, WHITESPACE), 'Removed', words);
+        for (const w of words) splitBy(w, charMatches(w.s, BERT_PUNCT), 'Isolated', out);
+      });
+    case 'CharDelimiterSplit': {
+      const d = str(j, 'delimiter', path);
+      const re = new RegExp(escapeRe(d), 'u');
+      return perPiece((n, out) => splitBy(n, charMatches(n.s, re), 'Removed', out));
+    }
+    default:
+      throw configError(`${path}.type`, `unsupported pre-tokenizer '${t}' (supported: Sequence, Split, ByteLevel, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, BertPreTokenizer, CharDelimiterSplit)`);
+  }
+}
+
+export { NBuilder };

@@ -1,0 +1,3 @@
+export { Tokenizer, DecodeStream } from './tokenizer.js';
+export type { Encoding, EncodeOptions, BatchOptions, TruncationOptions, PaddingOptions, DecodeOptions } from './tokenizer.js';
+export type { AddedToken } from './added.js';

@@ -1,0 +1,424 @@
+// A Hugging Face tokenizer.json, run by kiln: normalizer, pre-tokenizer and added tokens on the
+// host, the model (BPE / WordPiece / Unigram / WordLevel) in AssemblyScript, then the
+// post-processor. Ids equal the Rust `tokenizers` crate's; decode and streaming decode too.
+import { KilnError } from '../core/errors.js';
+import { buildMatchers, parseAddedTokens, type AddedMatcher, type AddedToken } from './added.js';
+import { buildNormalizer, buildPreTokenizer, configError, type Flags, type Json, type Normalizer, type PreTokenizer } from './components.js';
+import { WasmModel } from './model.js';
+import { NStr } from './normalized.js';
+import { buildDecoder, buildPostProcessor, concatSeqs, type Decoder, type PostProcessor, type Seq } from './processing.js';
+
+export interface Encoding {
+  ids: number[];
+  /** Token strings as the vocab spells them. */
+  tokens: string[];
+  typeIds: number[];
+  attentionMask: number[];
+  specialTokensMask: number[];
+  /** [start, end) in UTF-16 units of the input string ([0, 0] for added special tokens). */
+  offsets: [number, number][];
+  /** Input sequence (0 = text, 1 = pair) of each token; null for the post-processor's tokens. */
+  sequenceIds: (number | null)[];
+  /** Windows cut off by truncation (with `stride` tokens of overlap), as the reference. */
+  overflowing: Encoding[];
+}
+
+export interface EncodeOptions {
+  pair?: string | null;
+  /** Add the post-processor's special tokens (BOS, [CLS]...); default true. */
+  addSpecialTokens?: boolean;
+}
+
+export interface TruncationOptions {
+  maxLength: number;
+  strategy?: 'longest_first' | 'only_first' | 'only_second';
+  direction?: 'right' | 'left';
+  stride?: number;
+}
+
+export interface PaddingOptions {
+  /** 'longest' pads to the longest in the batch; a number pads to that length. */
+  length?: 'longest' | number;
+  direction?: 'right' | 'left';
+  padId?: number;
+  padTypeId?: number;
+  padToken?: string;
+  padToMultipleOf?: number;
+}
+
+export interface BatchOptions extends EncodeOptions {
+  pairs?: string[];
+  truncation?: TruncationOptions | null;
+  padding?: PaddingOptions | null;
+}
+
+export interface DecodeOptions {
+  skipSpecialTokens?: boolean;
+}
+
+export class Tokenizer {
+  readonly model: WasmModel;
+  readonly addedTokens: AddedToken[];
+  /** tokenizer_config.json, when it was given (chat template, bos/eos names, ...). */
+  readonly config: Json;
+  private readonly normalizer: Normalizer | null;
+  private readonly preTokenizer: PreTokenizer | null;
+  private readonly postProcessor: PostProcessor | null;
+  private readonly decoder: Decoder | null;
+  private readonly matchers: { raw: AddedMatcher; normalized: AddedMatcher };
+  private readonly addedById = new Map<number, AddedToken>();
+  private readonly addedByContent = new Map<string, number>();
+  private readonly specialIds = new Set<number>();
+  readonly truncation: TruncationOptions | null;
+  readonly padding: PaddingOptions | null;
+
+  constructor(json: Json, config: Json = null) {
+    if (!json || typeof json !== 'object') throw configError('tokenizer.json', 'expected a JSON object');
+    if (!json.model) throw configError('tokenizer.json.model', 'missing');
+    const flags: Flags = { byteLevel: false };
+    this.normalizer = buildNormalizer(json.normalizer, 'normalizer', flags);
+    this.preTokenizer = buildPreTokenizer(json.pre_tokenizer, 'pre_tokenizer', flags);
+    this.postProcessor = buildPostProcessor(json.post_processor, 'post_processor');
+    this.decoder = buildDecoder(json.decoder, 'decoder');
+    this.model = new WasmModel(json.model, 'model', flags.byteLevel);
+    this.addedTokens = parseAddedTokens(json.added_tokens, 'added_tokens');
+    for (const t of this.addedTokens) {
+      this.addedById.set(t.id, t);
+      this.addedByContent.set(t.content, t.id);
+      if (t.special) this.specialIds.add(t.id);
+    }
+    const norm = this.normalizer;
+    this.matchers = buildMatchers(this.addedTokens, norm ? (s) => norm(NStr.of(s)).s : null);
+    this.config = config;
+    this.truncation = json.truncation
+      ? { maxLength: json.truncation.max_length, strategy: String(json.truncation.strategy ?? 'LongestFirst').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase() as TruncationOptions['strategy'], direction: String(json.truncation.direction ?? 'Right').toLowerCase() as 'right', stride: json.truncation.stride ?? 0 }
+      : null;
+    this.padding = json.padding
+      ? {
+          length: typeof json.padding.strategy === 'object' && json.padding.strategy?.Fixed ? json.padding.strategy.Fixed : 'longest',
+          direction: String(json.padding.direction ?? 'Right').toLowerCase() as 'right',
+          padId: json.padding.pad_id ?? 0,
+          padTypeId: json.padding.pad_type_id ?? 0,
+          padToken: json.padding.pad_token ?? '[PAD]',
+          padToMultipleOf: json.padding.pad_to_multiple_of ?? undefined,
+        }
+      : null;
+  }
+
+  /** Parses tokenizer.json text (and tokenizer_config.json text, if any). */
+  static fromString(json: string, config?: string | null): Tokenizer {
+    let j: Json;
+    let c: Json = null;
+    try {
+      j = JSON.parse(json);
+    } catch (e) {
+      throw configError('tokenizer.json', `not valid JSON: ${(e as Error).message}`);
+    }
+    if (config) {
+      try {
+        c = JSON.parse(config);
+      } catch (e) {
+        throw configError('tokenizer_config.json', `not valid JSON: ${(e as Error).message}`);
+      }
+    }
+    return new Tokenizer(j, c);
+  }
+
+  get vocabSize(): number {
+    let n = this.model.idToToken.length;
+    for (const t of this.addedTokens) n = Math.max(n, t.id + 1);
+    return n;
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.addedByContent.get(token) ?? this.model.vocab.get(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.addedById.get(id)?.content ?? this.model.idToToken[id];
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  // ---------------------------------------------------------------- encoding
+
+  /** One sequence through added tokens, normalizer, pre-tokenizer and model, without special tokens. */
+  private encodeSequence(text: string, seqIndex: number, wantOffsets: boolean): Seq {
+    const items: { n: NStr; id: number }[] = [];
+    for (const piece of this.matchers.raw.split(NStr.of(text))) {
+      if (piece.id >= 0) {
+        items.push(piece);
+        continue;
+      }
+      const normalized = this.normalizer ? this.normalizer(piece.n) : piece.n;
+      for (const sub of this.matchers.normalized.split(normalized)) {
+        if (sub.id >= 0) {
+          items.push(sub);
+          continue;
+        }
+        const words = this.preTokenizer ? this.preTokenizer([sub.n]) : sub.n.length ? [sub.n] : [];
+        for (const w of words) items.push({ n: w, id: -1 });
+      }
+    }
+    const words = items.filter((it) => it.id < 0).map((it) => it.n);
+    const wt = words.length ? this.model.encode(words.map((w) => w.s)) : null;
+    const seq: Seq = { ids: [], typeIds: [], offsets: [], special: [], seqIds: [] };
+    let k = 0;
+    let w = 0;
+    for (const it of items) {
+      if (it.id >= 0) {
+        seq.ids.push(it.id);
+        seq.offsets.push(wantOffsets ? it.n.orig(0, it.n.length) : [0, 0]);
+        continue;
+      }
+      const word = it.n;
+      const base = wt!.wordStart[w];
+      // byte offset within the word -> UTF-16 index, built only for words with non-ASCII text
+      let map: Int32Array | null = null;
+      for (; k < wt!.ids.length && wt!.word[k] === w; k++) {
+        seq.ids.push(wt!.ids[k]);
+        if (!wantOffsets) {
+          seq.offsets.push([0, 0]);
+          continue;
+        }
+        map ??= byteToUnit(word.s);
+        const a = map ? map[wt!.start[k] - base] : wt!.start[k] - base;
+        const b = map ? map[wt!.end[k] - base] : wt!.end[k] - base;
+        seq.offsets.push(word.orig(a, b));
+      }
+      w++;
+    }
+    const n = seq.ids.length;
+    seq.typeIds = new Array(n).fill(0);
+    seq.special = new Array(n).fill(0);
+    seq.seqIds = new Array(n).fill(seqIndex);
+    return seq;
+  }
+
+  private finish(seq: Seq): Encoding {
+    return {
+      ids: seq.ids,
+      tokens: seq.ids.map((id) => this.idToToken(id) ?? ''),
+      typeIds: seq.typeIds,
+      attentionMask: seq.ids.map(() => 1),
+      specialTokensMask: seq.special,
+      offsets: seq.offsets,
+      sequenceIds: seq.seqIds,
+      overflowing: [],
+    };
+  }
+
+  private process(a: Seq, b: Seq | null, addSpecial: boolean): Seq {
+    if (addSpecial && this.postProcessor) return this.postProcessor(a, b);
+    return b ? concatSeqs([a, { ...b, typeIds: b.ids.map(() => 1) }]) : a;
+  }
+
+  /** Encodes `text` (and `pair`) with offsets, token strings and masks. */
+  encode(text: string, opts: EncodeOptions = {}): Encoding {
+    checkText(text, 'Tokenizer.encode');
+    const addSpecial = opts.addSpecialTokens ?? true;
+    const a = this.encodeSequence(text, 0, true);
+    const b = opts.pair != null ? this.encodeSequence(opts.pair, 1, true) : null;
+    if (this.truncation) return this.truncatedEncoding(a, b, addSpecial, this.truncation);
+    return this.finish(this.process(a, b, addSpecial));
+  }
+
+  /** Only the ids: the fast path for training data and generation. */
+  encodeIds(text: string, opts: EncodeOptions = {}): number[] {
+    checkText(text, 'Tokenizer.encodeIds');
+    if (this.truncation) return this.encode(text, opts).ids;
+    const addSpecial = opts.addSpecialTokens ?? true;
+    const a = this.encodeSequence(text, 0, false);
+    const b = opts.pair != null ? this.encodeSequence(opts.pair, 1, false) : null;
+    if (!addSpecial && !b) return a.ids;
+    return this.process(a, b, addSpecial).ids;
+  }
+
+  /** How many tokens the post-processor adds around one sequence (or a pair). */
+  numSpecialTokensToAdd(pair: boolean): number {
+    if (!this.postProcessor) return 0;
+    const empty: Seq = { ids: [], typeIds: [], offsets: [], special: [], seqIds: [] };
+    return this.postProcessor(empty, pair ? empty : null).ids.length;
+  }
+
+  private truncatedEncoding(a: Seq, b: Seq | null, addSpecial: boolean, t: TruncationOptions): Encoding {
+    const budget = t.maxLength - (addSpecial ? this.numSpecialTokensToAdd(b !== null) : 0);
+    if (budget < 0) throw new KilnError('argument', 'Tokenizer.encode', `truncation max_length ${t.maxLength} is smaller than the ${t.maxLength - budget} special tokens added`);
+    const stride = t.stride ?? 0;
+    const left = t.direction === 'left';
+    const strategy = t.strategy ?? 'longest_first';
+    let keepA = a.ids.length;
+    let keepB = b ? b.ids.length : 0;
+    const over = keepA + keepB - budget;
+    if (over > 0) {
+      if (!b || strategy === 'only_first') keepA = Math.max(0, keepA - over);
+      else if (strategy === 'only_second') keepB = Math.max(0, keepB - over);
+      else {
+        // longest_first: remove one token at a time from the longer sequence
+        let n = over;
+        while (n-- > 0) {
+          if (keepA >= keepB) keepA--;
+          else keepB--;
+        }
+      }
+      if (!b && keepA < a.ids.length - 0 && (strategy === 'only_second')) {
+        throw new KilnError('argument', 'Tokenizer.encode', 'truncation strategy only_second needs a pair');
+      }
+    }
+    const cut = (s: Seq, keep: number): { main: Seq; rest: Seq[] } => {
+      if (keep >= s.ids.length) return { main: s, rest: [] };
+      const windows: Seq[] = [];
+      const step = keep - stride;
+      if (keep > 0 && step <= 0) throw new KilnError('argument', 'Tokenizer.encode', `truncation stride ${stride} must be smaller than the ${keep} tokens kept`);
+      const n = s.ids.length;
+      const slice = (from: number, to: number): Seq => ({
+        ids: s.ids.slice(from, to),
+        typeIds: s.typeIds.slice(from, to),
+        offsets: s.offsets.slice(from, to),
+        special: s.special.slice(from, to),
+        seqIds: s.seqIds.slice(from, to),
+      });
+      if (keep === 0) return { main: slice(0, 0), rest: [] };
+      const starts: number[] = [];
+      if (!left) for (let st = 0; st < n; st += step) { starts.push(st); if (st + keep >= n) break; }
+      else for (let end = n; end > 0; end -= step) { starts.push(Math.max(0, end - keep)); if (end - keep <= 0) break; }
+      for (const st of starts) windows.push(slice(st, Math.min(n, st + keep)));
+      return { main: windows[0], rest: windows.slice(1) };
+    };
+    const ca = cut(a, keepA);
+    const cb = b ? cut(b, keepB) : null;
+    const enc = this.finish(this.process(ca.main, cb ? cb.main : null, addSpecial));
+    enc.overflowing = ca.rest.map((r) => this.finish(this.process(r, cb ? cb.main : null, addSpecial)));
+    if (cb) for (const r of cb.rest) enc.overflowing.push(this.finish(this.process(ca.main, r, addSpecial)));
+    return enc;
+  }
+
+  /** Encodes several texts, with truncation and padding (the options, else tokenizer.json's). */
+  encodeBatch(texts: string[], opts: BatchOptions = {}): Encoding[] {
+    if (opts.pairs && opts.pairs.length !== texts.length) throw new KilnError('argument', 'Tokenizer.encodeBatch', `${texts.length} texts but ${opts.pairs.length} pairs`);
+    const truncation = opts.truncation === undefined ? this.truncation : opts.truncation;
+    const padding = opts.padding === undefined ? this.padding : opts.padding;
+    const addSpecial = opts.addSpecialTokens ?? true;
+    const out = texts.map((text, i) => {
+      checkText(text, `Tokenizer.encodeBatch[${i}]`);
+      const a = this.encodeSequence(text, 0, true);
+      const b = opts.pairs ? this.encodeSequence(opts.pairs[i], 1, true) : null;
+      return truncation ? this.truncatedEncoding(a, b, addSpecial, truncation) : this.finish(this.process(a, b, addSpecial));
+    });
+    if (padding) this.pad(out, padding);
+    return out;
+  }
+
+  private pad(encs: Encoding[], p: PaddingOptions): void {
+    let target = p.length === undefined || p.length === 'longest' ? Math.max(0, ...encs.map((e) => e.ids.length)) : p.length;
+    if (p.padToMultipleOf && target % p.padToMultipleOf) target += p.padToMultipleOf - (target % p.padToMultipleOf);
+    const padId = p.padId ?? this.tokenToId(p.padToken ?? '') ?? 0;
+    const padToken = p.padToken ?? this.idToToken(padId) ?? '';
+    const left = p.direction === 'left';
+    for (const e of encs) {
+      const n = target - e.ids.length;
+      if (n <= 0) continue;
+      const fill = <T>(arr: T[], v: T): void => {
+        const add = new Array<T>(n).fill(v);
+        if (left) arr.unshift(...add);
+        else arr.push(...add);
+      };
+      fill(e.ids, padId);
+      fill(e.tokens, padToken);
+      fill(e.typeIds, p.padTypeId ?? 0);
+      fill(e.attentionMask, 0);
+      fill(e.specialTokensMask, 1);
+      fill<[number, number]>(e.offsets, [0, 0]);
+      fill<number | null>(e.sequenceIds, null);
+    }
+  }
+
+  // ---------------------------------------------------------------- decoding
+
+  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    const skip = opts.skipSpecialTokens ?? false;
+    const tokens: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      const t = this.idToToken(id);
+      if (t === undefined) continue; // the reference drops unknown ids
+      if (skip && this.specialIds.has(id)) continue;
+      tokens.push(t);
+    }
+    return this.decoder ? this.decoder(tokens).join('') : tokens.join(' ');
+  }
+
+  /** A decoder fed one id at a time that only ever emits whole characters. */
+  decodeStream(opts: DecodeOptions = {}): DecodeStream {
+    return new DecodeStream(this, opts.skipSpecialTokens ?? false);
+  }
+}
+
+/**
+ * Streaming decode, as the reference's DecodeStream: decode a short window of ids, emit the text
+ * that extends the previous window's text, and hold back while it ends in a partial character.
+ */
+export class DecodeStream {
+  private ids: number[] = [];
+  private prefix = '';
+  private prefixIndex = 0;
+  constructor(
+    private readonly tok: Tokenizer,
+    private readonly skip: boolean,
+  ) {}
+
+  /** Adds one id; returns the new text, or null while it would end inside a character. */
+  step(id: number): string | null {
+    const dec = (ids: number[]): string => this.tok.decode(ids, { skipSpecialTokens: this.skip });
+    if (!this.prefix && this.ids.length) {
+      const p = dec(this.ids);
+      if (!p.endsWith('�')) {
+        this.prefix = p;
+        this.prefixIndex = this.ids.length;
+      }
+    }
+    this.ids.push(id);
+    const s = dec(this.ids);
+    if (s.length > this.prefix.length && !s.endsWith('�')) {
+      if (!s.startsWith(this.prefix)) throw new KilnError('argument', 'DecodeStream.step', `id ${id}: the decoded text no longer starts with the emitted text`);
+      const text = s.slice(this.prefix.length);
+      const newIndex = this.ids.length - this.prefixIndex;
+      this.ids = this.ids.slice(this.prefixIndex);
+      this.prefix = dec(this.ids);
+      this.prefixIndex = newIndex;
+      return text;
+    }
+    return null;
+  }
+}
+
+function checkText(text: unknown, op: string): void {
+  if (typeof text !== 'string') throw new KilnError('argument', op, `expected a string, got ${text === null ? 'null' : typeof text}`);
+}
+
+/** For a string with non-ASCII text: UTF-8 byte offset -> UTF-16 index (null when all ASCII). */
+function byteToUnit(s: string): Int32Array | null {
+  let ascii = true;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) { ascii = false; break; }
+  if (ascii) return null;
+  const map = new Int32Array(s.length * 3 + 2);
+  let b = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    let n: number;
+    let units = 1;
+    if (c < 0x80) n = 1;
+    else if (c < 0x800) n = 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n = 4; units = 2; }
+    else n = 3;
+    // a byte inside a character maps to the character's end (offsets cover whole characters)
+    map[b] = i;
+    for (let k = 1; k < n; k++) map[b + k] = i + units;
+    b += n;
+    i += units - 1;
+  }
+  map[b] = s.length;
+  return map;
+}
