@@ -97,7 +97,7 @@ export class WasmModel {
       j.vocab.forEach((e: Json, i: number) => {
         if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'number') throw configError(`${path}.vocab[${i}]`, `expected [piece, score], got ${JSON.stringify(e)}`);
         entries.push([e[0], i]);
-        scores!.push(e[1]);
+        scores!.push(serdeF64(e[1]));
       });
     } else {
       if (!j.vocab || typeof j.vocab !== 'object' || Array.isArray(j.vocab)) throw configError(`${path}.vocab`, 'expected an object {token: id}');
@@ -253,6 +253,44 @@ export class WasmModel {
       wordStart,
     };
   }
+}
+
+/**
+ * The f64 that the reference's JSON reader (serde_json without float_roundtrip) makes of a number
+ * written in shortest form: the digits as a u64 (digits past its range dropped), then one multiply
+ * or divide by an exact power of ten. That is up to 1 ulp off the correctly rounded value
+ * JSON.parse gives, and Unigram's Viterbi breaks ties on those last bits, so we reproduce them.
+ */
+export function serdeF64(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const m = /^(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/.exec(String(Math.abs(x)));
+  if (!m) return x;
+  const MAX = 18446744073709551615n;
+  let sig = 0n;
+  let exp = 0;
+  for (const c of m[1]) {
+    sig = sig * 10n + BigInt(c);
+    if (sig > MAX) return x; // a long integer: the reference rounds it correctly
+  }
+  for (const c of m[2] ?? '') {
+    const n = sig * 10n + BigInt(c);
+    if (n > MAX) break;
+    sig = n;
+    exp--;
+  }
+  exp += Number(m[3] ?? 0);
+  let f = Number(sig);
+  for (;;) {
+    const a = Math.abs(exp);
+    if (a <= 308) {
+      f = exp >= 0 ? f * Number(`1e${a}`) : f / Number(`1e${a}`);
+      break;
+    }
+    if (f === 0) break;
+    f /= 1e308;
+    exp += 308;
+  }
+  return x < 0 ? -f : f;
 }
 
 /** UTF-8 length of a JS string as TextEncoder writes it (lone surrogates become U+FFFD: 3 bytes). */

