@@ -122,7 +122,11 @@ export function prepend(n: NStr, text: string): NStr {
   return b.done();
 }
 
-/** Unicode normalization form, applied per base character and its marks (keeps alignments local). */
+/**
+ * A Unicode normalization form with per-character alignments: each output character keeps the
+ * original character it came from (decompositions, compatibility mappings, canonical
+ * reordering); only characters composed together share the range of their sources.
+ */
 export function unicodeNormalize(n: NStr, form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD'): NStr {
   const whole = n.s.normalize(form);
   if (whole === n.s) return n;
@@ -132,9 +136,30 @@ export function unicodeNormalize(n: NStr, form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD')
   for (let m = re.exec(n.s); m; m = re.exec(n.s)) {
     const g = m[0];
     const r = g.normalize(form);
-    if (r === g) b.keep(m.index, m.index + g.length);
-    else b.put(r, m.index, m.index + g.length);
     pos = m.index + g.length;
+    if (r === g) {
+      b.keep(m.index, pos);
+      continue;
+    }
+    // each source character normalized alone, with its own range
+    const srcs: { c: string; a: number; e: number }[] = [];
+    for (let i = m.index; i < pos; ) {
+      const w = n.s.codePointAt(i)! > 0xffff ? 2 : 1;
+      for (const c of n.s.slice(i, i + w).normalize(form)) srcs.push({ c, a: i, e: i + w });
+      i += w;
+    }
+    // Output characters align in order with the source characters, as the reference's
+    // alignments do; a composed character takes its first source's range and absorbs the marks
+    // composed into it.
+    const out = Array.from(r);
+    let p = 0;
+    for (let i = 0; i < out.length; i++) {
+      const src = srcs[Math.min(p, srcs.length - 1)];
+      b.put(out[i], src.a, src.e);
+      p++;
+      if (out.length < srcs.length && out[i] !== src.c)
+        while (p < srcs.length && srcs.length - p > out.length - i - 1 && /\p{M}/u.test(srcs[p].c) && srcs[p].c !== out[i + 1]) p++;
+    }
   }
   b.keep(pos, n.s.length);
   const out = b.done();

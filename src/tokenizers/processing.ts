@@ -103,8 +103,8 @@ export function buildPostProcessor(j: Json, path: string): PostProcessor | null 
 
 export type Decoder = (tokens: string[]) => string[];
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function wordPieceCleanup(s: string): string {
   return s

@@ -175,17 +175,20 @@ export class Tokenizer {
       }
       const word = it.n;
       const base = wt!.wordStart[w];
-      // byte offset within the word -> UTF-16 index, built only for words with non-ASCII text
-      let map: Int32Array | null = null;
+      // byte offsets within the word -> UTF-16 character bounds, only for words with non-ASCII text
+      let map: CharBounds | null | undefined;
       for (; k < wt!.ids.length && wt!.word[k] === w; k++) {
         seq.ids.push(wt!.ids[k]);
         if (!wantOffsets) {
           seq.offsets.push([0, 0]);
           continue;
         }
-        map ??= byteToUnit(word.s);
-        const a = map ? map[wt!.start[k] - base] : wt!.start[k] - base;
-        const b = map ? map[wt!.end[k] - base] : wt!.end[k] - base;
+        if (map === undefined) map = charBounds(word.s);
+        const s = wt!.start[k] - base;
+        const e = wt!.end[k] - base;
+        // a token that is part of a character (byte fallback) covers the whole character
+        const a = map ? map.start[s] : s;
+        const b = e <= s ? a : map ? map.end[e - 1] : e;
         seq.offsets.push(word.orig(a, b));
       }
       w++;
@@ -398,27 +401,35 @@ function checkText(text: unknown, op: string): void {
   if (typeof text !== 'string') throw new KilnError('argument', op, `expected a string, got ${text === null ? 'null' : typeof text}`);
 }
 
-/** For a string with non-ASCII text: UTF-8 byte offset -> UTF-16 index (null when all ASCII). */
-function byteToUnit(s: string): Int32Array | null {
+interface CharBounds {
+  /** Per UTF-8 byte: the UTF-16 start and end of the character that holds it. */
+  start: Int32Array;
+  end: Int32Array;
+}
+
+/** UTF-8 byte -> bounds of its character in UTF-16 units (null when the string is ASCII). */
+function charBounds(s: string): CharBounds | null {
   let ascii = true;
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) { ascii = false; break; }
   if (ascii) return null;
-  const map = new Int32Array(s.length * 3 + 2);
+  const start = new Int32Array(s.length * 3 + 1);
+  const end = new Int32Array(s.length * 3 + 1);
   let b = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    let n: number;
+    let n = 3;
     let units = 1;
     if (c < 0x80) n = 1;
     else if (c < 0x800) n = 2;
     else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n = 4; units = 2; }
-    else n = 3;
-    // a byte inside a character maps to the character's end (offsets cover whole characters)
-    map[b] = i;
-    for (let k = 1; k < n; k++) map[b + k] = i + units;
+    for (let k = 0; k < n; k++) {
+      start[b + k] = i;
+      end[b + k] = i + units;
+    }
     b += n;
     i += units - 1;
   }
-  map[b] = s.length;
-  return map;
+  start[b] = s.length;
+  end[b] = s.length;
+  return { start, end };
 }
