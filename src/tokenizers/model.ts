@@ -75,6 +75,8 @@ export class WasmModel {
   /** id -> token string, as tokenizer.json spells it (byte-level characters included). */
   readonly vocab: Map<string, number>;
   readonly idToToken: string[] = [];
+  /** The vocab's size as the reference counts it (entries, not the largest id). */
+  readonly size: number;
   private readonly x: Exports;
   private io = 0;
   private ioCap = 0;
@@ -116,6 +118,7 @@ export class WasmModel {
       ids.push(id);
       total += kb.length;
     }
+    this.size = this.type === 'Unigram' ? entries.length : this.vocab.size;
     x.vocabReserve(keys.length, total + 16);
     const kp = this.alloc(total + 16);
     const mp = this.alloc(keys.length * 8 + 8);

@@ -81,11 +81,22 @@ export class Tokenizer {
     this.postProcessor = buildPostProcessor(json.post_processor, 'post_processor');
     this.decoder = buildDecoder(json.decoder, 'decoder');
     this.model = new WasmModel(json.model, 'model', flags.byteLevel);
-    this.addedTokens = parseAddedTokens(json.added_tokens, 'added_tokens');
-    for (const t of this.addedTokens) {
-      this.addedById.set(t.id, t);
-      this.addedByContent.set(t.content, t.id);
-      if (t.special) this.specialIds.add(t.id);
+    // Ids as the reference assigns them on load: a token the model knows takes the model's id,
+    // others take the next id after the vocab, in file order (tokenizer.json's ids normally agree).
+    this.addedTokens = [];
+    let next = this.model.size;
+    for (const t of parseAddedTokens(json.added_tokens, 'added_tokens')) {
+      if (!t.content) continue;
+      const known = this.addedByContent.get(t.content) ?? this.model.vocab.get(t.content);
+      const id = known ?? next++;
+      const token = { ...t, id };
+      const i = this.addedTokens.findIndex((x) => x.id === id);
+      if (i >= 0) this.addedTokens[i] = token;
+      else this.addedTokens.push(token);
+      this.addedById.set(id, token);
+      this.addedByContent.set(t.content, id);
+      if (t.special) this.specialIds.add(id);
+      else this.specialIds.delete(id);
     }
     const norm = this.normalizer;
     this.matchers = buildMatchers(this.addedTokens, norm ? (s) => norm(NStr.of(s)).s : null);
@@ -266,9 +277,6 @@ export class Tokenizer {
           else keepB--;
         }
       }
-      if (!b && keepA < a.ids.length - 0 && (strategy === 'only_second')) {
-        throw new KilnError('argument', 'Tokenizer.encode', 'truncation strategy only_second needs a pair');
-      }
     }
     const cut = (s: Seq, keep: number): { main: Seq; rest: Seq[] } => {
       if (keep >= s.ids.length) return { main: s, rest: [] };
@@ -284,10 +292,12 @@ export class Tokenizer {
         seqIds: s.seqIds.slice(from, to),
       });
       if (keep === 0) return { main: slice(0, 0), rest: [] };
-      const starts: number[] = [];
-      if (!left) for (let st = 0; st < n; st += step) { starts.push(st); if (st + keep >= n) break; }
-      else for (let end = n; end > 0; end -= step) { starts.push(Math.max(0, end - keep)); if (end - keep <= 0) break; }
-      for (const st of starts) windows.push(slice(st, Math.min(n, st + keep)));
+      // windows of `keep` tokens, `stride` shared with the previous one; from the end when left
+      for (let i = 0; ; i++) {
+        const a = i * step;
+        windows.push(left ? slice(Math.max(0, n - a - keep), n - a) : slice(a, Math.min(n, a + keep)));
+        if (a + keep >= n) break;
+      }
       return { main: windows[0], rest: windows.slice(1) };
     };
     const ca = cut(a, keepA);
@@ -320,7 +330,8 @@ export class Tokenizer {
     const padId = p.padId ?? this.tokenToId(p.padToken ?? '') ?? 0;
     const padToken = p.padToken ?? this.idToToken(padId) ?? '';
     const left = p.direction === 'left';
-    for (const e of encs) {
+    // overflow windows are padded with their encoding, as the reference does
+    for (const e of encs.flatMap((x) => [x, ...x.overflowing])) {
       const n = target - e.ids.length;
       if (n <= 0) continue;
       const fill = <T>(arr: T[], v: T): void => {

@@ -1,0 +1,182 @@
+// Tokenizer behaviour beyond plain ids, each checked against the Rust reference: truncation with
+// stride, padding, added-token flags, streaming decode, pathological input, and typed errors for
+// malformed tokenizer.json files.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { KilnError } from '../../src/core/errors.js';
+import { Tokenizer } from '../../src/tokenizers/index.js';
+import { tokenizerFiles } from './fixtures.js';
+
+const tk = createRequire(import.meta.url)('@anush008/tokenizers');
+const load = (name: Parameters<typeof tokenizerFiles>[0]): { kiln: Tokenizer; json: string; path: string } => {
+  const f = tokenizerFiles(name);
+  const json = readFileSync(f.json, 'utf8');
+  return { kiln: Tokenizer.fromString(json, f.config ? readFileSync(f.config, 'utf8') : null), json, path: f.json };
+};
+
+describe('encode edge cases', () => {
+  it('an empty input encodes to an empty list (plus the template tokens)', async () => {
+    for (const name of ['llama3', 'llama2', 'bert', 't5'] as const) {
+      const { kiln, path } = load(name);
+      expect(kiln.encodeIds('', { addSpecialTokens: false })).toEqual([]);
+      const ref = await tk.Tokenizer.fromFile(path).encode('', null, { addSpecialTokens: true });
+      expect(kiln.encode('').ids).toEqual(ref.getIds());
+    }
+  });
+
+  it('pathological input (1 MB of one character, 100k spaces, long unknown runs) matches the reference', { timeout: 120_000 }, async () => {
+    const inputs = ['a'.repeat(1 << 20), ' '.repeat(100_000), '\t \n'.repeat(30_000), '😀'.repeat(50_000), 'ab'.repeat(200_000), '\u0301'.repeat(20_000)];
+    for (const name of ['gemma3', 'llama3', 'bert', 't5', 'llama2'] as const) {
+      const { kiln, path } = load(name);
+      const nat = tk.Tokenizer.fromFile(path);
+      for (const s of inputs) {
+        const ids = kiln.encodeIds(s, { addSpecialTokens: false });
+        const ref = (await nat.encode(s, null, { addSpecialTokens: false })).getIds();
+        expect(ids.length, `${name} on ${s.length} x ${JSON.stringify(s.slice(0, 2))}`).toBe(ref.length);
+        expect(ids).toEqual(ref);
+      }
+    }
+  });
+
+  it('lone surrogates become U+FFFD, as the reference reads them', async () => {
+    const { kiln, path } = load('llama3');
+    const nat = tk.Tokenizer.fromFile(path);
+    for (const s of ['a\ud800b', '\udc00', 'x\ud83dy', '\ud83d\ude00\ud83d']) {
+      expect(kiln.encodeIds(s, { addSpecialTokens: false })).toEqual((await nat.encode(s, null, { addSpecialTokens: false })).getIds());
+      expect(kiln.encodeIds(s, { addSpecialTokens: false })).toEqual(kiln.encodeIds(s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'), { addSpecialTokens: false }));
+    }
+  });
+});
+
+describe('added tokens', () => {
+  it('lstrip, rstrip, single_word and normalized behave as the reference', async () => {
+    const { json } = load('bert');
+    const j = JSON.parse(json);
+    const extra = [
+      { content: '<mask>', lstrip: true, rstrip: false, single_word: false, normalized: false, special: true },
+      { content: '<R>', lstrip: false, rstrip: true, single_word: false, normalized: false, special: false },
+      { content: 'word', lstrip: false, rstrip: false, single_word: true, normalized: false, special: false },
+      { content: 'Lower', lstrip: false, rstrip: false, single_word: false, normalized: true, special: false },
+    ];
+    let next = Object.keys(j.model.vocab).length;
+    for (const e of extra) j.added_tokens.push({ id: next++, ...e });
+    const kiln = new Tokenizer(j);
+    const nat = tk.Tokenizer.fromString(JSON.stringify(j));
+    for (const s of ['a   <mask> b', '<R>   x', 'a word b', 'swordfish word', 'words word.', 'the LOWER lower case', 'x<mask><mask>  <R>  y', '   <mask>']) {
+      const r = await nat.encode(s, null, { addSpecialTokens: true });
+      const k = kiln.encode(s);
+      expect(k.ids, s).toEqual(r.getIds());
+      expect(kiln.decode(k.ids, { skipSpecialTokens: true })).toBe(await nat.decode(k.ids, true));
+    }
+  });
+});
+
+describe('batch encoding', () => {
+  it('truncation (with stride and overflow windows) and padding match the reference', async () => {
+    const { kiln, path } = load('bert');
+    const texts = ['Hello world, this is a longer sentence that will be truncated somewhere.', 'Short one.', 'Another text with quite a few words in it for the windows.'];
+    for (const [maxLength, stride, direction] of [[8, 2, 'right'], [12, 0, 'right'], [10, 3, 'left']] as const) {
+      const nat = tk.Tokenizer.fromFile(path);
+      nat.setTruncation(maxLength, { stride, direction });
+      nat.setPadding({ padId: 0, padToken: '[PAD]', direction: 'right' });
+      const refs = await nat.encodeBatch(texts, { addSpecialTokens: true });
+      const ours = kiln.encodeBatch(texts, { truncation: { maxLength, stride, direction }, padding: { padId: 0, padToken: '[PAD]' } });
+      ours.forEach((o, i) => {
+        expect(o.ids, `${maxLength}/${stride}/${direction} #${i}`).toEqual(refs[i].getIds());
+        expect(o.attentionMask).toEqual(refs[i].getAttentionMask());
+        expect(o.overflowing.map((x) => x.ids)).toEqual(refs[i].getOverflowing().map((x: { getIds(): number[] }) => x.getIds()));
+      });
+    }
+  });
+
+  it('pairs truncate longest-first', async () => {
+    const { kiln, path } = load('bert');
+    const nat = tk.Tokenizer.fromFile(path);
+    nat.setTruncation(12);
+    const r = await nat.encode('one two three four five six seven', 'alpha beta gamma', { addSpecialTokens: true });
+    const k = kiln.encodeBatch(['one two three four five six seven'], { pairs: ['alpha beta gamma'], truncation: { maxLength: 12 } })[0];
+    expect(k.ids).toEqual(r.getIds());
+    expect(k.typeIds).toEqual(r.getTypeIds());
+  });
+
+  it('left padding and pad-to-multiple-of', () => {
+    const { kiln } = load('llama3');
+    const out = kiln.encodeBatch(['a b c d e', 'x'], { padding: { direction: 'left', padId: 7, padToMultipleOf: 8 }, addSpecialTokens: false });
+    expect(out.map((e) => e.ids.length)).toEqual([8, 8]);
+    expect(out[1].ids.slice(0, 7)).toEqual([7, 7, 7, 7, 7, 7, 7]);
+    expect(out[1].attentionMask).toEqual([0, 0, 0, 0, 0, 0, 0, 1]);
+    expect(out[1].ids[7]).toBe(kiln.encodeIds('x', { addSpecialTokens: false })[0]);
+  });
+});
+
+describe('streaming decode', () => {
+  it.each(['llama3', 'llama2', 'gemma3'] as const)('%s: pieces concatenate to decode(ids) and never end inside a character', (name) => {
+    const { kiln } = load(name);
+    const text = 'Hi 😀 東京 — naïve 👨‍👩‍👧 done. ĀÆ 🇫🇷 ok';
+    const ids = kiln.encodeIds(text, { addSpecialTokens: false });
+    const stream = kiln.decodeStream();
+    let out = '';
+    for (const id of ids) {
+      const piece = stream.step(id);
+      if (piece === null) continue;
+      expect(piece.includes('\ufffd')).toBe(false);
+      expect(/[\ud800-\udbff]$/.test(piece)).toBe(false);
+      out += piece;
+    }
+    expect(out).toBe(kiln.decode(ids));
+  });
+});
+
+describe('malformed tokenizer.json', () => {
+  const base = (): Record<string, unknown> => JSON.parse(load('gpt2').json);
+  const err = (f: () => unknown): KilnError => {
+    try {
+      f();
+    } catch (e) {
+      return e as KilnError;
+    }
+    throw new Error('expected an error');
+  };
+
+  it('names the component and its JSON path', () => {
+    const j1 = base();
+    j1.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFC' }, { type: 'Precompiled', precompiled_charsmap: '' }] };
+    const e1 = err(() => new Tokenizer(j1));
+    expect(e1).toBeInstanceOf(KilnError);
+    expect(e1.code).toBe('config');
+    expect(e1.message).toContain('normalizer.normalizers[1].type');
+    expect(e1.message).toContain('Precompiled');
+
+    const j2 = base();
+    (j2.model as { merges: unknown[] }).merges[5] = 'Ġ NOT_A_TOKEN';
+    expect(err(() => new Tokenizer(j2)).message).toMatch(/model\.merges\[5\].*NOT_A_TOKEN/);
+
+    const j3 = base();
+    j3.pre_tokenizer = { type: 'Split', pattern: { Regex: '(?>atomic)' }, behavior: 'Isolated' };
+    expect(err(() => new Tokenizer(j3)).message).toContain('pre_tokenizer.pattern.Regex');
+
+    const j4 = base();
+    j4.pre_tokenizer = { type: 'Split', pattern: { String: ' ' }, behavior: 'Sideways' };
+    expect(err(() => new Tokenizer(j4)).message).toContain('pre_tokenizer.behavior');
+
+    const j5 = base();
+    (j5.model as { type: string }).type = 'Neural';
+    expect(err(() => new Tokenizer(j5)).message).toContain("model.type: unsupported model 'Neural'");
+
+    const j6 = base();
+    j6.added_tokens = [{ id: -3, content: 'x' }];
+    expect(err(() => new Tokenizer(j6)).message).toContain('added_tokens[0].id');
+
+    expect(err(() => Tokenizer.fromString('{"model": ')).message).toContain('tokenizer.json: not valid JSON');
+    expect(err(() => Tokenizer.fromString('{}')).message).toContain('tokenizer.json.model: missing');
+  });
+
+  it('a model without an unknown token raises a typed error when one is needed', () => {
+    const j = JSON.parse(load('bert').json);
+    j.model.unk_token = '[NOPE]';
+    const t = new Tokenizer(j);
+    expect(t.encodeIds('hello', { addSpecialTokens: false }).length).toBeGreaterThan(0);
+    expect(err(() => t.encodeIds('hello ☃', { addSpecialTokens: false })).code).toBe('config');
+  });
+});
