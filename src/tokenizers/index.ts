@@ -1,3 +1,4 @@
 export { Tokenizer, DecodeStream } from './tokenizer.js';
 export type { Encoding, EncodeOptions, BatchOptions, TruncationOptions, PaddingOptions, DecodeOptions } from './tokenizer.js';
 export type { AddedToken } from './added.js';
+export type { ChatMessage, ChatTemplateOptions } from './chat.js';

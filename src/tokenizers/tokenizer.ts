@@ -4,6 +4,7 @@
 import { KilnError } from '../core/errors.js';
 import { buildMatchers, parseAddedTokens, type AddedMatcher, type AddedToken } from './added.js';
 import { buildNormalizer, buildPreTokenizer, configError, type Flags, type Json, type Normalizer, type PreTokenizer } from './components.js';
+import { renderChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { WasmModel } from './model.js';
 import { NStr } from './normalized.js';
 import { buildDecoder, buildPostProcessor, concatSeqs, type Decoder, type PostProcessor, type Seq } from './processing.js';
@@ -347,6 +348,21 @@ export class Tokenizer {
       fill<[number, number]>(e.offsets, [0, 0]);
       fill<number | null>(e.sequenceIds, null);
     }
+  }
+
+  // ---------------------------------------------------------------- chat
+
+  /** The conversation as text, through tokenizer_config.json's chat template. */
+  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
+    return renderChat(this.config, messages, opts);
+  }
+
+  /**
+   * The conversation as ids. The template writes the special tokens itself, so none are added
+   * (as transformers' apply_chat_template(tokenize=True)).
+   */
+  encodeChat(messages: ChatMessage[], opts: ChatTemplateOptions = {}): number[] {
+    return this.encodeIds(this.applyChatTemplate(messages, opts), { addSpecialTokens: false });
   }
 
   // ---------------------------------------------------------------- decoding
