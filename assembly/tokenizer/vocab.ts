@@ -2,11 +2,12 @@
 // merge table (left id, right id) -> (rank, merged id).
 import { alloc, bytesEqual, fnv, FNV_SEED } from './mem';
 
-// Vocab slot: [hash u32, key offset u32, key length + 1 u32 (0 = empty), id i32]
+// Vocab slot: [hash u32, key pointer u32, key length + 1 u32 (0 = empty), id i32]. Keys live in
+// arena chunks; a chunk that fills up is followed by a new one.
 let vTab: usize = 0;
 let vMask: u32 = 0;
-let vArena: usize = 0;
 let vArenaTop: usize = 0;
+let vArenaEnd: usize = 0;
 export let maxKeyBytes: i32 = 0;
 
 export function vocabReserve(count: u32, keyBytes: u32): void {
@@ -15,20 +16,25 @@ export function vocabReserve(count: u32, keyBytes: u32): void {
   vTab = alloc(<usize>cap << 4);
   memory.fill(vTab, 0, <usize>cap << 4);
   vMask = cap - 1;
-  vArena = alloc(keyBytes);
-  vArenaTop = vArena;
+  vArenaTop = alloc(keyBytes);
+  vArenaEnd = vArenaTop + keyBytes;
 }
 
 /** Adds a key (copied from `p`); a key that is already present keeps its first id. */
 export function vocabAdd(p: usize, n: u32, id: i32): void {
   const h = fnv(FNV_SEED, p, n);
   if (vocabFind2(h, p, n, 0, 0) >= 0) return;
+  if (vArenaTop + n > vArenaEnd) {
+    const size = max<usize>(n, 1 << 20);
+    vArenaTop = alloc(size);
+    vArenaEnd = vArenaTop + size;
+  }
   memory.copy(vArenaTop, p, n);
   let i = h & vMask;
   while (load<u32>(vTab + (<usize>i << 4) + 8) != 0) i = (i + 1) & vMask;
   const s = vTab + (<usize>i << 4);
   store<u32>(s, h);
-  store<u32>(s + 4, <u32>(vArenaTop - vArena));
+  store<u32>(s + 4, <u32>vArenaTop);
   store<u32>(s + 8, n + 1);
   store<i32>(s + 12, id);
   vArenaTop += n;
@@ -44,7 +50,7 @@ export function vocabFind2(h: u32, p1: usize, n1: u32, p2: usize, n2: u32): i32 
     const len = load<u32>(s + 8);
     if (len == 0) return -1;
     if (len == n && load<u32>(s) == h) {
-      const k = vArena + <usize>load<u32>(s + 4);
+      const k = <usize>load<u32>(s + 4);
       if (bytesEqual(k, p1, n1) && bytesEqual(k + n1, p2, n2)) return load<i32>(s + 12);
     }
     i = (i + 1) & vMask;

@@ -5,7 +5,8 @@ import { TOKENIZER_WASM } from './binary.gen.js';
 import { configError, type Json } from './components.js';
 
 let compiled: WebAssembly.Module | null = null;
-function module(): WebAssembly.Module {
+/** The compiled tokenizer module (each tokenizer or trainer instantiates its own). */
+export function tokenizerModule(): WebAssembly.Module {
   if (!compiled) {
     const bin = atob(TOKENIZER_WASM);
     const bytes = new Uint8Array(bin.length);
@@ -85,7 +86,7 @@ export class WasmModel {
     const t = j?.type ?? (j?.merges ? 'BPE' : undefined);
     if (!(t in KINDS)) throw configError(`${path}.type`, `unsupported model '${t}' (supported: ${Object.keys(KINDS).join(', ')})`);
     this.type = t as ModelType;
-    this.x = new WebAssembly.Instance(module(), {}).exports as unknown as Exports;
+    this.x = new WebAssembly.Instance(tokenizerModule(), {}).exports as unknown as Exports;
     this.vocab = new Map();
     const x = this.x;
 

@@ -230,6 +230,21 @@ export class Tokenizer {
     return b ? concatSeqs([a, { ...b, typeIds: b.ids.map(() => 1) }]) : a;
   }
 
+  /** The words the model would see: added tokens split out, normalized, pre-tokenized. */
+  preTokenize(text: string): string[] {
+    const out: string[] = [];
+    for (const piece of this.matchers.raw.split(NStr.of(text))) {
+      if (piece.id >= 0) continue;
+      const normalized = this.normalizer ? this.normalizer(piece.n) : piece.n;
+      for (const sub of this.matchers.normalized.split(normalized)) {
+        if (sub.id >= 0) continue;
+        const words = this.preTokenizer ? this.preTokenizer([sub.n]) : sub.n.length ? [sub.n] : [];
+        for (const w of words) out.push(w.s);
+      }
+    }
+    return out;
+  }
+
   /** Encodes `text` (and `pair`) with offsets, token strings and masks. */
   encode(text: string, opts: EncodeOptions = {}): Encoding {
     checkText(text, 'Tokenizer.encode');
