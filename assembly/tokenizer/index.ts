@@ -9,3 +9,4 @@ export { modelConfig, modelAffixes, modelFinish, modelScores, encodeWords } from
 /** Bytes the host may use for its inputs and outputs; grows with the largest request. */
 export function allocBytes(n: usize): usize { return alloc(n); }
 export { trainInit, trainRun, trainTokenPtr, trainTokenLength, trainTokenCount } from './train';
+export { packPlan, packPieces, packFill } from './pack';
