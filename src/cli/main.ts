@@ -4,6 +4,7 @@ import type { BackendName } from '../backend/backend.js';
 import { probeBackends } from '../core/runtime.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
+import { detokenizeCmd, packCmd, tokenizeCmd, trainTokenizerCmd } from './tokenize.js';
 
 const USAGE = `kiln — run and fine-tune transformer language models on your device
 
@@ -11,7 +12,41 @@ usage:
   kiln info [--json]                         backends, WebGPU adapter (features, limits), WASM SIMD
   kiln demo [--backend auto|both|wasm|webgpu] [--steps N]
                                              train a two-layer MLP with autograd, print the loss
+  kiln tokenize --tokenizer FILE|DIR (--text S | --file F|-) [--lines] [--json] [--add-special] [--no-special]
+                                             ids of a text (special tokens added), or of each line
+                                             (none added unless --add-special)
+  kiln detokenize --tokenizer FILE|DIR --ids 1,2,3 [--skip-special]
+  kiln train-tokenizer --files F... --vocab-size N --out tokenizer.json
+                       [--min-frequency N] [--special-tokens A,B] [--pattern gpt2|llama3]
+                                             byte-level BPE, written as a Hugging Face tokenizer.json
+  kiln pack --tokenizer FILE|DIR --file F --seq-len N --out DIR
+            [--strategy ffd|greedy|concat] [--validation FRACTION] [--seed S]
+                                             tokenize a .txt/.jsonl dataset and pack it into rows
+                                             (DIR/train.safetensors: input_ids, labels, position_ids,
+                                             document_ids), printing the packing efficiency
 `;
+
+/** The values after a flag up to the next flag (for --files). */
+function values(args: string[], name: string): string[] {
+  const i = args.indexOf(name);
+  if (i < 0) return [];
+  const out: string[] = [];
+  for (let k = i + 1; k < args.length && !args[k].startsWith('--'); k++) out.push(args[k]);
+  return out;
+}
+
+function need(args: string[], name: string, op: string): string {
+  const v = flag(args, name);
+  if (v === undefined) throw new KilnError('argument', op, `${name} is required`);
+  return v;
+}
+
+function int(v: string | undefined, name: string, op: string, dflt?: number): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new KilnError('argument', op, `${name} must be a non-negative integer, got ${v}`);
+  return n;
+}
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -40,6 +75,43 @@ export async function main(argv: string[]): Promise<number> {
         else throw new KilnError('argument', 'kiln demo', `--backend must be auto, both, wasm or webgpu, got ${which}`);
         await demo(backends, steps);
         return 0;
+      }
+      case 'tokenize':
+        return tokenizeCmd({
+          tokenizer: need(args, '--tokenizer', 'kiln tokenize'),
+          text: flag(args, '--text'),
+          file: args.includes('--file') && args[args.indexOf('--file') + 1] === '-' ? '-' : flag(args, '--file'),
+          lines: args.includes('--lines'),
+          json: args.includes('--json'),
+          addSpecial: args.includes('--add-special'),
+          noSpecial: args.includes('--no-special'),
+        });
+      case 'detokenize':
+        return detokenizeCmd({ tokenizer: need(args, '--tokenizer', 'kiln detokenize'), ids: need(args, '--ids', 'kiln detokenize'), skipSpecial: args.includes('--skip-special') });
+      case 'train-tokenizer': {
+        const op = 'kiln train-tokenizer';
+        return trainTokenizerCmd({
+          files: values(args, '--files'),
+          vocabSize: int(need(args, '--vocab-size', op), '--vocab-size', op),
+          out: need(args, '--out', op),
+          minFrequency: flag(args, '--min-frequency') === undefined ? undefined : int(flag(args, '--min-frequency'), '--min-frequency', op),
+          special: (flag(args, '--special-tokens') ?? '').split(',').filter(Boolean),
+          pattern: flag(args, '--pattern'),
+        });
+      }
+      case 'pack': {
+        const op = 'kiln pack';
+        const validation = Number(flag(args, '--validation') ?? 0);
+        if (!(validation >= 0)) throw new KilnError('argument', op, `--validation must be a fraction or a count, got ${flag(args, '--validation')}`);
+        return packCmd({
+          tokenizer: need(args, '--tokenizer', op),
+          file: need(args, '--file', op),
+          seqLen: int(need(args, '--seq-len', op), '--seq-len', op),
+          out: need(args, '--out', op),
+          strategy: flag(args, '--strategy') ?? 'ffd',
+          validation,
+          seed: int(flag(args, '--seed'), '--seed', op, 0),
+        });
       }
       case undefined:
       case 'help':

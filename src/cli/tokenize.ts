@@ -1,0 +1,101 @@
+// `kiln tokenize | detokenize | train-tokenizer | pack`: the tokenizer and the packer from the shell.
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KilnError } from '../core/errors.js';
+import { parseRows, tokenizeRows, trainValidationSplit } from '../data/dataset.js';
+import { packSequences, type PackStrategy } from '../data/packing.js';
+import { writeSafetensors } from '../models/loaders/safetensors.js';
+import { Tokenizer, trainBpe } from '../tokenizers/index.js';
+
+/** A tokenizer.json path, or a folder holding tokenizer.json (and tokenizer_config.json). */
+export function loadTokenizer(path: string, op: string): Tokenizer {
+  if (!existsSync(path)) throw new KilnError('argument', op, `--tokenizer ${path}: no such file or folder`);
+  let json = path;
+  let config: string | null = null;
+  if (statSync(path).isDirectory()) {
+    json = join(path, 'tokenizer.json');
+    if (!existsSync(json)) throw new KilnError('argument', op, `${path} has no tokenizer.json`);
+    config = join(path, 'tokenizer_config.json');
+  } else config = join(path, '..', 'tokenizer_config.json');
+  try {
+    return Tokenizer.fromString(readFileSync(json, 'utf8'), config && existsSync(config) ? readFileSync(config, 'utf8') : null);
+  } catch (e) {
+    if (e instanceof KilnError) throw new KilnError(e.code, op, `${json}: ${e.message}`);
+    throw e;
+  }
+}
+
+function readInput(file: string, op: string): string {
+  if (file === '-') return readFileSync(0, 'utf8');
+  if (!existsSync(file)) throw new KilnError('argument', op, `--file ${file}: no such file`);
+  return new TextDecoder('utf-8').decode(readFileSync(file)); // invalid UTF-8 becomes U+FFFD, as the reference reads it
+}
+
+export function tokenizeCmd(o: { tokenizer: string; text?: string; file?: string; lines: boolean; json: boolean; addSpecial: boolean; noSpecial: boolean }): number {
+  const op = 'kiln tokenize';
+  if ((o.text === undefined) === (o.file === undefined)) throw new KilnError('argument', op, 'give exactly one of --text or --file');
+  const tok = loadTokenizer(o.tokenizer, op);
+  const input = o.text ?? readInput(o.file!, op);
+  const print = (ids: number[]): void => console.log(o.json ? JSON.stringify(ids) : ids.join(' '));
+  if (o.lines) {
+    const lines = input.split('\n');
+    if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+    for (const line of lines) print(tok.encodeIds(line.replace(/\r$/, ''), { addSpecialTokens: o.addSpecial }));
+  } else print(tok.encodeIds(input, { addSpecialTokens: !o.noSpecial }));
+  return 0;
+}
+
+export function detokenizeCmd(o: { tokenizer: string; ids: string; skipSpecial: boolean }): number {
+  const op = 'kiln detokenize';
+  const ids = o.ids.split(/[\s,]+/).filter(Boolean).map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 0) throw new KilnError('argument', op, `--ids: '${s}' is not a token id`);
+    return n;
+  });
+  const tok = loadTokenizer(o.tokenizer, op);
+  const bad = ids.find((id) => tok.idToToken(id) === undefined);
+  if (bad !== undefined) throw new KilnError('argument', op, `--ids: ${bad} is not in the vocab (size ${tok.vocabSize})`);
+  process.stdout.write(tok.decode(ids, { skipSpecialTokens: o.skipSpecial }) + '\n');
+  return 0;
+}
+
+export function trainTokenizerCmd(o: { files: string[]; vocabSize: number; out: string; minFrequency?: number; special: string[]; pattern?: string }): number {
+  const op = 'kiln train-tokenizer';
+  if (!o.files.length) throw new KilnError('argument', op, '--files needs at least one file');
+  if (o.pattern !== undefined && o.pattern !== 'gpt2' && o.pattern !== 'llama3') throw new KilnError('argument', op, `--pattern must be gpt2 or llama3, got ${o.pattern}`);
+  const texts: string[] = [];
+  for (const f of o.files) texts.push(...readInput(f, op).split('\n'));
+  const t0 = performance.now();
+  const json = trainBpe(texts, { vocabSize: o.vocabSize, minFrequency: o.minFrequency, specialTokens: o.special, pattern: o.pattern as 'gpt2' | 'llama3' | undefined });
+  writeFileSync(o.out, JSON.stringify(json, null, 1));
+  const merges = json.model.merges.length;
+  console.log(`wrote ${o.out}: ${Object.keys(json.model.vocab).length} tokens (${merges} merges) from ${texts.length} lines in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  return 0;
+}
+
+export function packCmd(o: { tokenizer: string; file: string; seqLen: number; out: string; strategy: string; validation: number; seed: number }): number {
+  const op = 'kiln pack';
+  if (!['ffd', 'greedy', 'concat'].includes(o.strategy)) throw new KilnError('argument', op, `--strategy must be ffd, greedy or concat, got ${o.strategy}`);
+  const tok = loadTokenizer(o.tokenizer, op);
+  const rows = parseRows(readInput(o.file, op), o.file);
+  const docs = tokenizeRows(tok, rows, {}, o.file);
+  const split = trainValidationSplit(docs, o.validation, o.seed);
+  mkdirSync(o.out, { recursive: true });
+  const report: Record<string, unknown> = { tokenizer: o.tokenizer, source: o.file, seq_len: o.seqLen, strategy: o.strategy, seed: o.seed };
+  for (const [name, part] of Object.entries(split)) {
+    if (!part.length) continue;
+    const packed = packSequences(part.map((d) => d.ids), { seqLen: o.seqLen, strategy: o.strategy as PackStrategy, padId: tok.tokenToId(String(tok.config?.pad_token ?? '')) ?? 0 }, part.map((d) => d.lossMask));
+    const shape = [packed.rows, o.seqLen];
+    const file = join(o.out, `${name}.safetensors`);
+    writeFileSync(file, writeSafetensors({
+      input_ids: { dtype: 'I32', shape, data: packed.inputIds },
+      labels: { dtype: 'I32', shape, data: packed.labels },
+      position_ids: { dtype: 'I32', shape, data: packed.positionIds },
+      document_ids: { dtype: 'I32', shape, data: packed.documentIds },
+    }, { format: 'pt', seq_len: String(o.seqLen), strategy: o.strategy }));
+    report[name] = { documents: part.length, tokens: packed.tokens, rows: packed.rows, efficiency: packed.efficiency };
+    console.log(`${name}: ${part.length} documents, ${packed.tokens} tokens -> ${packed.rows} rows of ${o.seqLen}; packing efficiency ${(100 * packed.efficiency).toFixed(2)}% (${file})`);
+  }
+  writeFileSync(join(o.out, 'packing.json'), JSON.stringify(report, null, 2) + '\n');
+  return 0;
+}
