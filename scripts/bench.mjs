@@ -1,4 +1,4 @@
-// npm run bench -- [--filter matmul|attention|moe] [--runtime node|chromium|all] [--shapes MxKxN,...]
+// npm run bench -- [--filter matmul|attention|moe|tokenizer|packing] [--tokenizers llama3,...] [--runtime node|chromium|all] [--shapes MxKxN,...]
 //   [--backends wasm,webgpu] [--seqs 128,512,1024,2048]
 // Prints one JSON line per case: {bench, backend, shape, unit, kiln, peer, peerValue, ratio, ...};
 // ratio > 1 means kiln is ahead of the peer measured in the same run.
@@ -33,6 +33,16 @@ if ((runtime === 'all' || runtime === 'node') && want('attention')) {
 if ((runtime === 'all' || runtime === 'node') && want('moe')) {
   const { moeBench } = await import('./bench/moe.mjs');
   for await (const row of moeBench(backendsArg)) emit(row);
+}
+
+if ((runtime === 'all' || runtime === 'node') && (want('tokenizer') || want('packing'))) {
+  // TypeScript (it shares the corpus and fixtures with the tests): bundle, then run
+  const esbuild = await import('esbuild');
+  const out = join(root, '.cache/bench/tokenizer.mjs');
+  await esbuild.build({ entryPoints: [join(root, 'scripts/bench/tokenizer.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning', external: ['@anush008/tokenizers', '@huggingface/tokenizers', '@huggingface/jinja'] });
+  const { tokenizerBench, packingBench } = await import(out);
+  if (want('tokenizer')) for await (const row of tokenizerBench(arg('--tokenizers', undefined)?.split(','))) emit(row);
+  if (want('packing')) for (const row of packingBench()) emit(row);
 }
 
 if ((runtime === 'all' || runtime === 'chromium') && want('matmul')) {

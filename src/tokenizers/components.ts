@@ -65,7 +65,14 @@ export interface Flags {
   byteLevel: boolean;
 }
 
-const NFD_MARKS = (n: NStr): NStr => mapChars(unicodeNormalize(n, 'NFD'), (c) => (NONSPACING_MARK.test(c) ? '' : c));
+const NFD_MARKS = (n: NStr): NStr => {
+  const d = unicodeNormalize(n, 'NFD');
+  return HAS_MN.test(d.s) ? mapChars(d, (c) => (NONSPACING_MARK.test(c) ? '' : c)) : d;
+};
+const NEEDS_CLEAN = /(?! )[\p{C}\p{White_Space}\ufffd]/u;
+const HAS_CJK = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u{20000}-\u{2a6df}\u{2a700}-\u{2ceaf}\u{2f800}-\u{2fa1f}]/u;
+const NON_ASCII = /[^\0-\x7f]/;
+const HAS_MN = /\p{Mn}/u;
 
 export function buildNormalizer(j: Json, path: string, flags: Flags): Normalizer | null {
   if (j === null || j === undefined) return null;
@@ -82,10 +89,7 @@ export function buildNormalizer(j: Json, path: string, flags: Flags): Normalizer
     case 'NFKD':
       return (n) => unicodeNormalize(n, t);
     case 'Lowercase':
-      return (n) => {
-        const lower = lowercaseChars(n.s);
-        return lower === n.s ? n : mapChars(n, (c) => lowercaseChars(c));
-      };
+      return lowercase;
     case 'StripAccents':
       return (n) => mapChars(n, (c) => (NONSPACING_MARK.test(c) ? '' : c));
     case 'Strip': {
@@ -108,20 +112,17 @@ export function buildNormalizer(j: Json, path: string, flags: Flags): Normalizer
       const lower = bool(j, 'lowercase', path, true);
       const accents = j.strip_accents === null || j.strip_accents === undefined ? lower : bool(j, 'strip_accents', path, lower);
       return (n) => {
-        if (clean)
+        // Each step first asks one regex whether the text has anything for it to change.
+        if (clean && NEEDS_CLEAN.test(n.s))
           n = mapChars(n, (c, cp) => {
             if (cp === 0 || cp === 0xfffd) return '';
             if (c === '\t' || c === '\n' || c === '\r') return ' ';
             if (OTHER.test(c)) return '';
             return WHITESPACE.test(c) ? ' ' : c;
           });
-        if (chinese) n = mapChars(n, (c, cp) => (isChineseChar(cp) ? ` ${c} ` : c));
-        if (accents) n = NFD_MARKS(n);
-        if (lower) {
-          const l = lowercaseChars(n.s);
-          if (l !== n.s) n = mapChars(n, (c) => lowercaseChars(c));
-        }
-        return n;
+        if (chinese && HAS_CJK.test(n.s)) n = mapChars(n, (c, cp) => (isChineseChar(cp) ? ` ${c} ` : c));
+        if (accents && NON_ASCII.test(n.s)) n = NFD_MARKS(n);
+        return lower ? lowercase(n) : n;
       };
     }
     case 'Nmt':
@@ -137,6 +138,14 @@ export function buildNormalizer(j: Json, path: string, flags: Flags): Normalizer
     default:
       throw configError(`${path}.type`, `unsupported normalizer '${t}' (supported: Sequence, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Replace, Prepend, BertNormalizer, Nmt, ByteLevel)`);
   }
+}
+
+/** Per-character lowercase; when no character changes length the alignments carry over as they are. */
+function lowercase(n: NStr): NStr {
+  const l = lowercaseChars(n.s);
+  if (l === n.s) return n;
+  if (l.length === n.s.length) return new NStr(l, n.os, n.oe, n.base);
+  return mapChars(n, (c) => lowercaseChars(c));
 }
 
 function strip(n: NStr, left: boolean, right: boolean): NStr {
@@ -239,8 +248,15 @@ const perPiece =
     return out;
   };
 
+/** Each match of the global `re` is a piece; the text between matches is dropped. */
+function matchPieces(n: NStr, re: RegExp, out: NStr[]): void {
+  re.lastIndex = 0;
+  for (let m = re.exec(n.s); m; m = re.exec(n.s)) out.push(n.slice(m.index, m.index + m[0].length));
+}
+const NON_WHITESPACE_RUN = /\P{White_Space}+/gu;
+const BERT_PIECES = /[!-/:-@[-`{-~\p{P}]|[^\p{White_Space}!-/:-@[-`{-~\p{P}]+/gu;
+
 const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
-const BERT_PUNCT = PUNCTUATION;
 const WHITESPACE_WORDS = new RegExp(translateOnigPattern('\\w+|[^\\w\\s]+'), 'gu');
 
 function behaviorOf(j: Json, path: string, dflt: Behavior): Behavior {
@@ -299,7 +315,7 @@ export function buildPreTokenizer(j: Json, path: string, flags: Flags): PreToken
     case 'Whitespace':
       return perPiece((n, out) => splitBy(n, regexMatches(n.s, WHITESPACE_WORDS, true), 'Removed', out));
     case 'WhitespaceSplit':
-      return perPiece((n, out) => splitBy(n, charMatches(n.s, WHITESPACE), 'Removed', out));
+      return perPiece((n, out) => matchPieces(n, NON_WHITESPACE_RUN, out));
     case 'Punctuation': {
       const behavior = behaviorOf(j, path, 'Isolated');
       return perPiece((n, out) => splitBy(n, charMatches(n.s, PUNCTUATION), behavior, out));
@@ -309,11 +325,8 @@ export function buildPreTokenizer(j: Json, path: string, flags: Flags): PreToken
       return perPiece((n, out) => splitBy(n, charMatches(n.s, NUMERIC), individual ? 'Isolated' : 'Contiguous', out));
     }
     case 'BertPreTokenizer':
-      return perPiece((n, out) => {
-        const words: NStr[] = [];
-        splitBy(n, charMatches(n.s, WHITESPACE), 'Removed', words);
-        for (const w of words) splitBy(w, charMatches(w.s, BERT_PUNCT), 'Isolated', out);
-      });
+      // whitespace removed, each punctuation character alone: one pass of one regex
+      return perPiece((n, out) => matchPieces(n, BERT_PIECES, out));
     case 'CharDelimiterSplit': {
       const d = str(j, 'delimiter', path);
       const re = new RegExp(escapeRe(d), 'u');

@@ -38,18 +38,40 @@ export class NStr {
 /** Builds a new NStr from pieces of an old one (kept alignments) and inserted text (given ranges). */
 export class NBuilder {
   private parts: string[] = [];
-  private os: number[] = [];
-  private oe: number[] = [];
-  constructor(private readonly src: NStr) {}
+  private os: Int32Array;
+  private oe: Int32Array;
+  private n = 0;
+  constructor(private readonly src: NStr) {
+    this.os = new Int32Array(src.s.length + 16);
+    this.oe = new Int32Array(src.s.length + 16);
+  }
+
+  private room(k: number): void {
+    if (this.n + k <= this.os.length) return;
+    const cap = Math.max(this.os.length * 2, this.n + k);
+    const os = new Int32Array(cap);
+    const oe = new Int32Array(cap);
+    os.set(this.os.subarray(0, this.n));
+    oe.set(this.oe.subarray(0, this.n));
+    this.os = os;
+    this.oe = oe;
+  }
 
   /** Units [a, b) of the source, unchanged. */
   keep(a: number, b: number): void {
     if (a >= b) return;
-    this.parts.push(this.src.s.slice(a, b));
-    for (let i = a; i < b; i++) {
-      const [s, e] = this.src.orig(i, i + 1);
-      this.os.push(s);
-      this.oe.push(e);
+    const src = this.src;
+    this.parts.push(src.s.slice(a, b));
+    this.room(b - a);
+    if (!src.os) {
+      for (let i = a; i < b; i++) {
+        this.os[this.n] = src.base + i;
+        this.oe[this.n++] = src.base + i + 1;
+      }
+    } else {
+      this.os.set(src.os.subarray(a, b), this.n);
+      this.oe.set(src.oe!.subarray(a, b), this.n);
+      this.n += b - a;
     }
   }
 
@@ -58,14 +80,14 @@ export class NBuilder {
     if (!text) return;
     const [s, e] = this.src.orig(a, b);
     this.parts.push(text);
-    for (let i = 0; i < text.length; i++) {
-      this.os.push(s);
-      this.oe.push(e);
-    }
+    this.room(text.length);
+    this.os.fill(s, this.n, this.n + text.length);
+    this.oe.fill(e, this.n, this.n + text.length);
+    this.n += text.length;
   }
 
   done(): NStr {
-    return new NStr(this.parts.join(''), Int32Array.from(this.os), Int32Array.from(this.oe), this.src.base);
+    return new NStr(this.parts.join(''), this.os.subarray(0, this.n), this.oe.subarray(0, this.n), this.src.base);
   }
 }
 
@@ -122,46 +144,75 @@ export function prepend(n: NStr, text: string): NStr {
   return b.done();
 }
 
+// Per form, per UTF-16 unit: 0 not yet known, 1 a base character that is its own normal form,
+// 2 a base character that changes, 3 a combining mark, 4 a surrogate (taken the slow way).
+const KIND: Record<string, Uint8Array> = { NFC: new Uint8Array(65536), NFD: new Uint8Array(65536), NFKC: new Uint8Array(65536), NFKD: new Uint8Array(65536) };
+const MARK = /\p{M}/u;
+function kindOf(table: Uint8Array, c: number, form: string): number {
+  let k = table[c];
+  if (k) return k;
+  if (c >= 0xd800 && c <= 0xdfff) k = 4;
+  else {
+    const ch = String.fromCharCode(c);
+    k = MARK.test(ch) ? 3 : ch.normalize(form) === ch ? 1 : 2;
+  }
+  table[c] = k;
+  return k;
+}
+
 /**
  * A Unicode normalization form with per-character alignments: each output character keeps the
  * original character it came from (decompositions, compatibility mappings, canonical
  * reordering); only characters composed together share the range of their sources.
  */
 export function unicodeNormalize(n: NStr, form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD'): NStr {
-  const whole = n.s.normalize(form);
-  if (whole === n.s) return n;
+  const text = n.s;
+  const whole = text.normalize(form);
+  if (whole === text) return n;
+  const table = KIND[form];
   const b = new NBuilder(n);
-  const re = /\P{M}\p{M}*|\p{M}+/gsu;
-  let pos = 0;
-  for (let m = re.exec(n.s); m; m = re.exec(n.s)) {
-    const g = m[0];
-    const r = g.normalize(form);
-    pos = m.index + g.length;
-    if (r === g) {
-      b.keep(m.index, pos);
-      continue;
+  let kept = 0; // start of the unchanged run not yet copied
+  let i = 0;
+  while (i < text.length) {
+    // a group: one base character (or none) and the marks after it
+    const start = i;
+    const k0 = kindOf(table, text.charCodeAt(i), form);
+    if (k0 === 4) i += i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+    else if (k0 !== 3) i++;
+    let marks = false;
+    while (i < text.length) {
+      const k = kindOf(table, text.charCodeAt(i), form);
+      if (k === 3) { marks = true; i++; }
+      else if (k === 4 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00 && MARK.test(text.slice(i, i + 2))) { marks = true; i += 2; }
+      else break;
     }
+    if (k0 === 1 && !marks) continue;
+    const g = text.slice(start, i);
+    const r = g.normalize(form);
+    if (r === g) continue;
+    b.keep(kept, start);
+    kept = i;
     // each source character normalized alone, with its own range
     const srcs: { c: string; a: number; e: number }[] = [];
-    for (let i = m.index; i < pos; ) {
-      const w = n.s.codePointAt(i)! > 0xffff ? 2 : 1;
-      for (const c of n.s.slice(i, i + w).normalize(form)) srcs.push({ c, a: i, e: i + w });
-      i += w;
+    for (let j = start; j < i; ) {
+      const w = text.codePointAt(j)! > 0xffff ? 2 : 1;
+      for (const c of text.slice(j, j + w).normalize(form)) srcs.push({ c, a: j, e: j + w });
+      j += w;
     }
     // Output characters align in order with the source characters, as the reference's
     // alignments do; a composed character takes its first source's range and absorbs the marks
     // composed into it.
     const out = Array.from(r);
     let p = 0;
-    for (let i = 0; i < out.length; i++) {
+    for (let o = 0; o < out.length; o++) {
       const src = srcs[Math.min(p, srcs.length - 1)];
-      b.put(out[i], src.a, src.e);
+      b.put(out[o], src.a, src.e);
       p++;
-      if (out.length < srcs.length && out[i] !== src.c)
-        while (p < srcs.length && srcs.length - p > out.length - i - 1 && /\p{M}/u.test(srcs[p].c) && srcs[p].c !== out[i + 1]) p++;
+      if (out.length < srcs.length && out[o] !== src.c)
+        while (p < srcs.length && srcs.length - p > out.length - o - 1 && MARK.test(srcs[p].c) && srcs[p].c !== out[o + 1]) p++;
     }
   }
-  b.keep(pos, n.s.length);
+  b.keep(kept, n.s.length);
   const out = b.done();
   if (out.s === whole) return out;
   // Composition reached across characters (e.g. conjoining Hangul jamo): align coarsely.

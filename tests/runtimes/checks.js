@@ -50,5 +50,34 @@ export async function runChecks(kiln, opts = {}) {
     rows.push({ name: `f16 compute ${tag}`, got: Array.from(await kiln.add(h, h).toArray()), want: want.map((v) => v * 2), atol: 0 });
   }
   rows.push({ name: 'shader-f16 path', got: backend.ctx.f16 ? 1 : 0, want: opts.expectF16 ? 1 : 0 });
+  rows.push(...tokenizerChecks(kiln));
   return rows;
+}
+
+// A tiny byte-level BPE written here (GPT-2's byte alphabet, ids = byte values, then 5 merges),
+// whose ids are worked out by hand: the tokenizer's wasm module, the chat template engine and
+// the packer, on this runtime.
+function tokenizerChecks(kiln) {
+  const chars = [];
+  const printable = (b) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+  let n = 0;
+  for (let b = 0; b < 256; b++) chars[b] = printable(b) ? String.fromCharCode(b) : String.fromCharCode(256 + n++);
+  const vocab = {};
+  chars.forEach((c, b) => (vocab[c] = b));
+  const merges = [['h', 'e'], ['l', 'l'], ['he', 'll'], ['hell', 'o'], ['\u0120', 'hello']];
+  merges.forEach(([a, b], i) => (vocab[a + b] = 256 + i));
+  const bl = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const tok = new kiln.Tokenizer(
+    { model: { type: 'BPE', vocab, merges }, pre_tokenizer: bl, decoder: bl, added_tokens: [{ id: 261, content: '<|end|>', special: true }] },
+    { chat_template: "{% for m in messages %}<{{ m.role }}>{{ m.content }}<|end|>{% endfor %}" },
+  );
+  const ids = tok.encodeIds('hello hello!<|end|>\u00e9', { addSpecialTokens: false });
+  const text = tok.applyChatTemplate([{ role: 'user', content: 'hello' }]);
+  const packed = kiln.packSequences([[1, 2, 3], [4, 5], [6]], { seqLen: 4, strategy: 'ffd', padId: 0 });
+  return [
+    { name: 'tokenizer ids', got: ids, want: [259, 260, 33, 261, 195, 169], atol: 0 },
+    { name: 'tokenizer decode', got: tok.decode(ids) === 'hello hello!<|end|>\u00e9' ? 1 : 0, want: 1 },
+    { name: 'chat template', got: text === '<user>hello<|end|>' ? 1 : 0, want: 1 },
+    { name: 'packing', got: [...packed.inputIds, ...packed.labels], want: [1, 2, 3, 6, 4, 5, 0, 0, -100, 2, 3, -100, -100, 5, -100, -100], atol: 0 },
+  ];
 }
