@@ -220,42 +220,51 @@ export class WasmModel {
     return this.io;
   }
 
-  /** Encodes words (strings, in order) into tokens. */
+  private buf: ArrayBuffer | null = null;
+  private u8 = new Uint8Array(0);
+  private i32 = new Int32Array(0);
+
+  /** Views of the module's memory, made again only after it grew. */
+  private views(): void {
+    if (this.buf !== this.x.memory.buffer) {
+      this.buf = this.x.memory.buffer;
+      this.u8 = new Uint8Array(this.buf);
+      this.i32 = new Int32Array(this.buf);
+    }
+  }
+
+  /**
+   * Encodes words (strings, in order) into tokens. The arrays returned are views of the module's
+   * memory: valid until the next call.
+   */
   encode(words: string[]): WordTokens {
-    const joined = words.join('');
-    const cap = joined.length * 3 + 8;
+    const joined = words.length === 1 ? words[0] : words.join('');
+    const cap = (joined.length * 3 + 8 + 7) & ~7;
     const nw = words.length;
-    const need = cap + 8 * nw + 16 * cap + 64;
-    const base = this.region(need);
-    const textP = base;
-    const boundsP = (base + cap + 7) & ~7;
+    const base = this.region(cap + 8 * nw + 16 * cap + 64);
+    const boundsP = base + cap;
     const idsP = boundsP + 8 * nw;
     const sP = idsP + 4 * cap;
     const eP = sP + 4 * cap;
     const wP = eP + 4 * cap;
-    const buf = this.x.memory.buffer;
-    const { written } = enc.encodeInto(joined, new Uint8Array(buf, textP, cap));
-    const bounds = new Int32Array(buf, boundsP, 2 * nw);
+    this.views();
+    const { written } = enc.encodeInto(joined, this.u8.subarray(base, base + cap));
+    const i32 = this.i32;
     const wordStart = new Int32Array(nw);
+    const ascii = written === joined.length;
     let o = 0;
     for (let i = 0; i < nw; i++) {
-      const w = words[i];
-      const len = written === joined.length ? w.length : utf8Length(w);
+      const len = ascii ? words[i].length : utf8Length(words[i]);
       wordStart[i] = o;
-      bounds[2 * i] = o;
-      bounds[2 * i + 1] = o + len;
+      i32[(boundsP >> 2) + 2 * i] = o;
+      i32[(boundsP >> 2) + 2 * i + 1] = o + len;
       o += len;
     }
-    const n = this.x.encodeWords(textP, boundsP, nw, idsP, sP, eP, wP);
+    const n = this.x.encodeWords(base, boundsP, nw, idsP, sP, eP, wP);
     if (n < 0) throw new KilnError('config', 'Tokenizer.encode', `the ${this.type} model needs its unknown token for this text, and tokenizer.json's model has none`);
-    const mem = this.x.memory.buffer;
-    return {
-      ids: new Int32Array(mem, idsP, n).slice(),
-      start: new Int32Array(mem, sP, n).slice(),
-      end: new Int32Array(mem, eP, n).slice(),
-      word: new Int32Array(mem, wP, n).slice(),
-      wordStart,
-    };
+    this.views();
+    const at = (p: number): Int32Array => this.i32.subarray(p >> 2, (p >> 2) + n);
+    return { ids: at(idsP), start: at(sP), end: at(eP), word: at(wP), wordStart };
   }
 }
 

@@ -1,12 +1,15 @@
 // A string being normalized, with the original range of every UTF-16 unit, so tokens can report
 // offsets into the text the user passed. Untouched text keeps no arrays (an offset suffices).
 
+/** Original offsets per unit: small plain arrays are far cheaper to make than typed ones. */
+export type Offsets = number[] | Int32Array;
+
 export class NStr {
   /** `os`/`oe`: per unit of `s`, its [start, end) in the original text; null means `base + i`. */
   constructor(
     readonly s: string,
-    readonly os: Int32Array | null,
-    readonly oe: Int32Array | null,
+    readonly os: Offsets | null,
+    readonly oe: Offsets | null,
     readonly base: number,
   ) {}
 
@@ -31,47 +34,36 @@ export class NStr {
   slice(a: number, b: number): NStr {
     if (a === 0 && b === this.s.length) return this;
     if (!this.os) return new NStr(this.s.slice(a, b), null, null, this.base + a);
-    return new NStr(this.s.slice(a, b), this.os.subarray(a, b), this.oe!.subarray(a, b), this.base);
+    const cut = (x: Offsets): Offsets => (Array.isArray(x) ? x.slice(a, b) : x.subarray(a, b));
+    return new NStr(this.s.slice(a, b), cut(this.os), cut(this.oe!), this.base);
   }
 }
 
 /** Builds a new NStr from pieces of an old one (kept alignments) and inserted text (given ranges). */
 export class NBuilder {
   private parts: string[] = [];
-  private os: Int32Array;
-  private oe: Int32Array;
-  private n = 0;
-  constructor(private readonly src: NStr) {
-    this.os = new Int32Array(src.s.length + 16);
-    this.oe = new Int32Array(src.s.length + 16);
-  }
-
-  private room(k: number): void {
-    if (this.n + k <= this.os.length) return;
-    const cap = Math.max(this.os.length * 2, this.n + k);
-    const os = new Int32Array(cap);
-    const oe = new Int32Array(cap);
-    os.set(this.os.subarray(0, this.n));
-    oe.set(this.oe.subarray(0, this.n));
-    this.os = os;
-    this.oe = oe;
-  }
+  private os: number[] = [];
+  private oe: number[] = [];
+  constructor(private readonly src: NStr) {}
 
   /** Units [a, b) of the source, unchanged. */
   keep(a: number, b: number): void {
     if (a >= b) return;
     const src = this.src;
     this.parts.push(src.s.slice(a, b));
-    this.room(b - a);
+    const { os, oe } = this;
     if (!src.os) {
       for (let i = a; i < b; i++) {
-        this.os[this.n] = src.base + i;
-        this.oe[this.n++] = src.base + i + 1;
+        os.push(src.base + i);
+        oe.push(src.base + i + 1);
       }
     } else {
-      this.os.set(src.os.subarray(a, b), this.n);
-      this.oe.set(src.oe!.subarray(a, b), this.n);
-      this.n += b - a;
+      const so = src.os;
+      const se = src.oe!;
+      for (let i = a; i < b; i++) {
+        os.push(so[i]);
+        oe.push(se[i]);
+      }
     }
   }
 
@@ -80,14 +72,14 @@ export class NBuilder {
     if (!text) return;
     const [s, e] = this.src.orig(a, b);
     this.parts.push(text);
-    this.room(text.length);
-    this.os.fill(s, this.n, this.n + text.length);
-    this.oe.fill(e, this.n, this.n + text.length);
-    this.n += text.length;
+    for (let i = 0; i < text.length; i++) {
+      this.os.push(s);
+      this.oe.push(e);
+    }
   }
 
   done(): NStr {
-    return new NStr(this.parts.join(''), this.os.subarray(0, this.n), this.oe.subarray(0, this.n), this.src.base);
+    return new NStr(this.parts.length === 1 ? this.parts[0] : this.parts.join(''), this.os, this.oe, this.src.base);
   }
 }
 

@@ -158,54 +158,64 @@ export class Tokenizer {
 
   /** One sequence through added tokens, normalizer, pre-tokenizer and model, without special tokens. */
   private encodeSequence(text: string, seqIndex: number, wantOffsets: boolean): Seq {
+    // items: words (id -1) and added tokens, in order; the words go to the model in one call
     const items: { n: NStr; id: number }[] = [];
+    const words: string[] = [];
+    let added = 0;
     for (const piece of this.matchers.raw.split(NStr.of(text))) {
       if (piece.id >= 0) {
         items.push(piece);
+        added++;
         continue;
       }
       const normalized = this.normalizer ? this.normalizer(piece.n) : piece.n;
       for (const sub of this.matchers.normalized.split(normalized)) {
         if (sub.id >= 0) {
           items.push(sub);
+          added++;
           continue;
         }
-        const words = this.preTokenizer ? this.preTokenizer([sub.n]) : sub.n.length ? [sub.n] : [];
-        for (const w of words) items.push({ n: w, id: -1 });
+        const ws = this.preTokenizer ? this.preTokenizer([sub.n]) : sub.n.length ? [sub.n] : [];
+        for (const w of ws) {
+          items.push({ n: w, id: -1 });
+          words.push(w.s);
+        }
       }
     }
-    const words = items.filter((it) => it.id < 0).map((it) => it.n);
-    const wt = words.length ? this.model.encode(words.map((w) => w.s)) : null;
+    const wt = words.length ? this.model.encode(words) : null;
     const seq: Seq = { ids: [], typeIds: [], offsets: [], special: [], seqIds: [] };
-    let k = 0;
-    let w = 0;
-    for (const it of items) {
-      if (it.id >= 0) {
-        seq.ids.push(it.id);
-        seq.offsets.push(wantOffsets ? it.n.orig(0, it.n.length) : [0, 0]);
-        continue;
-      }
-      const word = it.n;
-      const base = wt!.wordStart[w];
-      // byte offsets within the word -> UTF-16 character bounds, only for words with non-ASCII text
-      let map: CharBounds | null | undefined;
-      for (; k < wt!.ids.length && wt!.word[k] === w; k++) {
-        seq.ids.push(wt!.ids[k]);
-        if (!wantOffsets) {
-          seq.offsets.push([0, 0]);
+    if (!wantOffsets && !added) {
+      // the fast path: only words, no offsets
+      seq.ids = wt ? Array.from(wt.ids) : [];
+    } else {
+      let k = 0;
+      let w = 0;
+      for (const it of items) {
+        if (it.id >= 0) {
+          seq.ids.push(it.id);
+          if (wantOffsets) seq.offsets.push(it.n.orig(0, it.n.length));
           continue;
         }
-        if (map === undefined) map = charBounds(word.s);
-        const s = wt!.start[k] - base;
-        const e = wt!.end[k] - base;
-        // a token that is part of a character (byte fallback) covers the whole character
-        const a = map ? map.start[s] : s;
-        const b = e <= s ? a : map ? map.end[e - 1] : e;
-        seq.offsets.push(word.orig(a, b));
+        const word = it.n;
+        const base = wt!.wordStart[w];
+        // byte offsets within the word -> UTF-16 character bounds, only for words with non-ASCII text
+        let map: CharBounds | null | undefined;
+        for (; k < wt!.ids.length && wt!.word[k] === w; k++) {
+          seq.ids.push(wt!.ids[k]);
+          if (!wantOffsets) continue;
+          if (map === undefined) map = charBounds(word.s);
+          const s = wt!.start[k] - base;
+          const e = wt!.end[k] - base;
+          // a token that is part of a character (byte fallback) covers the whole character
+          const a = map ? map.start[s] : s;
+          const b = e <= s ? a : map ? map.end[e - 1] : e;
+          seq.offsets.push(word.orig(a, b));
+        }
+        w++;
       }
-      w++;
     }
     const n = seq.ids.length;
+    if (!wantOffsets) seq.offsets = new Array(n).fill([0, 0]);
     seq.typeIds = new Array(n).fill(0);
     seq.special = new Array(n).fill(0);
     seq.seqIds = new Array(n).fill(seqIndex);
