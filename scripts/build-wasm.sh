@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node scripts/gen-assembly.mjs
+node scripts/gen-unicode.mjs
 npx asc assembly/index.ts --target simd
 npx asc assembly/index.ts --target scalar
 # The tokenizer is a module of its own (integer and byte work: no SIMD build needed).

@@ -33,6 +33,7 @@ export async function* tokenizerBench(names: string[] = [...TOKENIZERS], rounds 
       await fn();
       return (performance.now() - t0) / 1000;
     };
+    const mbs = (t: number): number => +(bytes / 1e6 / t).toFixed(2);
     const runKiln = (): void => {
       for (const l of lines) kiln.encodeIds(l, { addSpecialTokens: false });
     };
@@ -51,8 +52,22 @@ export async function* tokenizerBench(names: string[] = [...TOKENIZERS], rounds 
       tj.push(await time(runJs));
       tn.push(await time(runNat));
     }
-    const mbs = (t: number): number => +(bytes / 1e6 / t).toFixed(2);
     const row = { bench: 'tokenizer', tokenizer: name, corpusMB: +(bytes / 1e6).toFixed(2), lines: lines.length, unit: 'MB/s', kiln: mbs(median(tk)) };
+    if (kiln.wasmSplitPieces('x') !== null) {
+      // the split in wasm against the same pipeline with the split as a JavaScript regex
+      const regex = Tokenizer.fromString(json, config, { wasmSplit: false });
+      const runRegex = (): void => {
+        for (const l of lines) regex.encodeIds(l, { addSpecialTokens: false });
+      };
+      runRegex();
+      const tw: number[] = [];
+      const tr: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        tw.push(await time(runKiln));
+        tr.push(await time(runRegex));
+      }
+      yield { bench: 'tokenizer-split', tokenizer: name, unit: 'MB/s', kiln: mbs(median(tw)), peer: 'kiln with the split as a JS regex', peerValue: mbs(median(tr)), ratio: +median(tw.map((t, i) => tr[i] / t)).toFixed(2) };
+    }
     yield { ...row, peer: '@huggingface/tokenizers', peerValue: mbs(median(tj)), ratio: +median(tk.map((t, i) => tj[i] / t)).toFixed(2), bestRatio: +Math.max(...tk.map((t, i) => tj[i] / t)).toFixed(2) };
     yield { ...row, peer: '@anush008/tokenizers (Rust, 1 thread)', peerValue: mbs(median(tn)), ratio: +median(tk.map((t, i) => tn[i] / t)).toFixed(2), bestRatio: +Math.max(...tk.map((t, i) => tn[i] / t)).toFixed(2) };
   }

@@ -338,3 +338,29 @@ export function buildPreTokenizer(j: Json, path: string, flags: Flags): PreToken
 }
 
 export { NBuilder };
+
+// ---------------------------------------------------------------- the split patterns run in wasm
+
+export const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT = LLAMA3_SPLIT.replace('\\p{N}{1,3}', '\\p{N}');
+
+export interface WasmSplit {
+  /** 1 GPT-2, 2 Llama-3, 3 Qwen2 (assembly/tokenizer/split.ts). */
+  kind: number;
+  /** ByteLevel's add_prefix_space: a space put before each text that lacks one. */
+  prefixSpace: boolean;
+}
+
+/**
+ * The byte-level pre-tokenizers whose split the wasm module runs itself (GPT-2's ByteLevel regex;
+ * Split with the Llama-3 or Qwen2 pattern then ByteLevel without regex); null for any other.
+ */
+export function wasmSplitOf(j: Json): WasmSplit | null {
+  if (j?.type === 'ByteLevel' && j.use_regex !== false) return { kind: 1, prefixSpace: j.add_prefix_space ?? true };
+  if (j?.type !== 'Sequence' || !Array.isArray(j.pretokenizers) || j.pretokenizers.length !== 2) return null;
+  const [split, bl] = j.pretokenizers;
+  if (split?.type !== 'Split' || (split.behavior ?? 'Isolated') !== 'Isolated' || split.invert) return null;
+  if (bl?.type !== 'ByteLevel' || bl.use_regex !== false || bl.add_prefix_space) return null;
+  const re = split.pattern?.Regex;
+  return re === LLAMA3_SPLIT ? { kind: 2, prefixSpace: false } : re === QWEN2_SPLIT ? { kind: 3, prefixSpace: false } : null;
+}

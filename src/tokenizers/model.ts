@@ -28,6 +28,8 @@ interface Exports {
   modelFinish(): void;
   modelScores(n: number, unkScore: number): number;
   encodeWords(text: number, bounds: number, n: number, ids: number, s: number, e: number, w: number): number;
+  encodeText(text: number, n: number, kind: number, bounds: number, ids: number, s: number, e: number, w: number): number;
+  splitText(text: number, n: number, kind: number, bounds: number): number;
 }
 
 const KINDS = { BPE: 0, WordPiece: 1, Unigram: 2, WordLevel: 3 } as const;
@@ -231,6 +233,41 @@ export class WasmModel {
       this.u8 = new Uint8Array(this.buf);
       this.i32 = new Int32Array(this.buf);
     }
+  }
+
+  /**
+   * Splits `text` with a byte-level pattern (see wasmSplitOf) and encodes it, all in wasm. Token
+   * offsets are bytes of the text's UTF-8. The arrays are views, valid until the next call.
+   */
+  encodeText(text: string, kind: number): { ids: Int32Array; start: Int32Array; end: Int32Array } {
+    const cap = (text.length * 3 + 8 + 7) & ~7;
+    const base = this.region(cap + 8 * cap + 16 * cap + 64);
+    const boundsP = base + cap;
+    const idsP = boundsP + 8 * cap;
+    const sP = idsP + 4 * cap;
+    const eP = sP + 4 * cap;
+    const wP = eP + 4 * cap;
+    this.views();
+    const { written } = enc.encodeInto(text, this.u8.subarray(base, base + cap));
+    const n = this.x.encodeText(base, written, kind, boundsP, idsP, sP, eP, wP);
+    if (n < 0) throw new KilnError('config', 'Tokenizer.encode', `the ${this.type} model needs its unknown token for this text, and tokenizer.json's model has none`);
+    this.views();
+    const at = (p: number): Int32Array => this.i32.subarray(p >> 2, (p >> 2) + n);
+    return { ids: at(idsP), start: at(sP), end: at(eP) };
+  }
+
+  /** The pieces the wasm split makes of `text` (for tests and the pre-tokenizer benchmark). */
+  splitText(text: string, kind: number): string[] {
+    const cap = (text.length * 3 + 8 + 7) & ~7;
+    const base = this.region(cap + 8 * cap + 64);
+    this.views();
+    const { written } = enc.encodeInto(text, this.u8.subarray(base, base + cap));
+    const n = this.x.splitText(base, written, kind, base + cap);
+    this.views();
+    const dec = new TextDecoder('utf-8', { ignoreBOM: true });
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) out.push(dec.decode(this.u8.subarray(base + this.i32[((base + cap) >> 2) + 2 * i], base + this.i32[((base + cap) >> 2) + 2 * i + 1])));
+    return out;
   }
 
   /**

@@ -3,10 +3,10 @@
 // post-processor. Ids equal the Rust `tokenizers` crate's; decode and streaming decode too.
 import { KilnError } from '../core/errors.js';
 import { buildMatchers, parseAddedTokens, type AddedMatcher, type AddedToken } from './added.js';
-import { buildNormalizer, buildPreTokenizer, configError, type Flags, type Json, type Normalizer, type PreTokenizer } from './components.js';
+import { buildNormalizer, buildPreTokenizer, configError, wasmSplitOf, type Flags, type Json, type Normalizer, type PreTokenizer, type WasmSplit } from './components.js';
 import { renderChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { WasmModel } from './model.js';
-import { NStr } from './normalized.js';
+import { NStr, prepend } from './normalized.js';
 import { buildDecoder, buildPostProcessor, concatSeqs, type Decoder, type PostProcessor, type Seq } from './processing.js';
 
 export interface Encoding {
@@ -64,6 +64,8 @@ export class Tokenizer {
   readonly config: Json;
   private readonly normalizer: Normalizer | null;
   private readonly preTokenizer: PreTokenizer | null;
+  /** Set when the wasm module runs the split itself (byte-level BPE with a known pattern). */
+  private readonly wasmSplit: WasmSplit | null;
   private readonly postProcessor: PostProcessor | null;
   private readonly decoder: Decoder | null;
   private readonly matchers: { raw: AddedMatcher; normalized: AddedMatcher };
@@ -73,7 +75,11 @@ export class Tokenizer {
   readonly truncation: TruncationOptions | null;
   readonly padding: PaddingOptions | null;
 
-  constructor(json: Json, config: Json = null) {
+  /**
+   * `options.wasmSplit: false` keeps the byte-level split on the JavaScript regex path (the
+   * benchmark's comparison; ids are the same either way).
+   */
+  constructor(json: Json, config: Json = null, options: { wasmSplit?: boolean } = {}) {
     if (!json || typeof json !== 'object') throw configError('tokenizer.json', 'expected a JSON object');
     if (!json.model) throw configError('tokenizer.json.model', 'missing');
     const flags: Flags = { byteLevel: false };
@@ -82,6 +88,7 @@ export class Tokenizer {
     this.postProcessor = buildPostProcessor(json.post_processor, 'post_processor');
     this.decoder = buildDecoder(json.decoder, 'decoder');
     this.model = new WasmModel(json.model, 'model', flags.byteLevel);
+    this.wasmSplit = options.wasmSplit !== false && flags.byteLevel && this.model.type === 'BPE' && !(json.normalizer?.type === 'ByteLevel') ? wasmSplitOf(json.pre_tokenizer) : null;
     // Ids as the reference assigns them on load: a token the model knows takes the model's id,
     // others take the next id after the vocab, in file order (tokenizer.json's ids normally agree).
     this.addedTokens = [];
@@ -118,7 +125,7 @@ export class Tokenizer {
   }
 
   /** Parses tokenizer.json text (and tokenizer_config.json text, if any). */
-  static fromString(json: string, config?: string | null): Tokenizer {
+  static fromString(json: string, config?: string | null, options: { wasmSplit?: boolean } = {}): Tokenizer {
     let j: Json;
     let c: Json = null;
     try {
@@ -133,7 +140,7 @@ export class Tokenizer {
         throw configError('tokenizer_config.json', `not valid JSON: ${(e as Error).message}`);
       }
     }
-    return new Tokenizer(j, c);
+    return new Tokenizer(j, c, options);
   }
 
   get vocabSize(): number {
@@ -157,7 +164,48 @@ export class Tokenizer {
   // ---------------------------------------------------------------- encoding
 
   /** One sequence through added tokens, normalizer, pre-tokenizer and model, without special tokens. */
+  /** The wasm-split path: each text between added tokens goes to wasm whole. */
+  private encodeSplitInWasm(text: string, seqIndex: number, wantOffsets: boolean, split: WasmSplit): Seq {
+    const seq: Seq = { ids: [], typeIds: [], offsets: [], special: [], seqIds: [] };
+    const segment = (n: NStr): void => {
+      if (split.prefixSpace && !n.s.startsWith(' ')) n = prepend(n, ' ');
+      if (!n.length) return;
+      const t = this.model.encodeText(n.s, split.kind);
+      for (let k = 0; k < t.ids.length; k++) seq.ids.push(t.ids[k]);
+      if (!wantOffsets) return;
+      const map = charBounds(n.s);
+      for (let k = 0; k < t.ids.length; k++) {
+        const s = t.start[k];
+        const e = t.end[k];
+        const a = map ? map.start[s] : s;
+        const b = e <= s ? a : map ? map.end[e - 1] : e;
+        seq.offsets.push(n.orig(a, b));
+      }
+    };
+    for (const piece of this.matchers.raw.split(NStr.of(text))) {
+      if (piece.id >= 0) {
+        seq.ids.push(piece.id);
+        if (wantOffsets) seq.offsets.push(piece.n.orig(0, piece.n.length));
+        continue;
+      }
+      const normalized = this.normalizer ? this.normalizer(piece.n) : piece.n;
+      for (const sub of this.matchers.normalized.split(normalized)) {
+        if (sub.id >= 0) {
+          seq.ids.push(sub.id);
+          if (wantOffsets) seq.offsets.push(sub.n.orig(0, sub.n.length));
+        } else segment(sub.n);
+      }
+    }
+    const n = seq.ids.length;
+    if (!wantOffsets) seq.offsets = new Array(n).fill([0, 0]);
+    seq.typeIds = new Array(n).fill(0);
+    seq.special = new Array(n).fill(0);
+    seq.seqIds = new Array(n).fill(seqIndex);
+    return seq;
+  }
+
   private encodeSequence(text: string, seqIndex: number, wantOffsets: boolean): Seq {
+    if (this.wasmSplit) return this.encodeSplitInWasm(text, seqIndex, wantOffsets, this.wasmSplit);
     // items: words (id -1) and added tokens, in order; the words go to the model in one call
     const items: { n: NStr; id: number }[] = [];
     const words: string[] = [];
@@ -240,7 +288,12 @@ export class Tokenizer {
     return b ? concatSeqs([a, { ...b, typeIds: b.ids.map(() => 1) }]) : a;
   }
 
-  /** The words the model would see: added tokens split out, normalized, pre-tokenized. */
+  /** The wasm split's pieces of `text` (before added tokens and normalization), or null when this tokenizer's split runs as a regex. */
+  wasmSplitPieces(text: string): string[] | null {
+    return this.wasmSplit ? this.model.splitText(text, this.wasmSplit.kind) : null;
+  }
+
+  /** The words the model would see: added tokens split out, normalized, pre-tokenized (by the regex path). */
   preTokenize(text: string): string[] {
     const out: string[] = [];
     for (const piece of this.matchers.raw.split(NStr.of(text))) {

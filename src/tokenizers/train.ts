@@ -2,7 +2,7 @@
 // written tokenizer.json will use), the merge loop in AssemblyScript, the result a
 // tokenizer.json that the reference libraries load.
 import { KilnError } from '../core/errors.js';
-import type { Json } from './components.js';
+import { LLAMA3_SPLIT, type Json } from './components.js';
 import { BYTE_TO_CHAR, tokenizerModule } from './model.js';
 import { Tokenizer } from './tokenizer.js';
 
@@ -17,7 +17,6 @@ export interface TrainBpeOptions {
   pattern?: 'gpt2' | 'llama3';
 }
 
-const LLAMA3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -38,7 +37,7 @@ function skeleton(opts: TrainBpeOptions, special: string[]): Json {
     normalizer: null,
     pre_tokenizer:
       opts.pattern === 'llama3'
-        ? { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: LLAMA3 }, behavior: 'Isolated', invert: false }, byteLevel] }
+        ? { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: LLAMA3_SPLIT }, behavior: 'Isolated', invert: false }, byteLevel] }
         : byteLevel,
     post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true },
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },

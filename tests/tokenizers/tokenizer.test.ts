@@ -180,3 +180,25 @@ describe('malformed tokenizer.json', () => {
     expect(err(() => t.encodeIds('hello ☃', { addSpecialTokens: false })).code).toBe('config');
   });
 });
+
+describe('the wasm split', () => {
+  it.each(['gpt2', 'llama3', 'qwen3'] as const)('%s: the hand-written matcher makes the pieces the regex makes, on every corpus line', async (name) => {
+    const { parityCorpus } = await import('./corpus.js');
+    const { kiln } = load(name);
+    let bad = 0;
+    let first = '';
+    for (const line of parityCorpus().split('\n')) {
+      let clean = line.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+      if (name === 'qwen3') clean = clean.normalize('NFC'); // its normalizer, which preTokenize applies
+      // the regex path's words (byte-level: no normalizer, no added tokens in these pieces)
+      const want = kiln.preTokenize(clean.replace(/<\|[a-z_]+\|>/g, ''));
+      const got = kiln.wasmSplitPieces(clean.replace(/<\|[a-z_]+\|>/g, ''));
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        bad++;
+        if (!first) first = JSON.stringify({ line: clean, got, want });
+      }
+    }
+    expect(first).toBe('');
+    expect(bad).toBe(0);
+  });
+});
