@@ -5,11 +5,18 @@
 //   Llama-3   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //   Qwen2     the same with \p{N} one digit at a time
 // (\s is White_Space, as the Rust library's Oniguruma reads it.)
-import { charClass, CLS_LETTER, CLS_NUMBER, CLS_OTHER, CLS_SPACE } from './unicode.gen';
+import { charClass as charClass5, CLS_LETTER, CLS_NUMBER, CLS_OTHER, CLS_PUNCT, CLS_SPACE } from './unicode.gen';
+
+// The regex patterns know no punctuation class: it is 'other' to them.
+@inline function charClass(cp: u32): u32 { const c = charClass5(cp); return c == CLS_PUNCT ? CLS_OTHER : c; }
 
 export const SPLIT_GPT2 = 1;
 export const SPLIT_LLAMA3 = 2;
 export const SPLIT_QWEN2 = 3;
+/** BertPreTokenizer: whitespace removed, each punctuation character a piece of its own. */
+export const SPLIT_BERT = 4;
+/** WhitespaceSplit: runs of non-whitespace. */
+export const SPLIT_WHITESPACE = 5;
 
 let cpLen: i32 = 1;
 /** The code point at byte i (its byte length in cpLen); text is valid UTF-8 from TextEncoder. */
@@ -103,8 +110,33 @@ function piece(p: usize, i: i32, n: i32, kind: i32): i32 {
   return spaces(p, i, n, false);
 }
 
+/** The whitespace-separated splits: BertPreTokenizer and WhitespaceSplit. */
+function splitWords(p: usize, n: i32, bert: bool, bounds: usize): i32 {
+  let count = 0;
+  let i = 0;
+  while (i < n) {
+    const c = charClass5(cpAt(p, i, n));
+    const l = cpLen;
+    if (c == CLS_SPACE) { i += l; continue; }
+    let e = i + l;
+    if (!(bert && c == CLS_PUNCT)) {
+      while (e < n) {
+        const d = charClass5(cpAt(p, e, n));
+        if (d == CLS_SPACE || (bert && d == CLS_PUNCT)) break;
+        e += cpLen;
+      }
+    }
+    store<i32>(bounds + (<usize>count << 3), i);
+    store<i32>(bounds + (<usize>count << 3) + 4, e);
+    count++;
+    i = e;
+  }
+  return count;
+}
+
 /** Splits text into pieces, writing [start, end) byte pairs to `bounds`; returns the count. */
 export function splitText(p: usize, n: i32, kind: i32, bounds: usize): i32 {
+  if (kind == SPLIT_BERT || kind == SPLIT_WHITESPACE) return splitWords(p, n, kind == SPLIT_BERT, bounds);
   let count = 0;
   let i = 0;
   while (i < n) {

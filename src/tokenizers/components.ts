@@ -345,17 +345,23 @@ export const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?
 const QWEN2_SPLIT = LLAMA3_SPLIT.replace('\\p{N}{1,3}', '\\p{N}');
 
 export interface WasmSplit {
-  /** 1 GPT-2, 2 Llama-3, 3 Qwen2 (assembly/tokenizer/split.ts). */
+  /** 1 GPT-2, 2 Llama-3, 3 Qwen2, 4 BertPreTokenizer, 5 WhitespaceSplit (assembly/tokenizer/split.ts). */
   kind: number;
   /** ByteLevel's add_prefix_space: a space put before each text that lacks one. */
   prefixSpace: boolean;
 }
 
 /**
- * The byte-level pre-tokenizers whose split the wasm module runs itself (GPT-2's ByteLevel regex;
- * Split with the Llama-3 or Qwen2 pattern then ByteLevel without regex); null for any other.
+ * The pre-tokenizers whose split the wasm module runs itself: for byte-level BPE, GPT-2's
+ * ByteLevel regex and Split with the Llama-3 or Qwen2 pattern then ByteLevel without regex; for
+ * any other model, BertPreTokenizer and WhitespaceSplit. Null for any other.
  */
-export function wasmSplitOf(j: Json): WasmSplit | null {
+export function wasmSplitOf(j: Json, byteLevelBpe: boolean): WasmSplit | null {
+  if (!byteLevelBpe) {
+    if (j?.type === 'BertPreTokenizer') return { kind: 4, prefixSpace: false };
+    if (j?.type === 'WhitespaceSplit') return { kind: 5, prefixSpace: false };
+    return null;
+  }
   if (j?.type === 'ByteLevel' && j.use_regex !== false) return { kind: 1, prefixSpace: j.add_prefix_space ?? true };
   if (j?.type !== 'Sequence' || !Array.isArray(j.pretokenizers) || j.pretokenizers.length !== 2) return null;
   const [split, bl] = j.pretokenizers;

@@ -88,7 +88,8 @@ export class Tokenizer {
     this.postProcessor = buildPostProcessor(json.post_processor, 'post_processor');
     this.decoder = buildDecoder(json.decoder, 'decoder');
     this.model = new WasmModel(json.model, 'model', flags.byteLevel);
-    this.wasmSplit = options.wasmSplit !== false && flags.byteLevel && this.model.type === 'BPE' && !(json.normalizer?.type === 'ByteLevel') ? wasmSplitOf(json.pre_tokenizer) : null;
+    const byteLevelBpe = flags.byteLevel && this.model.type === 'BPE' && json.normalizer?.type !== 'ByteLevel';
+    this.wasmSplit = options.wasmSplit !== false && (byteLevelBpe || !flags.byteLevel) ? wasmSplitOf(json.pre_tokenizer, byteLevelBpe) : null;
     // Ids as the reference assigns them on load: a token the model knows takes the model's id,
     // others take the next id after the vocab, in file order (tokenizer.json's ids normally agree).
     this.addedTokens = [];
@@ -291,6 +292,11 @@ export class Tokenizer {
   /** The wasm split's pieces of `text` (before added tokens and normalization), or null when this tokenizer's split runs as a regex. */
   wasmSplitPieces(text: string): string[] | null {
     return this.wasmSplit ? this.model.splitText(text, this.wasmSplit.kind) : null;
+  }
+
+  /** `text` through the normalizer (as the model's input, before pre-tokenization). */
+  normalize(text: string): string {
+    return this.normalizer ? this.normalizer(NStr.of(text)).s : text;
   }
 
   /** The words the model would see: added tokens split out, normalized, pre-tokenized (by the regex path). */
