@@ -65,9 +65,49 @@ export interface Flags {
   byteLevel: boolean;
 }
 
+// Per UTF-16 unit, what a character-wise rewrite does with it: 1 keep, 2 make a space, 3 drop
+// (0: not yet known). Astral characters (surrogate pairs) take the callback.
+const KEEP = 1;
+const SPACE = 2;
+const DROP = 3;
+function rewriteByTable(n: NStr, table: Uint8Array, classify: (c: string, cp: number) => number): NStr {
+  const s = n.s;
+  let b: NBuilder | null = null;
+  let kept = 0;
+  for (let i = 0; i < s.length; i++) {
+    const u = s.charCodeAt(i);
+    let w = 1;
+    let act: number;
+    if (u >= 0xd800 && u <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      w = 2;
+      act = classify(s.slice(i, i + 2), s.codePointAt(i)!);
+    } else {
+      act = table[u];
+      if (!act) act = table[u] = classify(s[i], u);
+    }
+    if (act === KEEP || (act === SPACE && u === 32)) {
+      i += w - 1;
+      continue;
+    }
+    b ??= new NBuilder(n);
+    b.keep(kept, i);
+    if (act === SPACE) b.put(' ', i, i + w);
+    kept = i + w;
+    i += w - 1;
+  }
+  if (!b) return n;
+  b.keep(kept, s.length);
+  return b.done();
+}
+const CLEAN = new Uint8Array(65536);
+const classifyClean = (c: string, cp: number): number =>
+  cp === 0 || cp === 0xfffd ? DROP : c === '\t' || c === '\n' || c === '\r' ? SPACE : OTHER.test(c) ? DROP : WHITESPACE.test(c) ? SPACE : KEEP;
+const MARKS = new Uint8Array(65536);
+const classifyMark = (c: string): number => (NONSPACING_MARK.test(c) ? DROP : KEEP);
+
 const NFD_MARKS = (n: NStr): NStr => {
   const d = unicodeNormalize(n, 'NFD');
-  return HAS_MN.test(d.s) ? mapChars(d, (c) => (NONSPACING_MARK.test(c) ? '' : c)) : d;
+  return HAS_MN.test(d.s) ? rewriteByTable(d, MARKS, classifyMark) : d;
 };
 const NEEDS_CLEAN = /(?! )[\p{C}\p{White_Space}\ufffd]/u;
 const HAS_CJK = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u{20000}-\u{2a6df}\u{2a700}-\u{2ceaf}\u{2f800}-\u{2fa1f}]/u;
@@ -91,7 +131,7 @@ export function buildNormalizer(j: Json, path: string, flags: Flags): Normalizer
     case 'Lowercase':
       return lowercase;
     case 'StripAccents':
-      return (n) => mapChars(n, (c) => (NONSPACING_MARK.test(c) ? '' : c));
+      return (n) => (HAS_MN.test(n.s) ? rewriteByTable(n, MARKS, classifyMark) : n);
     case 'Strip': {
       const left = bool(j, 'strip_left', path, true);
       const right = bool(j, 'strip_right', path, true);
@@ -113,13 +153,7 @@ export function buildNormalizer(j: Json, path: string, flags: Flags): Normalizer
       const accents = j.strip_accents === null || j.strip_accents === undefined ? lower : bool(j, 'strip_accents', path, lower);
       return (n) => {
         // Each step first asks one regex whether the text has anything for it to change.
-        if (clean && NEEDS_CLEAN.test(n.s))
-          n = mapChars(n, (c, cp) => {
-            if (cp === 0 || cp === 0xfffd) return '';
-            if (c === '\t' || c === '\n' || c === '\r') return ' ';
-            if (OTHER.test(c)) return '';
-            return WHITESPACE.test(c) ? ' ' : c;
-          });
+        if (clean && NEEDS_CLEAN.test(n.s)) n = rewriteByTable(n, CLEAN, classifyClean);
         if (chinese && HAS_CJK.test(n.s)) n = mapChars(n, (c, cp) => (isChineseChar(cp) ? ` ${c} ` : c));
         if (accents && NON_ASCII.test(n.s)) n = NFD_MARKS(n);
         return lower ? lowercase(n) : n;
