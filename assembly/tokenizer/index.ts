@@ -3,7 +3,7 @@
 // pre-tokenizes; this module holds the vocab and merge tables and runs the model loops.
 import { alloc } from './mem';
 
-export { vocabReserve, vocabAdd, vocabAddAll, mergeReserve, mergeAdd, mergeAddAll } from './vocab';
+export { vocabReserve, vocabAdd, vocabAddAll, mergeReserve, mergeAdd, mergeAddAll, prefixReserve } from './vocab';
 export { modelConfig, modelAffixes, modelFinish, modelScores, encodeWords } from './model';
 
 /** Bytes the host may use for its inputs and outputs; grows with the largest request. */

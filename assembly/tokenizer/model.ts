@@ -2,7 +2,7 @@
 // with byte fallback and unk fusing), WordPiece (greedy longest match), Unigram (Viterbi) and
 // WordLevel. Each follows the Hugging Face `tokenizers` crate step for step, so ids match it.
 import { alloc, bytesEqual, fnv, fnvByte, FNV_SEED, regrow, utf8Len } from './mem';
-import { maxKeyBytes, mergeFind, vocabFind, vocabFind2 } from './vocab';
+import { maxKeyBytes, mergeFind, prefixHas, vocabFind, vocabFind2 } from './vocab';
 
 export const MODEL_BPE = 0;
 export const MODEL_WORDPIECE = 1;
@@ -349,6 +349,7 @@ function unigramWord(p: usize, n: i32): i32 {
     const lim = min(n - s, maxKeyBytes);
     for (let len = 1; len <= lim; len++) {
       h = fnvByte(h, load<u8>(p + s + len - 1));
+      if (!prefixHas(h)) break; // no token starts with these bytes
       if (s + len < n && (load<u8>(p + s + len) & 0xc0) == 0x80) continue; // not a character end
       const id = vocabFind2(h, p + s, len, 0, 0);
       if (id < 0) continue;

@@ -20,9 +20,53 @@ export function vocabReserve(count: u32, keyBytes: u32): void {
   vArenaEnd = vArenaTop + keyBytes;
 }
 
+// The FNV-1a hashes of every prefix of every key (Unigram): a substring whose hash is absent is
+// the start of no token, so the lattice stops extending it. Hashes only, so a collision can only
+// make it look further than it needs to.
+let phTab: usize = 0;
+let phMask: u32 = 0;
+
+export function prefixReserve(count: u32): void {
+  let cap: u32 = 16;
+  while (cap < count * 2) cap <<= 1;
+  phTab = alloc(<usize>cap << 2);
+  memory.fill(phTab, 0, <usize>cap << 2);
+  phMask = cap - 1;
+}
+
+function prefixAdd(h: u32): void {
+  const k = h | 1; // 0 marks an empty slot
+  let i = (k * 0x9e3779b1) & phMask;
+  while (true) {
+    const v = load<u32>(phTab + (<usize>i << 2));
+    if (v == k) return;
+    if (v == 0) { store<u32>(phTab + (<usize>i << 2), k); return; }
+    i = (i + 1) & phMask;
+  }
+}
+
+export function prefixHas(h: u32): bool {
+  if (phTab == 0) return true;
+  const k = h | 1;
+  let i = (k * 0x9e3779b1) & phMask;
+  while (true) {
+    const v = load<u32>(phTab + (<usize>i << 2));
+    if (v == k) return true;
+    if (v == 0) return false;
+    i = (i + 1) & phMask;
+  }
+}
+
 /** Adds a key (copied from `p`); a key that is already present keeps its first id. */
 export function vocabAdd(p: usize, n: u32, id: i32): void {
   const h = fnv(FNV_SEED, p, n);
+  if (phTab != 0) {
+    let ph = FNV_SEED;
+    for (let i: u32 = 0; i < n; i++) {
+      ph = (ph ^ <u32>load<u8>(p + i)) * 16777619;
+      prefixAdd(ph);
+    }
+  }
   if (vocabFind2(h, p, n, 0, 0) >= 0) return;
   if (vArenaTop + n > vArenaEnd) {
     const size = max<usize>(n, 1 << 20);

@@ -20,6 +20,7 @@ interface Exports {
   memory: WebAssembly.Memory;
   allocBytes(n: number): number;
   vocabReserve(count: number, keyBytes: number): void;
+  prefixReserve(count: number): void;
   vocabAddAll(keys: number, meta: number, n: number): void;
   mergeReserve(count: number): void;
   mergeAddAll(triples: number, n: number): void;
@@ -123,6 +124,7 @@ export class WasmModel {
     }
     this.size = this.type === 'Unigram' ? entries.length : this.vocab.size;
     x.vocabReserve(keys.length, total + 16);
+    if (this.type === 'Unigram') x.prefixReserve(total + 16); // the lattice's prefix filter
     const kp = this.alloc(total + 16);
     const mp = this.alloc(keys.length * 8 + 8);
     {
