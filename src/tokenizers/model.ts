@@ -242,20 +242,30 @@ export class WasmModel {
    * offsets are bytes of the text's UTF-8. The arrays are views, valid until the next call.
    */
   encodeText(text: string, kind: number): { ids: Int32Array; start: Int32Array; end: Int32Array } {
+    const r = this.layout(text, (text.length * 3 + 8 + 7) & ~7);
+    return this.results(this.x.encodeText(r.text, r.written, kind, r.bounds, r.ids, r.start, r.end, r.word), r);
+  }
+
+  /**
+   * The I/O region for one call: `text` as UTF-8 at its start, then room for `boundPairs` word
+   * bounds and, per byte, a token's id, start, end and word.
+   */
+  private layout(text: string, boundPairs: number) {
     const cap = (text.length * 3 + 8 + 7) & ~7;
-    const base = this.region(cap + 8 * cap + 16 * cap + 64);
-    const boundsP = base + cap;
-    const idsP = boundsP + 8 * cap;
-    const sP = idsP + 4 * cap;
-    const eP = sP + 4 * cap;
-    const wP = eP + 4 * cap;
+    const base = this.region(cap + 8 * boundPairs + 16 * cap + 64);
+    const bounds = base + cap;
+    const ids = bounds + 8 * boundPairs;
     this.views();
     const { written } = enc.encodeInto(text, this.u8.subarray(base, base + cap));
-    const n = this.x.encodeText(base, written, kind, boundsP, idsP, sP, eP, wP);
+    return { text: base, written, bounds, ids, start: ids + 4 * cap, end: ids + 8 * cap, word: ids + 12 * cap };
+  }
+
+  /** Views of a call's tokens (n of them; a negative n is the model's missing-unknown error). */
+  private results(n: number, r: { ids: number; start: number; end: number; word: number }): { ids: Int32Array; start: Int32Array; end: Int32Array; word: Int32Array } {
     if (n < 0) throw new KilnError('config', 'Tokenizer.encode', `the ${this.type} model needs its unknown token for this text, and tokenizer.json's model has none`);
     this.views();
     const at = (p: number): Int32Array => this.i32.subarray(p >> 2, (p >> 2) + n);
-    return { ids: at(idsP), start: at(sP), end: at(eP) };
+    return { ids: at(r.ids), start: at(r.start), end: at(r.end), word: at(r.word) };
   }
 
   /** The pieces the wasm split makes of `text` (for tests and the pre-tokenizer benchmark). */
@@ -278,32 +288,20 @@ export class WasmModel {
    */
   encode(words: string[]): WordTokens {
     const joined = words.length === 1 ? words[0] : words.join('');
-    const cap = (joined.length * 3 + 8 + 7) & ~7;
     const nw = words.length;
-    const base = this.region(cap + 8 * nw + 16 * cap + 64);
-    const boundsP = base + cap;
-    const idsP = boundsP + 8 * nw;
-    const sP = idsP + 4 * cap;
-    const eP = sP + 4 * cap;
-    const wP = eP + 4 * cap;
-    this.views();
-    const { written } = enc.encodeInto(joined, this.u8.subarray(base, base + cap));
+    const r = this.layout(joined, nw);
     const i32 = this.i32;
     const wordStart = new Int32Array(nw);
-    const ascii = written === joined.length;
+    const ascii = r.written === joined.length;
     let o = 0;
     for (let i = 0; i < nw; i++) {
       const len = ascii ? words[i].length : utf8Length(words[i]);
       wordStart[i] = o;
-      i32[(boundsP >> 2) + 2 * i] = o;
-      i32[(boundsP >> 2) + 2 * i + 1] = o + len;
+      i32[(r.bounds >> 2) + 2 * i] = o;
+      i32[(r.bounds >> 2) + 2 * i + 1] = o + len;
       o += len;
     }
-    const n = this.x.encodeWords(base, boundsP, nw, idsP, sP, eP, wP);
-    if (n < 0) throw new KilnError('config', 'Tokenizer.encode', `the ${this.type} model needs its unknown token for this text, and tokenizer.json's model has none`);
-    this.views();
-    const at = (p: number): Int32Array => this.i32.subarray(p >> 2, (p >> 2) + n);
-    return { ids: at(idsP), start: at(sP), end: at(eP), word: at(wP), wordStart };
+    return { ...this.results(this.x.encodeWords(r.text, r.bounds, nw, r.ids, r.start, r.end, r.word), r), wordStart };
   }
 }
 

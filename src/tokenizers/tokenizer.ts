@@ -197,12 +197,7 @@ export class Tokenizer {
         } else segment(sub.n);
       }
     }
-    const n = seq.ids.length;
-    if (!wantOffsets) seq.offsets = new Array(n).fill([0, 0]);
-    seq.typeIds = new Array(n).fill(0);
-    seq.special = new Array(n).fill(0);
-    seq.seqIds = new Array(n).fill(seqIndex);
-    return seq;
+    return fillSeq(seq, seqIndex, wantOffsets);
   }
 
   private encodeSequence(text: string, seqIndex: number, wantOffsets: boolean): Seq {
@@ -263,12 +258,7 @@ export class Tokenizer {
         w++;
       }
     }
-    const n = seq.ids.length;
-    if (!wantOffsets) seq.offsets = new Array(n).fill([0, 0]);
-    seq.typeIds = new Array(n).fill(0);
-    seq.special = new Array(n).fill(0);
-    seq.seqIds = new Array(n).fill(seqIndex);
-    return seq;
+    return fillSeq(seq, seqIndex, wantOffsets);
   }
 
   private finish(seq: Seq): Encoding {
@@ -506,6 +496,16 @@ export class DecodeStream {
     }
     return null;
   }
+}
+
+/** The per-token fields of a sequence that only has ids (and offsets when asked). */
+function fillSeq(seq: Seq, seqIndex: number, wantOffsets: boolean): Seq {
+  const n = seq.ids.length;
+  if (!wantOffsets) seq.offsets = new Array(n).fill([0, 0]);
+  seq.typeIds = new Array(n).fill(0);
+  seq.special = new Array(n).fill(0);
+  seq.seqIds = new Array(n).fill(seqIndex);
+  return seq;
 }
 
 function checkText(text: unknown, op: string): void {
