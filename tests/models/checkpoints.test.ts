@@ -1,0 +1,125 @@
+// Conformance: tiny random Hugging Face checkpoints (tests/golden/checkpoints.py writes them in
+// each architecture's own names, layouts and dtypes) loaded by loadModel, against PyTorch
+// references written from the Hugging Face modeling code: logits for batch 1 and for a
+// left-padded batch, and the greedy continuation. Then the bad checkpoints.
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as k from '../../src/index.js';
+import type { Tensor } from '../../src/index.js';
+import { KilnError } from '../../src/core/errors.js';
+import { loadModel } from '../../src/models/load.js';
+import { assertClose } from '../helpers/assert-close.js';
+import { describeBackends } from '../helpers/backends.js';
+
+interface Enc { shape: number[]; dtype: 'f32' | 'i32'; data: number[] }
+const dir = new URL('../golden/checkpoints/', import.meta.url).pathname;
+const ARCHS = ['llama', 'mistral', 'qwen2', 'gemma', 'phi3', 'mixtral', 'gpt2'];
+const golden = (a: string): Record<string, Enc> => JSON.parse(readFileSync(join(dir, a, 'golden.json'), 'utf8'));
+const ids = (e: Enc) => k.tensor(e.data, { shape: e.shape, dtype: 'i32' });
+const maxAbs = (xs: ArrayLike<number>): number => Array.prototype.reduce.call(xs, (m: number, v: number) => Math.max(m, Math.abs(v)), 0) as number;
+
+describeBackends('Hugging Face checkpoints vs PyTorch', ({ name }) => {
+  // logits within 1e-4 (wasm) / 1e-3 (WebGPU) of the largest logit
+  const rel = name === 'wasm' ? 1e-4 : 1e-3;
+  for (const arch of ARCHS) {
+    it(`${arch}: logits (batch 1 and a left-padded batch) and the greedy continuation`, async () => {
+      const g = golden(arch);
+      const { model, modelType } = await loadModel(join(dir, arch));
+      expect(modelType).toBe(arch);
+      const { logits } = model.call({ inputIds: ids(g.ids) }) as { logits: Tensor };
+      expect(logits.shape).toEqual(g.logits.shape);
+      assertClose(await logits.toArray(), g.logits.data, { atol: rel * maxAbs(g.logits.data), rtol: 0 }, `${arch} logits`);
+
+      const padded = model.call({ inputIds: ids(g.paddedIds), attentionMask: ids(g.paddedMask), positionIds: ids(g.paddedPositions) }) as { logits: Tensor };
+      const got = await padded.logits.toArray();
+      const [B, T, V] = g.paddedLogits.shape;
+      const keepGot: number[] = [];
+      const keepWant: number[] = [];
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T; t++) {
+          if (!g.paddedMask.data[b * T + t]) continue; // padding rows are not compared
+          for (let v = 0; v < V; v++) {
+            keepGot.push(got[(b * T + t) * V + v]);
+            keepWant.push(g.paddedLogits.data[(b * T + t) * V + v]);
+          }
+        }
+      assertClose(keepGot, keepWant, { atol: rel * maxAbs(keepWant), rtol: 0 }, `${arch} padded logits`);
+
+      // greedy: full forwards, argmax of the last position
+      let seq = [...g.ids.data];
+      const want = g.greedy.data;
+      while (seq.length < want.length) {
+        const { logits: l } = model.call({ inputIds: k.tensor(seq, { shape: [1, seq.length], dtype: 'i32' }) }) as { logits: Tensor };
+        const row = (await l.toArray()).slice((seq.length - 1) * V);
+        seq.push(row.indexOf(Math.max(...row)));
+      }
+      expect(seq).toEqual(want);
+    });
+  }
+});
+
+describe('bad checkpoints', () => {
+  const tmp = new URL('../../.cache/bad-checkpoints/', import.meta.url).pathname;
+  const variant = (name: string, edit: (d: string) => void): string => {
+    const d = join(tmp, name);
+    mkdirSync(d, { recursive: true });
+    for (const f of readdirSync(join(dir, 'mistral'))) copyFileSync(join(dir, 'mistral', f), join(d, f));
+    edit(d);
+    return d;
+  };
+  const fails = async (d: string): Promise<KilnError> => {
+    try {
+      await loadModel(d);
+    } catch (e) {
+      expect(e).toBeInstanceOf(KilnError);
+      return e as KilnError;
+    }
+    throw new Error('expected loadModel to fail');
+  };
+  const st = (d: string): Buffer => readFileSync(join(d, 'model.safetensors'));
+
+  it('a truncated file, a header that lies, a missing tensor, a wrong shape, an unknown model_type', async () => {
+    const truncated = variant('truncated', (d) => writeFileSync(join(d, 'model.safetensors'), st(d).subarray(0, st(d).length - 100)));
+    expect((await fails(truncated)).message).toMatch(/model\.safetensors: tensor '.*': data_offsets end at \d+, past the \d+ bytes of data/);
+
+    const tiny = variant('tiny', (d) => writeFileSync(join(d, 'model.safetensors'), st(d).subarray(0, 5)));
+    expect((await fails(tiny)).message).toMatch(/truncated: 5 bytes/);
+
+    const lying = variant('lying', (d) => {
+      const b = st(d);
+      const n = Number(b.readBigUInt64LE(0));
+      const h = JSON.parse(b.subarray(8, 8 + n).toString());
+      const names = Object.keys(h).filter((x) => x !== '__metadata__');
+      h[names[1]].data_offsets = h[names[0]].data_offsets; // two tensors on the same bytes
+      let s = JSON.stringify(h);
+      s += ' '.repeat(Math.max(0, n - s.length));
+      const hb = Buffer.from(s);
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(hb.length));
+      writeFileSync(join(d, 'model.safetensors'), Buffer.concat([len, hb, b.subarray(8 + n)]));
+    });
+    expect((await fails(lying)).message).toMatch(/overlap: the header lies about offsets|needs \d+ bytes but data_offsets span/);
+
+    const shape = variant('shape', (d) => {
+      const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+      c.intermediate_size = 20;
+      writeFileSync(join(d, 'config.json'), JSON.stringify(c));
+    });
+    expect((await fails(shape)).message).toMatch(/tensor 'model\.layers\.0\.mlp\.(gate|up|down)_proj\.weight' is \[.*\] but the config makes/);
+
+    const missing = variant('missing', (d) => {
+      const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+      c.num_hidden_layers = 3;
+      writeFileSync(join(d, 'config.json'), JSON.stringify(c));
+    });
+    expect((await fails(missing)).message).toMatch(/missing tensor 'model\.layers\.2\./);
+
+    const unknown = variant('unknown', (d) => {
+      const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+      c.model_type = 'mamba';
+      writeFileSync(join(d, 'config.json'), JSON.stringify(c));
+    });
+    expect((await fails(unknown)).message).toMatch(/unsupported model_type "mamba"; supported: llama, mistral, qwen2, gemma, gpt2, phi3, mixtral/);
+  });
+});
