@@ -17,7 +17,11 @@ const dir = new URL('../golden/checkpoints/', import.meta.url).pathname;
 const ARCHS = ['llama', 'mistral', 'qwen2', 'gemma', 'phi3', 'mixtral', 'gpt2'];
 const golden = (a: string): Record<string, Enc> => JSON.parse(readFileSync(join(dir, a, 'golden.json'), 'utf8'));
 const ids = (e: Enc) => k.tensor(e.data, { shape: e.shape, dtype: 'i32' });
-const maxAbs = (xs: ArrayLike<number>): number => Array.prototype.reduce.call(xs, (m: number, v: number) => Math.max(m, Math.abs(v)), 0) as number;
+const maxAbs = (xs: ArrayLike<number>): number => {
+  let m = 0;
+  for (let i = 0; i < xs.length; i++) m = Math.max(m, Math.abs(xs[i]));
+  return m;
+};
 
 describeBackends('Hugging Face checkpoints vs PyTorch', ({ name }) => {
   // logits within 1e-4 (wasm) / 1e-3 (WebGPU) of the largest logit
