@@ -1,0 +1,146 @@
+// Text generation: prefill the prompt, then one token at a time through the KV cache, each step
+// reading back only the last position's logits; stop tokens, stop strings and max tokens;
+// text as it is decoded (never half a character), with the token's log-probability.
+import { KilnError } from '../core/errors.js';
+import { noGrad } from '../core/autograd.js';
+import { slice } from '../core/ops/shape.js';
+import { tensor } from '../core/ops/creation.js';
+import { tidy, type Tensor } from '../core/tensor.js';
+import type { KVCache } from '../nn/attention.js';
+import type { DecoderLM } from '../models/transformer.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { checkSampling, logSoftmax, pickToken, processLogits, Rng, type SamplingOptions } from './sampling.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  /** most new tokens (default 128) */
+  maxTokens?: number;
+  /** ids that end generation (default: the model's EOS ids from generation_config / tokenizer_config) */
+  stopTokenIds?: number[];
+  /** strings that end generation; the text stops before them */
+  stop?: string[];
+  /** cut the prompt's start when prompt + output would pass the context window (else an error) */
+  truncatePrompt?: boolean;
+}
+
+export interface TokenStep {
+  token: number;
+  /** log-probability of the token under the model (before sampling's warpers) */
+  logprob: number;
+}
+
+export interface TextChunk extends TokenStep {
+  /** the text this token completes (may be empty while a character is unfinished) */
+  text: string;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+function lastRow(logits: Tensor): Tensor {
+  const [, T] = logits.shape;
+  return slice(logits, 1, T - 1, T); // (1, 1, V)
+}
+
+/**
+ * Token by token generation for one prompt. Yields each new token; the generator's return value
+ * is the finish reason.
+ */
+export async function* generateTokens(model: DecoderLM, prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<TokenStep, FinishReason> {
+  checkSampling(opts);
+  const maxTokens = opts.maxTokens ?? 128;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new KilnError('argument', 'generate', `maxTokens must be a non-negative integer, got ${maxTokens}`);
+  if (!prompt.length) throw new KilnError('argument', 'generate', 'the prompt has no tokens');
+  const ctx = model.config.maxPositionEmbeddings;
+  let ids = [...prompt];
+  if (ids.length >= ctx) {
+    if (!opts.truncatePrompt) throw new KilnError('argument', 'generate', `the prompt has ${ids.length} tokens; the context window holds ${ctx} (set truncatePrompt to keep its end)`);
+    ids = ids.slice(ids.length - ctx + Math.min(maxTokens, ctx - 1));
+  }
+  const V = model.config.vocabSize;
+  for (const t of ids) if (!(Number.isInteger(t) && t >= 0 && t < V)) throw new KilnError('index', 'generate', `prompt token ${t} is outside the vocab (size ${V})`);
+  const stopIds = new Set(opts.stopTokenIds ?? []);
+  const rng = new Rng(opts.seed ?? 0);
+  const generated: number[] = [];
+  const backend = model.outputWeight.backend;
+
+  let cache: KVCache[] | null = null;
+  const step = (input: number[]): Tensor =>
+    noGrad(() =>
+      tidy(() => {
+        const out = model.call({ inputIds: tensor(input, { shape: [1, input.length], dtype: 'i32', backend }), past: cache }) as { logits: Tensor; cache: KVCache[] };
+        cache = out.cache;
+        // the row and the new cache outlive this step (the caller frees the old cache)
+        return { row: lastRow(out.logits), cache };
+      }),
+    ).row;
+  const dispose = (c: KVCache[] | null): void => {
+    for (const l of c ?? []) {
+      l.key.dispose();
+      l.value.dispose();
+    }
+  };
+
+  let row = step(ids);
+  try {
+    for (let n = 0; n < maxTokens; n++) {
+      const logits = await row.toArray();
+      row.dispose();
+      const scores = processLogits(logits, opts, [...ids, ...generated], generated);
+      const token = pickToken(scores, opts, rng);
+      const logprob = logSoftmax(logits)[token];
+      generated.push(token);
+      yield { token, logprob };
+      if (stopIds.has(token)) return 'stop';
+      if (ids.length + generated.length >= ctx) return 'length';
+      if (n + 1 === maxTokens) break;
+      const prev = cache;
+      row = step([token]);
+      dispose(prev);
+    }
+    return 'length';
+  } finally {
+    dispose(cache);
+  }
+}
+
+/** The EOS ids a model stops on: generation_config.json's eos_token_id, else the tokenizer's eos_token. */
+export function defaultStopIds(tokenizer: Tokenizer | null, generationConfig: Record<string, unknown> | null): number[] {
+  const g = generationConfig?.eos_token_id;
+  if (typeof g === 'number') return [g];
+  if (Array.isArray(g)) return g.filter((x): x is number => typeof x === 'number');
+  const eos = tokenizer?.config?.eos_token;
+  const name = typeof eos === 'string' ? eos : eos?.content;
+  const id = name !== undefined ? tokenizer?.tokenToId(name) : undefined;
+  return id !== undefined ? [id] : [];
+}
+
+/**
+ * Generation as text: yields chunks (token, logprob and the text it completes). Stop strings
+ * end it early: text is held back while it could be the start of one, and never includes it.
+ */
+export async function* generateText(model: DecoderLM, tokenizer: Tokenizer, prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<TextChunk, FinishReason> {
+  const ids = typeof prompt === 'string' ? tokenizer.encodeIds(prompt) : [...prompt];
+  const stream = tokenizer.decodeStream({ skipSpecialTokens: true });
+  const stops = (opts.stop ?? []).filter((s) => s.length > 0);
+  let pending = ''; // decoded text not yet emitted (could begin a stop string)
+  const it = generateTokens(model, ids, opts);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      if (pending) yield { token: -1, logprob: 0, text: pending };
+      return r.value;
+    }
+    pending += stream.step(r.value.token) ?? '';
+    const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
+    if (hit.length) {
+      const cut = Math.min(...hit);
+      yield { ...r.value, text: pending.slice(0, cut) };
+      await it.return('stop');
+      return 'stop';
+    }
+    // hold back the longest tail that is a prefix of a stop string
+    let hold = 0;
+    for (const s of stops) for (let k = Math.min(s.length - 1, pending.length); k > hold; k--) if (pending.endsWith(s.slice(0, k))) { hold = k; break; }
+    yield { ...r.value, text: pending.slice(0, pending.length - hold) };
+    pending = pending.slice(pending.length - hold);
+  }
+}

@@ -1,0 +1,125 @@
+// Choosing the next token from one row of logits, in transformers' order: repetition penalty,
+// then the OpenAI-style frequency and presence penalties and logit bias, then temperature,
+// top-k, top-p and min-p, then a draw from a seeded generator (or the argmax when greedy).
+import { KilnError } from '../core/errors.js';
+
+export interface SamplingOptions {
+  /** 0 (or greedy: true) picks the argmax; default 1 */
+  temperature?: number;
+  greedy?: boolean;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  /** transformers' repetition_penalty over prompt and output: > 1 discourages repeats */
+  repetitionPenalty?: number;
+  /** OpenAI: logit -= frequencyPenalty * count, over the generated tokens */
+  frequencyPenalty?: number;
+  /** OpenAI: logit -= presencePenalty once a token has been generated */
+  presencePenalty?: number;
+  /** token id -> added to its logit (-100 bans it) */
+  logitBias?: Record<number, number>;
+  seed?: number;
+}
+
+export function checkSampling(o: SamplingOptions): void {
+  const bad = (msg: string): KilnError => new KilnError('argument', 'generate', msg);
+  if (o.temperature !== undefined && !(o.temperature >= 0)) throw bad(`temperature must be >= 0, got ${o.temperature}`);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw bad(`topK must be a non-negative integer, got ${o.topK}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw bad(`topP must be in (0, 1], got ${o.topP}`);
+  if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) throw bad(`minP must be in [0, 1], got ${o.minP}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw bad(`repetitionPenalty must be > 0, got ${o.repetitionPenalty}`);
+}
+
+/** PCG32 (O'Neill): the same seed draws the same numbers everywhere. */
+export class Rng {
+  private state = 0n;
+  private readonly inc: bigint;
+  constructor(seed = 0) {
+    this.inc = ((BigInt(seed >>> 0) << 1n) | 1n) & 0xffffffffffffffffn;
+    this.next();
+    this.state = (this.state + BigInt(seed >>> 0) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
+    this.next();
+  }
+  next(): number {
+    const old = this.state;
+    this.state = (old * 6364136223846793005n + this.inc) & 0xffffffffffffffffn;
+    const xorshifted = Number(((old >> 18n) ^ old) >> 27n & 0xffffffffn) >>> 0;
+    const rot = Number(old >> 59n);
+    return ((xorshifted >>> rot) | (xorshifted << ((32 - rot) & 31))) >>> 0;
+  }
+  /** Uniform in [0, 1). */
+  uniform(): number {
+    return this.next() / 4294967296;
+  }
+}
+
+/** log_softmax of a row (natural log). */
+export function logSoftmax(row: ArrayLike<number>): Float64Array {
+  let m = -Infinity;
+  for (let i = 0; i < row.length; i++) m = Math.max(m, row[i]);
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i] - m);
+  const l = Math.log(s) + m;
+  const out = new Float64Array(row.length);
+  for (let i = 0; i < row.length; i++) out[i] = row[i] - l;
+  return out;
+}
+
+/** The processed scores (the logits after every penalty and warper; -Infinity = excluded). */
+export function processLogits(logits: ArrayLike<number>, o: SamplingOptions, context: readonly number[], generated: readonly number[]): Float64Array {
+  const s = Float64Array.from(logits as ArrayLike<number>);
+  const V = s.length;
+  if (o.repetitionPenalty && o.repetitionPenalty !== 1) {
+    const seen = new Set(context);
+    for (const t of seen) if (t >= 0 && t < V) s[t] = s[t] < 0 ? s[t] * o.repetitionPenalty : s[t] / o.repetitionPenalty;
+  }
+  if (o.frequencyPenalty || o.presencePenalty) {
+    const counts = new Map<number, number>();
+    for (const t of generated) counts.set(t, (counts.get(t) ?? 0) + 1);
+    for (const [t, c] of counts) if (t >= 0 && t < V) s[t] -= (o.frequencyPenalty ?? 0) * c + (o.presencePenalty ?? 0);
+  }
+  if (o.logitBias) for (const [t, b] of Object.entries(o.logitBias)) if (+t >= 0 && +t < V) s[+t] += b;
+  const temp = o.temperature ?? 1;
+  if (o.greedy || temp === 0) return s;
+  if (temp !== 1) for (let i = 0; i < V; i++) s[i] /= temp;
+  if (o.topK && o.topK < V) {
+    const kth = [...s].sort((a, b) => b - a)[o.topK - 1];
+    for (let i = 0; i < V; i++) if (s[i] < kth) s[i] = -Infinity;
+  }
+  if ((o.topP !== undefined && o.topP < 1) || o.minP) {
+    const lp = logSoftmax(s);
+    if (o.topP !== undefined && o.topP < 1) {
+      // keep the most likely tokens until their mass reaches topP (always at least one)
+      const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => lp[b] - lp[a]);
+      let mass = 0;
+      let k = 0;
+      for (; k < V; k++) {
+        mass += Math.exp(lp[order[k]]);
+        if (mass >= o.topP) break;
+      }
+      for (let j = k + 1; j < V; j++) s[order[j]] = -Infinity;
+    }
+    if (o.minP) {
+      let best = -Infinity;
+      for (let i = 0; i < V; i++) best = Math.max(best, lp[i]);
+      const floor = best + Math.log(o.minP);
+      for (let i = 0; i < V; i++) if (lp[i] < floor) s[i] = -Infinity;
+    }
+  }
+  return s;
+}
+
+/** The next token: argmax when greedy, else a draw from softmax(scores). */
+export function pickToken(scores: Float64Array, o: SamplingOptions, rng: Rng): number {
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
+  if (o.greedy || (o.temperature ?? 1) === 0) return best;
+  const p = logSoftmax(scores);
+  let u = rng.uniform();
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === -Infinity) continue;
+    u -= Math.exp(p[i]);
+    if (u < 0) return i;
+  }
+  return best; // rounding left a sliver: the most likely token
+}

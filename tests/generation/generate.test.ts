@@ -1,0 +1,111 @@
+// Generation: greedy decoding through the KV cache against PyTorch's greedy continuation (full
+// forwards) for every architecture, sampling determinism (per seed, across backends), the logits
+// processors against values worked out here, stop tokens and strings, and the context window.
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as k from '../../src/index.js';
+import { KilnError } from '../../src/core/errors.js';
+import { generateText, generateTokens, pickToken, processLogits, Rng } from '../../src/generation/index.js';
+import { loadModel } from '../../src/models/load.js';
+import { describeBackends } from '../helpers/backends.js';
+
+const dir = new URL('../golden/checkpoints/', import.meta.url).pathname;
+const golden = (a: string) => JSON.parse(readFileSync(join(dir, a, 'golden.json'), 'utf8'));
+const collect = async <T, R>(g: AsyncGenerator<T, R>): Promise<{ items: T[]; ret: R }> => {
+  const items: T[] = [];
+  for (;;) {
+    const r = await g.next();
+    if (r.done) return { items, ret: r.value };
+    items.push(r.value);
+  }
+};
+
+describeBackends('generateTokens', () => {
+  for (const arch of ['llama', 'mistral', 'qwen2', 'gemma', 'phi3', 'mixtral', 'gpt2']) {
+    it(`${arch}: greedy through the KV cache equals PyTorch's greedy continuation`, async () => {
+      const g = golden(arch);
+      const { model } = await loadModel(join(dir, arch));
+      const prompt = g.ids.data as number[];
+      const { items, ret } = await collect(generateTokens(model, prompt, { greedy: true, maxTokens: g.greedy.data.length - prompt.length }));
+      expect([...prompt, ...items.map((s) => s.token)]).toEqual(g.greedy.data);
+      expect(ret).toBe('length');
+      for (const s of items) expect(s.logprob).toBeLessThanOrEqual(0);
+    });
+  }
+});
+
+describe('sampling', () => {
+  it('the same seed gives the same tokens, on wasm and on WebGPU', async () => {
+    const runs: number[][] = [];
+    for (const b of ['wasm', 'webgpu'] as const) {
+      k.use(await k.createBackend(b));
+      const { model } = await loadModel(join(dir, 'llama'));
+      for (const seed of [7, 7, 8]) {
+        const { items } = await collect(generateTokens(model, [1, 2, 3], { seed, temperature: 0.8, topK: 20, maxTokens: 12 }));
+        runs.push(items.map((s) => s.token));
+      }
+    }
+    expect(runs[1]).toEqual(runs[0]);
+    expect(runs[2]).not.toEqual(runs[0]);
+    expect(runs[3]).toEqual(runs[0]); // webgpu, seed 7
+    expect(runs[5]).toEqual(runs[2]);
+  });
+
+  it('processors: penalties, bias, temperature, top-k, top-p and min-p as defined', () => {
+    const logits = [2, 1, 0, -1, 3];
+    // repetition penalty 2 on tokens 0 and 3: 2 -> 1, -1 -> -2; frequency 0.5 x2 and presence 1 on token 4
+    const s = processLogits(logits, { repetitionPenalty: 2, frequencyPenalty: 0.5, presencePenalty: 1, logitBias: { 1: 10 }, greedy: true }, [0, 3], [4, 4]);
+    expect(Array.from(s)).toEqual([1, 11, 0, -2, 3 - 1 - 1]);
+    const topK = processLogits(logits, { topK: 2 }, [], []);
+    expect(Array.from(topK).map((v) => v === -Infinity)).toEqual([false, true, true, true, false]);
+    // probs of [2,1,0,-1,3]: 3 -> .636, 2 -> .234, 1 -> .086: top-p .8 keeps the first two
+    const topP = processLogits(logits, { topP: 0.8 }, [], []);
+    expect(Array.from(topP).map((v) => v === -Infinity)).toEqual([false, true, true, true, false]);
+    const minP = processLogits(logits, { minP: 0.2 }, [], []); // keep p >= 0.2 * .636
+    expect(Array.from(minP).map((v) => v === -Infinity)).toEqual([false, true, true, true, false]);
+    const t = processLogits(logits, { temperature: 2 }, [], []);
+    expect(Array.from(t)).toEqual([1, 0.5, 0, -0.5, 1.5]);
+    expect(pickToken(processLogits(logits, { greedy: true }, [], []), { greedy: true }, new Rng(1))).toBe(4);
+    // a draw follows the distribution: 20k draws of softmax([0, log 3]) give about 75% token 1
+    const rng = new Rng(5);
+    let ones = 0;
+    for (let i = 0; i < 20000; i++) ones += pickToken(Float64Array.from([0, Math.log(3)]), {}, rng);
+    expect(ones / 20000).toBeGreaterThan(0.735);
+    expect(ones / 20000).toBeLessThan(0.765);
+  });
+});
+
+describe('generateText', () => {
+  // a word-level tokenizer over the tiny checkpoints' 40 ids: "w0" .. "w39"
+  const vocab = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`w${i}`, i]));
+  const tok = new k.Tokenizer({ model: { type: 'WordLevel', vocab, unk_token: 'w0' }, pre_tokenizer: { type: 'WhitespaceSplit' } });
+
+  it('streams the text, stops on a stop token or before a stop string, and checks the context', async () => {
+    k.use(await k.createBackend('wasm'));
+    const { model } = await loadModel(join(dir, 'llama'));
+    const g = golden('llama');
+    const prompt = (g.ids.data as number[]).map((i) => `w${i}`).join(' ');
+    const want = (g.greedy.data as number[]).slice(g.ids.data.length);
+    const all = await collect(generateText(model, tok, prompt, { greedy: true, maxTokens: want.length }));
+    expect(all.items.map((c) => c.token)).toEqual(want);
+    expect(all.items.map((c) => c.text).join('')).toBe(tok.decode(want));
+
+    const stopTok = await collect(generateText(model, tok, prompt, { greedy: true, maxTokens: 20, stopTokenIds: [want[2]] }));
+    expect(stopTok.items.map((c) => c.token)).toEqual(want.slice(0, 3));
+    expect(stopTok.ret).toBe('stop');
+
+    const stopAt = tok.decode(want.slice(2, 4));
+    const stopStr = await collect(generateText(model, tok, prompt, { greedy: true, maxTokens: 20, stop: [stopAt] }));
+    const text = stopStr.items.map((c) => c.text).join('');
+    expect(stopStr.ret).toBe('stop');
+    expect(text).not.toContain(stopAt);
+    expect(tok.decode(want).startsWith(text)).toBe(true);
+
+    const long = Array.from({ length: 40 }, () => 3);
+    await expect(collect(generateTokens(model, long, { maxTokens: 2 }))).rejects.toThrow(/context window holds 32/);
+    const cut = await collect(generateTokens(model, long, { maxTokens: 2, truncatePrompt: true, greedy: true }));
+    expect(cut.items.length).toBe(2);
+    await expect(collect(generateTokens(model, [1, 99], {}))).rejects.toThrow(KilnError);
+  });
+});
