@@ -5,6 +5,7 @@ import { probeBackends } from '../core/runtime.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
 import { detokenizeCmd, packCmd, tokenizeCmd, trainTokenizerCmd } from './tokenize.js';
+import { generateCmd, logitsCmd, perplexityCmd } from './model.js';
 
 const USAGE = `kiln — run and fine-tune transformer language models on your device
 
@@ -24,6 +25,13 @@ usage:
                                              tokenize a .txt/.jsonl dataset and pack it into rows
                                              (DIR/train.safetensors: input_ids, labels, position_ids,
                                              document_ids), printing the packing efficiency
+  kiln generate --model DIR --prompt S [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
+                [--seed S] [--chat] [--backend wasm|webgpu]
+                                             stream a continuation (greedy unless --temperature),
+                                             tokens/s at the end; --chat wraps the prompt in the chat template
+  kiln logits --model DIR --tokens 1,2,3 [--backend wasm|webgpu] [--json]
+                                             {"logits": [[...] one row per position]}
+  kiln perplexity --model DIR --file F [--context N] [--stride S] [--backend wasm|webgpu]
 `;
 
 /** The values after a flag up to the next flag (for --files). */
@@ -111,6 +119,39 @@ export async function main(argv: string[]): Promise<number> {
           strategy: flag(args, '--strategy') ?? 'ffd',
           validation,
           seed: int(flag(args, '--seed'), '--seed', op, 0),
+        });
+      }
+      case 'logits':
+        return await logitsCmd({ model: need(args, '--model', 'kiln logits'), tokens: need(args, '--tokens', 'kiln logits'), backend: flag(args, '--backend'), json: args.includes('--json') });
+      case 'generate': {
+        const op = 'kiln generate';
+        const real = (name: string): number | undefined => {
+          const v = flag(args, name);
+          if (v === undefined) return undefined;
+          const n = Number(v);
+          if (!Number.isFinite(n)) throw new KilnError('argument', op, `${name} must be a number, got ${v}`);
+          return n;
+        };
+        return await generateCmd({
+          model: need(args, '--model', op),
+          prompt: need(args, '--prompt', op),
+          maxTokens: int(flag(args, '--max-tokens'), '--max-tokens', op, 128),
+          temperature: real('--temperature'),
+          topP: real('--top-p'),
+          topK: flag(args, '--top-k') === undefined ? undefined : int(flag(args, '--top-k'), '--top-k', op),
+          seed: flag(args, '--seed') === undefined ? undefined : int(flag(args, '--seed'), '--seed', op),
+          backend: flag(args, '--backend'),
+          chat: args.includes('--chat'),
+        });
+      }
+      case 'perplexity': {
+        const op = 'kiln perplexity';
+        return await perplexityCmd({
+          model: need(args, '--model', op),
+          file: need(args, '--file', op),
+          context: flag(args, '--context') === undefined ? undefined : int(flag(args, '--context'), '--context', op),
+          stride: flag(args, '--stride') === undefined ? undefined : int(flag(args, '--stride'), '--stride', op),
+          backend: flag(args, '--backend'),
         });
       }
       case undefined:

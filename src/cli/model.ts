@@ -1,0 +1,102 @@
+// `kiln generate | logits | perplexity`: a Hugging Face model folder from the shell.
+import { KilnError } from '../core/errors.js';
+import { createBackend, use } from '../core/runtime.js';
+import { noGrad } from '../core/autograd.js';
+import { tensor } from '../core/ops/creation.js';
+import { crossEntropy } from '../core/ops/loss.js';
+import { reshape, slice, contiguous } from '../core/ops/shape.js';
+import type { Tensor } from '../core/tensor.js';
+import type { BackendName } from '../backend/backend.js';
+import { defaultStopIds, generateText } from '../generation/generate.js';
+import { loadModel } from '../models/load.js';
+
+async function open(dir: string, backend: string | undefined, op: string) {
+  if (backend !== undefined && backend !== 'wasm' && backend !== 'webgpu') throw new KilnError('argument', op, `--backend must be wasm or webgpu, got ${backend}`);
+  const b = await createBackend((backend ?? 'wasm') as BackendName);
+  use(b);
+  return loadModel(dir, { backend: b });
+}
+
+export async function logitsCmd(o: { model: string; tokens: string; backend?: string; json: boolean }): Promise<number> {
+  const op = 'kiln logits';
+  const ids = o.tokens.split(/[\s,]+/).filter(Boolean).map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 0) throw new KilnError('argument', op, `--tokens: '${s}' is not a token id`);
+    return n;
+  });
+  if (!ids.length) throw new KilnError('argument', op, '--tokens is empty');
+  const { model } = await open(o.model, o.backend, op);
+  const V = model.config.vocabSize;
+  const bad = ids.find((t) => t >= V);
+  if (bad !== undefined) throw new KilnError('argument', op, `--tokens: ${bad} is outside the vocab (size ${V})`);
+  const logits = noGrad(() => (model.call({ inputIds: tensor(ids, { shape: [1, ids.length], dtype: 'i32' }) }) as { logits: Tensor }).logits);
+  const flat = await logits.toArray();
+  const rows = ids.map((_, t) => Array.from(flat.slice(t * V, (t + 1) * V)));
+  if (o.json) console.log(JSON.stringify({ logits: rows }));
+  else rows.forEach((r, t) => console.log(`${t}: argmax ${r.indexOf(Math.max(...r))} (${Math.max(...r).toFixed(4)})`));
+  return 0;
+}
+
+export async function generateCmd(o: { model: string; prompt: string; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; backend?: string; chat: boolean }): Promise<number> {
+  const op = 'kiln generate';
+  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op);
+  if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
+  const prompt = o.chat ? tokenizer.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : o.prompt;
+  const t0 = performance.now();
+  let n = 0;
+  let first = 0;
+  const it = generateText(model, tokenizer, prompt, {
+    maxTokens: o.maxTokens,
+    temperature: o.temperature ?? 0,
+    topP: o.topP,
+    topK: o.topK,
+    seed: o.seed,
+    stopTokenIds: defaultStopIds(tokenizer, generationConfig),
+  });
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      const s = (performance.now() - t0) / 1000;
+      const decode = n > 1 ? (n - 1) / ((performance.now() - first) / 1000) : 0;
+      process.stdout.write('\n');
+      console.error(`[${n} tokens in ${s.toFixed(2)} s; decode ${decode.toFixed(1)} tokens/s; finish: ${r.value}]`);
+      return 0;
+    }
+    if (r.value.token >= 0) n++;
+    if (n === 1 && !first) first = performance.now();
+    process.stdout.write(r.value.text);
+  }
+}
+
+/** Perplexity with a sliding window (transformers' strided evaluation): each token scored once, with up to `context` tokens before it. */
+export async function perplexityCmd(o: { model: string; file: string; context?: number; stride?: number; backend?: string }): Promise<number> {
+  const op = 'kiln perplexity';
+  const { readFileSync } = await import('node:fs');
+  const { model, tokenizer } = await open(o.model, o.backend, op);
+  if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
+  const ids = tokenizer.encodeIds(readFileSync(o.file, 'utf8'));
+  const context = Math.min(o.context ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings);
+  const stride = o.stride ?? context;
+  if (!(stride >= 1 && stride <= context)) throw new KilnError('argument', op, `--stride must be in 1..${context}`);
+  let nll = 0;
+  let count = 0;
+  let prevEnd = 0;
+  for (let begin = 0; begin < ids.length - 1; begin += stride) {
+    const end = Math.min(begin + context, ids.length);
+    const trg = end - prevEnd; // tokens scored in this window: the ones not scored before
+    const window = ids.slice(begin, end);
+    const labels = window.map((t, i) => (i < window.length - trg || i === 0 ? -100 : t));
+    const sum = await noGrad(() => {
+      const { logits } = model.call({ inputIds: tensor(window, { shape: [1, window.length], dtype: 'i32' }) }) as { logits: Tensor };
+      const V = model.config.vocabSize;
+      const pred = reshape(contiguous(slice(logits, 1, 0, window.length - 1)), [-1, V]);
+      return crossEntropy(pred, tensor(labels.slice(1), { dtype: 'i32' }), { reduction: 'sum', ignoreIndex: -100 });
+    }).item();
+    nll += sum;
+    count += labels.slice(1).filter((l) => l !== -100).length;
+    prevEnd = end;
+    if (end === ids.length) break;
+  }
+  console.log(JSON.stringify({ tokens: ids.length, scored: count, nll: nll / count, perplexity: Math.exp(nll / count), context, stride }));
+  return 0;
+}

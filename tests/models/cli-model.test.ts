@@ -1,0 +1,62 @@
+// `kiln logits`, `kiln generate` and `kiln perplexity` (the built CLI) on a conformance
+// checkpoint, against its PyTorch goldens.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { assertClose } from '../helpers/assert-close.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+const src = join(root, 'tests/golden/checkpoints/llama');
+const g = JSON.parse(readFileSync(join(src, 'golden.json'), 'utf8'));
+const kiln = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [join(root, 'bin/kiln.mjs'), ...args], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  return { code: r.status ?? 1, out: r.stdout, err: r.stderr };
+};
+
+// the checkpoint plus a word-level tokenizer over its 40 ids ("w0".."w39")
+const dir = join(root, '.cache/cli-model');
+mkdirSync(dir, { recursive: true });
+for (const f of readdirSync(src)) copyFileSync(join(src, f), join(dir, f));
+const vocab = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`w${i}`, i]));
+writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ model: { type: 'WordLevel', vocab, unk_token: 'w0' }, pre_tokenizer: { type: 'WhitespaceSplit' } }));
+const words = (ids: number[]) => ids.map((i) => `w${i}`).join(' ');
+
+describe('model commands', () => {
+  it('logits --json prints one row per position, equal to PyTorch', () => {
+    for (const backend of ['wasm', 'webgpu']) {
+      const r = kiln('logits', '--model', dir, '--tokens', g.ids.data.join(','), '--backend', backend, '--json');
+      expect(r.code, r.err).toBe(0);
+      const { logits } = JSON.parse(r.out);
+      expect(logits.length).toBe(g.ids.data.length);
+      assertClose(logits.flat(), g.logits.data, { atol: backend === 'wasm' ? 1e-4 : 1e-3, rtol: 0 }, `logits ${backend}`);
+    }
+  });
+
+  it('generate streams the greedy continuation and reports tokens/s', () => {
+    const want = g.greedy.data.slice(g.ids.data.length);
+    const r = kiln('generate', '--model', dir, '--prompt', words(g.ids.data), '--max-tokens', String(want.length));
+    expect(r.code, r.err).toBe(0);
+    expect(r.out.trim()).toBe(words(want));
+    expect(r.err).toMatch(/\d+ tokens in [\d.]+ s; decode [\d.]+ tokens\/s; finish: length/);
+  });
+
+  it('perplexity equals exp(mean NLL) computed from the PyTorch logits', () => {
+    const file = join(dir, 'text.txt');
+    writeFileSync(file, words(g.ids.data));
+    const r = kiln('perplexity', '--model', dir, '--file', file);
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out);
+    const V = g.logits.shape[2];
+    const T = g.ids.data.length;
+    let nll = 0;
+    for (let t = 0; t < T - 1; t++) {
+      const row = g.logits.data.slice(t * V, (t + 1) * V) as number[];
+      const m = Math.max(...row);
+      const lse = m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
+      nll += lse - row[g.ids.data[t + 1]];
+    }
+    expect(out.scored).toBe(T - 1);
+    assertClose([out.perplexity], [Math.exp(nll / (T - 1))], { atol: 1e-4, rtol: 1e-4 }, 'perplexity');
+  });
+});
