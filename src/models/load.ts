@@ -8,6 +8,9 @@ import { noGrad } from '../core/autograd.js';
 import type { Backend } from '../backend/backend.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 import { checkRule, configFromHF, weightRules, type ModelType } from './hf.js';
+import type { DecoderConfig } from './config.js';
+import { GGUFFile, type GGUFValue } from './loaders/gguf.js';
+import { LLAMA3_SPLIT } from '../tokenizers/components.js';
 import { blobSource, bytesSource, fileSource, SafetensorsFile, type ByteSource, type TensorInfo } from './loaders/safetensors.js';
 import { DecoderLM } from './transformer.js';
 
@@ -85,6 +88,11 @@ async function readText(folder: Folder, file: string): Promise<string | null> {
 
 /** Loads a model folder (a path in Node/Deno, or its files by name anywhere). */
 export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {}): Promise<LoadedModel> {
+  if (typeof from === 'string' && /\.gguf$/i.test(from)) return loadGGUF(from, opts);
+  if (typeof from !== 'string') {
+    const gguf = Object.keys(from).filter((f) => /\.gguf$/i.test(f));
+    if (gguf.length === 1 && !('config.json' in from)) return loadGGUF(await filesFolder(from).source(gguf[0]), opts);
+  }
   const folder = typeof from === 'string' ? await pathFolder(from) : filesFolder(from);
   if (!(await folder.has('config.json'))) throw new KilnError('config', 'loadModel', `${folder.name} has no config.json`);
   const hfConfig = await readJson(folder, 'config.json');
@@ -143,5 +151,120 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
     return { model: model.eval(), modelType, hfConfig, tokenizer, generationConfig: gen ? JSON.parse(gen) : null };
   } finally {
     for (const s of shards) await s.source.close?.();
+  }
+}
+
+// ---------------------------------------------------------------- GGUF
+
+const GGUF_ARCHS = ['llama', 'qwen2'];
+
+/** config from GGUF metadata ({arch}.* keys). */
+function configFromGGUF(m: Map<string, GGUFValue>, where: string): { cfg: DecoderConfig; arch: string } {
+  const arch = String(m.get('general.architecture'));
+  if (!GGUF_ARCHS.includes(arch)) throw new KilnError('config', 'loadGGUF', `${where}: general.architecture '${arch}' is not supported (${GGUF_ARCHS.join(', ')})`);
+  const num = (k: string, dflt?: number): number => {
+    const v = m.get(`${arch}.${k}`) ?? dflt;
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new KilnError('config', 'loadGGUF', `${where}: metadata ${arch}.${k} is missing`);
+    return Number(v);
+  };
+  const tokens = m.get('tokenizer.ggml.tokens');
+  const heads = num('attention.head_count');
+  const cfg: DecoderConfig = {
+    vocabSize: m.has(`${arch}.vocab_size`) ? num('vocab_size') : Array.isArray(tokens) ? tokens.length : num('vocab_size'),
+    hiddenSize: num('embedding_length'),
+    numLayers: num('block_count'),
+    numHeads: heads,
+    numKVHeads: num('attention.head_count_kv', heads),
+    intermediateSize: num('feed_forward_length'),
+    normEps: num('attention.layer_norm_rms_epsilon', 1e-5),
+    ropeTheta: num('rope.freq_base', 10000),
+    maxPositionEmbeddings: num('context_length', 2048),
+    // llama.cpp's converter reorders Llama's Q/K rows for its pairwise RoPE: run RoPE the same way
+    ropeLayout: arch === 'llama' ? 'interleaved' : 'half',
+    qkvBias: arch === 'qwen2',
+  };
+  return { cfg, arch };
+}
+
+/** A tokenizer.json built from GGUF's tokenizer.ggml.* metadata (byte-level BPE: model "gpt2"). */
+export function tokenizerFromGGUF(m: Map<string, GGUFValue>, where: string): Tokenizer | null {
+  const model = m.get('tokenizer.ggml.model');
+  if (model === undefined) return null;
+  if (model !== 'gpt2') throw new KilnError('config', 'loadGGUF', `${where}: tokenizer.ggml.model '${String(model)}' is not supported yet (gpt2, byte-level BPE, is)`);
+  const tokens = m.get('tokenizer.ggml.tokens') as string[];
+  const merges = (m.get('tokenizer.ggml.merges') ?? []) as string[];
+  const types = (m.get('tokenizer.ggml.token_type') ?? []) as number[];
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => (vocab[t] = i));
+  const pre = String(m.get('tokenizer.ggml.pre') ?? 'default');
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const split = (regex: string) => ({ type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false }, { ...byteLevel, use_regex: false }] });
+  const preTokenizer = pre === 'llama-bpe' || pre === 'llama3' ? split(LLAMA3_SPLIT) : pre === 'qwen2' ? split(LLAMA3_SPLIT.replace('\\p{N}{1,3}', '\\p{N}')) : byteLevel;
+  const added = tokens.map((content, id) => ({ id, content, type: types[id] })).filter((t) => t.type === 3 || t.type === 4)
+    .map((t) => ({ id: t.id, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: t.type === 3 }));
+  const bos = m.get('tokenizer.ggml.bos_token_id');
+  const eos = m.get('tokenizer.ggml.eos_token_id');
+  const addBos = m.get('tokenizer.ggml.add_bos_token') === true && bos !== undefined;
+  const json = {
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: preTokenizer,
+    post_processor: addBos
+      ? { type: 'TemplateProcessing', single: [{ SpecialToken: { id: tokens[Number(bos)], type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: null, special_tokens: { [tokens[Number(bos)]]: { id: tokens[Number(bos)], ids: [Number(bos)], tokens: [tokens[Number(bos)]] } } }
+      : null,
+    decoder: byteLevel,
+    model: { type: 'BPE', vocab, merges, ignore_merges: pre === 'llama-bpe' || pre === 'llama3' },
+  };
+  const config = {
+    chat_template: m.get('tokenizer.chat_template') ?? undefined,
+    bos_token: bos !== undefined ? tokens[Number(bos)] : undefined,
+    eos_token: eos !== undefined ? tokens[Number(eos)] : undefined,
+  };
+  return new Tokenizer(json, config);
+}
+
+/** GGUF tensor names (llama.cpp) -> kiln's. */
+function ggufName(n: string): string | null {
+  const fixed: Record<string, string> = { 'token_embd.weight': 'model.embed_tokens.weight', 'output_norm.weight': 'model.norm.weight', 'output.weight': 'lm_head.weight' };
+  if (fixed[n]) return fixed[n];
+  const m = /^blk\.(\d+)\.(\w+)\.(weight|bias)$/.exec(n);
+  if (!m) return null;
+  const part: Record<string, string> = {
+    attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm', attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj',
+    attn_output: 'self_attn.o_proj', ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
+  };
+  return part[m[2]] ? `model.layers.${m[1]}.${part[m[2]]}.${m[3]}` : null;
+}
+
+/** Loads a .gguf file (a path in Node/Deno, a Blob/File, bytes, or a ByteSource); weights are dequantized to f32. */
+export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | Uint8Array, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const src = typeof from === 'string' ? await fileSource(from) : typeof Blob !== 'undefined' && from instanceof Blob ? blobSource(from) : from instanceof ArrayBuffer || from instanceof Uint8Array ? bytesSource('model.gguf', from) : (from as ByteSource);
+  try {
+    const g = await GGUFFile.open(src);
+    const { cfg, arch } = configFromGGUF(g.metadata, src.name);
+    const byKiln = new Map<string, string>();
+    for (const n of g.tensors.keys()) {
+      const k = ggufName(n);
+      if (k) byKiln.set(k, n);
+    }
+    if (!byKiln.has('lm_head.weight')) cfg.tieWordEmbeddings = true;
+    const model = new DecoderLM(cfg, { backend: opts.backend });
+    const params = new Map(model.namedParameters());
+    // check every parameter's tensor and shape before reading any data
+    for (const [name, p] of params) {
+      const gn = byKiln.get(name);
+      if (!gn) throw new KilnError('config', 'loadGGUF', `${src.name}: missing tensor for ${name}`);
+      const t = g.tensors.get(gn)!;
+      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+        throw new KilnError('shape', 'loadGGUF', `${src.name}: tensor '${gn}' is ${JSON.stringify(t.shape)} but the metadata makes ${name} ${JSON.stringify(p.shape)}`);
+    }
+    for (const [name, p] of params) {
+      const t = fromValues(await g.float32(byKiln.get(name)!), [...p.shape], { backend: opts.backend });
+      noGrad(() => p.assign(t));
+      t.dispose();
+    }
+    return { model: model.eval(), modelType: arch as ModelType, hfConfig: Object.fromEntries([...g.metadata].filter(([k]) => !k.startsWith('tokenizer.')).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])), tokenizer: tokenizerFromGGUF(g.metadata, src.name), generationConfig: null };
+  } finally {
+    await src.close?.();
   }
 }

@@ -182,3 +182,248 @@ for arch, extra, hf_extra, dtype, shards in ARCHS:
         json.dump(golden, f, separators=(",", ":"))
     size = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))
     print(f"{arch}: {len(hf)} tensors ({DT[dtype]}, {shards} file(s)), {size // 1024} KiB")
+
+
+# =============================================================================================
+# GGUF: a Llama-shaped model whose rows are long enough for the k-quants (256), each matrix in
+# another ggml type, with a byte-level BPE tokenizer in the metadata. Quantizers written from
+# llama.cpp's reference layouts; the golden logits come from the dequantized weights (so they test
+# the dequantization exactly) and from the float weights (the quantization error).
+import numpy as np
+
+GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 8, "Q4_K": 12, "Q6_K": 14, "BF16": 30}
+
+
+def f16(x):
+    return np.asarray(x, dtype=np.float16)
+
+
+def q8_0(w):  # blocks of 32: f16 d, 32 x int8
+    b = w.reshape(-1, 32)
+    d = np.abs(b).max(1) / 127
+    q = np.where(d[:, None] > 0, np.round(b / np.where(d > 0, d, 1)[:, None]), 0).astype(np.int8)
+    dh = f16(d)
+    raw = b"".join(dh[i].tobytes() + q[i].tobytes() for i in range(len(b)))
+    deq = dh.astype(np.float32)[:, None] * q.astype(np.float32)
+    return raw, deq.reshape(w.shape)
+
+
+def q4_0(w):  # blocks of 32: f16 d, 16 bytes of nibbles (j and j+16), value = d * (q - 8)
+    b = w.reshape(-1, 32)
+    idx = np.abs(b).argmax(1)
+    mx = b[np.arange(len(b)), idx]
+    d = mx / -8
+    inv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0)
+    q = np.clip(np.floor(b * inv[:, None] + 8.5), 0, 15).astype(np.uint8)
+    packed = (q[:, :16] | (q[:, 16:] << 4)).astype(np.uint8)
+    dh = f16(d)
+    raw = b"".join(dh[i].tobytes() + packed[i].tobytes() for i in range(len(b)))
+    deq = dh.astype(np.float32)[:, None] * (q.astype(np.float32) - 8)
+    return raw, deq.reshape(w.shape)
+
+
+def q4_k(w):  # super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+    raws, deqs = [], []
+    for sb in w.reshape(-1, 256):
+        blocks = sb.reshape(8, 32)
+        mn = np.minimum(blocks.min(1), 0)
+        sc = (blocks.max(1) - mn) / 15
+        d = sc.max() / 63 if sc.max() > 0 else 0
+        dmin = (-mn).max() / 63 if (-mn).max() > 0 else 0
+        dh, dminh = f16(d), f16(dmin)
+        ls = np.clip(np.round(sc / dh.astype(np.float32) if dh else 0 * sc), 0, 63).astype(np.uint8) if dh else np.zeros(8, np.uint8)
+        lm = np.clip(np.round(-mn / dminh.astype(np.float32)), 0, 63).astype(np.uint8) if dminh else np.zeros(8, np.uint8)
+        scales = np.zeros(12, np.uint8)
+        for j in range(8):
+            if j < 4:
+                scales[j] = ls[j]
+                scales[j + 4] = lm[j]
+            else:
+                scales[j + 4] = (ls[j] & 0xF) | ((lm[j] & 0xF) << 4)
+                scales[j - 4] |= (ls[j] >> 4) << 6
+                scales[j] |= (lm[j] >> 4) << 6
+        deq = np.zeros(256, np.float32)
+        qs = np.zeros(128, np.uint8)
+        for j in range(8):
+            dd = np.float32(dh) * ls[j]
+            mm = np.float32(dminh) * lm[j]
+            q = np.clip(np.round((blocks[j] + mm) / dd), 0, 15).astype(np.uint8) if dd > 0 else np.zeros(32, np.uint8)
+            deq[j * 32:(j + 1) * 32] = dd * q - mm
+            half, lo = j // 2, j % 2
+            if lo == 0:
+                qs[half * 32:(half + 1) * 32] |= q
+            else:
+                qs[half * 32:(half + 1) * 32] |= q << 4
+        raws.append(dh.tobytes() + dminh.tobytes() + scales.tobytes() + qs.tobytes())
+        deqs.append(deq)
+    return b"".join(raws), np.concatenate(deqs).reshape(w.shape)
+
+
+def q6_k(w):  # super-blocks of 256: 128 ql, 64 qh, 16 int8 scales, f16 d; value = d * sc * (q - 32)
+    raws, deqs = [], []
+    for sb in w.reshape(-1, 256):
+        blocks = sb.reshape(16, 16)
+        scale = np.abs(blocks).max(1) / 31
+        d = np.abs(scale).max() / 127 if scale.max() > 0 else 0
+        dh = f16(d)
+        sc = np.clip(np.round(scale / np.float32(dh)), -128, 127).astype(np.int8) if dh else np.zeros(16, np.int8)
+        q = np.zeros(256, np.int32)
+        deq = np.zeros(256, np.float32)
+        for i in range(16):
+            s = np.float32(dh) * sc[i]
+            qq = np.clip(np.round(blocks[i] / s), -32, 31).astype(np.int32) if s != 0 else np.zeros(16, np.int32)
+            q[i * 16:(i + 1) * 16] = qq + 32
+            deq[i * 16:(i + 1) * 16] = s * qq
+        ql = np.zeros(128, np.uint8)
+        qh = np.zeros(64, np.uint8)
+        for n in (0, 128):
+            for l in range(32):
+                q1, q2, q3, q4 = q[n + l], q[n + l + 32], q[n + l + 64], q[n + l + 96]
+                ql[n // 2 + l] = (q1 & 0xF) | ((q3 & 0xF) << 4)
+                ql[n // 2 + l + 32] = (q2 & 0xF) | ((q4 & 0xF) << 4)
+                qh[n // 4 + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)
+        raws.append(ql.tobytes() + qh.tobytes() + sc.tobytes() + dh.tobytes())
+        deqs.append(deq)
+    return b"".join(raws), np.concatenate(deqs).reshape(w.shape)
+
+
+def gguf_str(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf_value(v):
+    if isinstance(v, bool):
+        return struct.pack("<I", 7) + struct.pack("<?", v)
+    if isinstance(v, int):
+        return struct.pack("<I", 4) + struct.pack("<I", v)
+    if isinstance(v, float):
+        return struct.pack("<I", 6) + struct.pack("<f", v)
+    if isinstance(v, str):
+        return struct.pack("<I", 8) + gguf_str(v)
+    if isinstance(v, tuple):  # (element type, values)
+        t, vals = v
+        body = {"str": lambda x: gguf_str(x), "f32": lambda x: struct.pack("<f", x), "i32": lambda x: struct.pack("<i", x)}[t]
+        code = {"str": 8, "f32": 6, "i32": 5}[t]
+        return struct.pack("<I", 9) + struct.pack("<IQ", code, len(vals)) + b"".join(body(x) for x in vals)
+    raise TypeError(v)
+
+
+def write_gguf(path, meta, tensors, align=32):
+    """tensors: name -> (ggml type name, torch shape, raw bytes)."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta))
+    for k, v in meta.items():
+        head += gguf_str(k) + gguf_value(v)
+    infos, data, off = b"", b"", 0
+    for name, (t, shape, raw) in tensors.items():
+        ne = list(reversed(shape))  # ggml: the fastest-varying dimension first
+        infos += gguf_str(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne) + struct.pack("<IQ", GGML[t], off)
+        pad = (-len(raw)) % align
+        data += raw + b"\0" * pad
+        off += len(raw) + pad
+    body = head + infos
+    body += b"\0" * ((-len(body)) % align)
+    with open(path, "wb") as f:
+        f.write(body + data)
+
+
+def byte_level_bpe(text, n_merges):
+    """A tiny byte-level BPE trained naively (most frequent pair, ties by first occurrence)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    b2c = {b: chr(c) for b, c in zip(bs, cs)}
+    tokens = [b2c[b] for b in range(256)]
+    words = [[b2c[b] for b in (" " + w).encode()] for w in text.split()]
+    merges = []
+    for _ in range(n_merges):
+        counts = {}
+        for w in words:
+            for a, b in zip(w, w[1:]):
+                counts[(a, b)] = counts.get((a, b), 0) + 1
+        if not counts:
+            break
+        (a, b) = max(counts, key=lambda p: counts[p])
+        merges.append(f"{a} {b}")
+        tokens.append(a + b)
+        for w in words:
+            i = 0
+            while i < len(w) - 1:
+                if w[i] == a and w[i + 1] == b:
+                    w[i:i + 2] = [a + b]
+                i += 1
+    return tokens, merges
+
+
+if True:
+    text = open("/usr/share/common-licenses/GPL-3").read()[:20000]
+    tokens, merges = byte_level_bpe(text, 44)
+    tokens.append("<|end|>")
+    V = len(tokens)
+    cfg = {"vocabSize": V, "hiddenSize": 256, "numLayers": 1, "numHeads": 4, "numKVHeads": 2, "intermediateSize": 512, "maxPositionEmbeddings": 64, "normEps": 1e-5}
+    W = params(cfg)
+    for n, w in W.items():  # projections at std 1/sqrt(fan-in), as a trained model's are about
+        if w.dim() == 2 and "embed" not in n:
+            W[n] = w / 0.3 / math.sqrt(w.shape[1])
+    kinds = {"model.embed_tokens.weight": "F16", "self_attn.q_proj": "Q4_K", "self_attn.k_proj": "Q6_K", "self_attn.v_proj": "Q8_0", "self_attn.o_proj": "Q4_0",
+             "mlp.gate_proj": "Q4_K", "mlp.up_proj": "Q6_K", "mlp.down_proj": "Q8_0", "lm_head.weight": "BF16"}
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+    for s, g in (("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+                 ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")):
+        names[f"model.layers.0.{s}.weight"] = f"blk.0.{g}.weight"
+    H, Hkv, D = 4, 2, 64
+
+    def permute(w, n_head):  # llama.cpp's convert reorders Q/K rows for ggml's pairwise RoPE
+        return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    def unpermute(w, n_head):
+        return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    x = np.arange(2 * 64 * 3, dtype=np.float32).reshape(2 * 64, 3)
+    assert (unpermute(permute(x, 2), 2) == x).all()
+    deqW, tens = {}, {}
+    for name, w in W.items():
+        kind = next((v for k, v in kinds.items() if k in name), "F32")
+        a = w.numpy().astype(np.float32)
+        if name.endswith("q_proj.weight"):
+            a = permute(a, H)
+        if name.endswith("k_proj.weight"):
+            a = permute(a, Hkv)
+        if kind == "F32":
+            raw, deq = a.tobytes(), a
+        elif kind == "F16":
+            raw, deq = f16(a).tobytes(), f16(a).astype(np.float32)
+        elif kind == "BF16":
+            t = torch.from_numpy(a).bfloat16()
+            raw, deq = t.view(torch.int16).numpy().tobytes(), t.float().numpy()
+        else:
+            raw, deq = {"Q8_0": q8_0, "Q4_0": q4_0, "Q4_K": q4_k, "Q6_K": q6_k}[kind](a)
+        tens[names[name]] = (kind, list(a.shape), raw)
+        d = torch.from_numpy(np.ascontiguousarray(deq))
+        if name.endswith("q_proj.weight"):  # undo the reorder for the (rotate-half) reference
+            d = torch.from_numpy(np.ascontiguousarray(unpermute(d.numpy(), H)))
+        if name.endswith("k_proj.weight"):
+            d = torch.from_numpy(np.ascontiguousarray(unpermute(d.numpy(), Hkv)))
+        deqW[name] = d
+    meta = {"general.architecture": "llama", "general.name": "kiln tiny", "general.alignment": 32, "llama.context_length": 64, "llama.embedding_length": 256,
+            "llama.block_count": 1, "llama.feed_forward_length": 512, "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2,
+            "llama.rope.freq_base": 10000.0, "llama.attention.layer_norm_rms_epsilon": 1e-5, "llama.vocab_size": V,
+            "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt-2", "tokenizer.ggml.tokens": ("str", tokens),
+            "tokenizer.ggml.token_type": ("i32", [1] * (V - 1) + [3]), "tokenizer.ggml.merges": ("str", merges),
+            "tokenizer.ggml.bos_token_id": V - 1, "tokenizer.ggml.eos_token_id": V - 1,
+            "tokenizer.chat_template": "{% for m in messages %}<{{ m.role }}>{{ m.content }}<|end|>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"}
+    out_dir = os.path.join(HERE, "checkpoints", "gguf")
+    os.makedirs(out_dir, exist_ok=True)
+    write_gguf(os.path.join(out_dir, "tiny-llama.gguf"), meta, tens)
+    ids = torch.tensor([[5, 77, 200, 31, 290, 3, 101]], dtype=torch.int32)
+    with torch.no_grad():
+        logits_deq = decoder_forward(cfg, deqW, ids)
+        logits_f32 = decoder_forward(cfg, W, ids)
+    with open(os.path.join(out_dir, "golden.json"), "w") as f:
+        json.dump({"generator": "tests/golden/checkpoints.py", "ids": enc(ids), "logits": enc(logits_deq), "floatLogits": enc(logits_f32),
+                   "tokens": tokens, "merges": merges, "types": {k: v[0] for k, v in tens.items()}}, f, separators=(",", ":"))
+    print(f"gguf: {len(tens)} tensors, {os.path.getsize(os.path.join(out_dir, 'tiny-llama.gguf')) // 1024} KiB")

@@ -1,0 +1,76 @@
+// GGUF: a Llama-shaped file written by tests/golden/checkpoints.py with every matrix in another
+// ggml type (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K) and a byte-level BPE tokenizer in its metadata.
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Tensor } from '../../src/index.js';
+import * as k from '../../src/index.js';
+import { KilnError } from '../../src/core/errors.js';
+import { loadGGUF, loadModel } from '../../src/models/load.js';
+import { assertClose } from '../helpers/assert-close.js';
+import { describeBackends } from '../helpers/backends.js';
+
+const dir = new URL('../golden/checkpoints/gguf/', import.meta.url).pathname;
+const file = join(dir, 'tiny-llama.gguf');
+const g = JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8'));
+const maxAbs = (xs: number[]): number => xs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+describeBackends('GGUF', ({ name }) => {
+  it('dequantized weights give the reference logits; quantization error stays within 20% of the largest logit', async () => {
+    expect(new Set(Object.values(g.types))).toEqual(new Set(['F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'F32']));
+    const { model, tokenizer, modelType } = await loadModel(file);
+    expect(modelType).toBe('llama');
+    const { logits } = model.call({ inputIds: k.tensor(g.ids.data, { shape: g.ids.shape, dtype: 'i32' }) }) as { logits: Tensor };
+    const got = await logits.toArray();
+    assertClose(got, g.logits.data, { atol: (name === 'wasm' ? 1e-4 : 1e-3) * maxAbs(g.logits.data), rtol: 0 }, 'logits vs dequantized reference');
+    assertClose(got, g.floatLogits.data, { atol: 0.2 * maxAbs(g.floatLogits.data), rtol: 0 }, 'logits vs float reference');
+    expect(tokenizer).not.toBeNull();
+  });
+});
+
+describe('GGUF metadata', () => {
+  it('the tokenizer in the metadata encodes as the Rust library does with the same vocab and merges', async () => {
+    const tk = createRequire(import.meta.url)('@anush008/tokenizers');
+    const vocab = Object.fromEntries((g.tokens as string[]).map((t, i) => [t, i]));
+    const bl = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+    const json = { version: '1.0', added_tokens: [{ id: g.tokens.length - 1, content: '<|end|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }], normalizer: null, pre_tokenizer: bl, post_processor: null, decoder: bl, model: { type: 'BPE', vocab, merges: g.merges } };
+    const nat = tk.Tokenizer.fromString(JSON.stringify(json));
+    const { tokenizer } = await loadGGUF(file);
+    for (const text of ['This License applies to any program', 'the GNU General Public License<|end|> you', 'naïve 😀 42']) {
+      expect(tokenizer!.encodeIds(text, { addSpecialTokens: false })).toEqual((await nat.encode(text, null, { addSpecialTokens: false })).getIds());
+    }
+    expect(tokenizer!.applyChatTemplate([{ role: 'user', content: 'hi' }], { addGenerationPrompt: true })).toBe('<user>hi<|end|><assistant>');
+  });
+
+  it('a truncated file, a bad magic, an unsupported type and lying offsets are typed errors', async () => {
+    const bytes = readFileSync(file);
+    const tmp = new URL('../../.cache/bad-gguf/', import.meta.url).pathname;
+    mkdirSync(tmp, { recursive: true });
+    const bad = async (name: string, b: Uint8Array): Promise<string> => {
+      const p = join(tmp, name);
+      writeFileSync(p, b);
+      try {
+        await loadGGUF(p);
+      } catch (e) {
+        expect(e).toBeInstanceOf(KilnError);
+        return (e as Error).message;
+      }
+      throw new Error('expected an error');
+    };
+    expect(await bad('truncated.gguf', bytes.subarray(0, bytes.length - 4000))).toMatch(/ends at byte \d+, past the end of the file/);
+    expect(await bad('short.gguf', bytes.subarray(0, 200))).toMatch(/truncated|runs past the end of the file/);
+    const magic = Buffer.from(bytes);
+    magic.write('GGML', 0);
+    expect(await bad('magic.gguf', magic)).toMatch(/not a GGUF file/);
+    // the first tensor info's type field: find "token_embd.weight" and patch the u32 after its dims
+    const ty = Buffer.from(bytes);
+    const at = ty.indexOf(Buffer.from('token_embd.weight'));
+    const nd = ty.readUInt32LE(at + 17);
+    ty.writeUInt32LE(13, at + 17 + 4 + 8 * nd); // Q5_K
+    expect(await bad('type.gguf', ty)).toMatch(/ggml type Q5_K is not supported/);
+    const lie = Buffer.from(bytes);
+    lie.writeBigUInt64LE(BigInt(1e12), at + 17 + 4 + 8 * nd + 4); // its offset
+    expect(await bad('lie.gguf', lie)).toMatch(/past the end of the file|not aligned/);
+  });
+});
