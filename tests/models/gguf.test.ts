@@ -59,7 +59,7 @@ describe('GGUF metadata', () => {
       throw new Error('expected an error');
     };
     expect(await bad('truncated.gguf', bytes.subarray(0, bytes.length - 4000))).toMatch(/ends at byte \d+, past the end of the file/);
-    expect(await bad('short.gguf', bytes.subarray(0, 200))).toMatch(/truncated|runs past the end of the file/);
+    expect(await bad('short.gguf', bytes.subarray(0, 200))).toMatch(/truncated|runs past the end of the file|more than the file holds/);
     const magic = Buffer.from(bytes);
     magic.write('GGML', 0);
     expect(await bad('magic.gguf', magic)).toMatch(/not a GGUF file/);
