@@ -144,3 +144,68 @@ export async function* generateText(model: DecoderLM, tokenizer: Tokenizer, prom
     pending = pending.slice(pending.length - hold);
   }
 }
+
+/**
+ * Several prompts at once, left-padded into one batch (attention mask and per-row positions as
+ * transformers' generate makes them); each row stops on its own. Returns each row's new tokens.
+ */
+export async function generateBatch(model: DecoderLM, prompts: readonly (readonly number[])[], opts: GenerateOptions = {}): Promise<{ tokens: number[]; finish: FinishReason }[]> {
+  checkSampling(opts);
+  if (!prompts.length) return [];
+  const maxTokens = opts.maxTokens ?? 128;
+  const ctx = model.config.maxPositionEmbeddings;
+  const B = prompts.length;
+  const T = Math.max(...prompts.map((p) => p.length));
+  if (prompts.some((p) => !p.length)) throw new KilnError('argument', 'generateBatch', 'a prompt has no tokens');
+  if (T >= ctx) throw new KilnError('argument', 'generateBatch', `the longest prompt has ${T} tokens; the context window holds ${ctx}`);
+  const V = model.config.vocabSize;
+  const backend = model.outputWeight.backend;
+  const stopIds = new Set(opts.stopTokenIds ?? []);
+  const rngs = prompts.map((_, b) => new Rng((opts.seed ?? 0) + b));
+  const out = prompts.map(() => ({ tokens: [] as number[], finish: 'length' as FinishReason, done: false }));
+  const mask: number[][] = prompts.map((p) => [...new Array(T - p.length).fill(0), ...new Array(p.length).fill(1)]);
+  const next = prompts.map((p) => p.length); // each row's next position
+  let cache: KVCache[] | null = null;
+  const step = (input: number[][], positions: number[][]): Tensor =>
+    noGrad(() =>
+      tidy(() => {
+        const L = input[0].length;
+        const o = model.call({
+          inputIds: tensor(input.flat(), { shape: [B, L], dtype: 'i32', backend }),
+          positionIds: tensor(positions.flat(), { shape: [B, L], dtype: 'i32', backend }),
+          attentionMask: tensor(mask.flat(), { shape: [B, mask[0].length], dtype: 'i32', backend }),
+          past: cache,
+        }) as { logits: Tensor; cache: KVCache[] };
+        cache = o.cache;
+        return { row: slice(o.logits, 1, L - 1, L), cache }; // (B, 1, V)
+      }),
+    ).row;
+  const free = (c: KVCache[] | null): void => c?.forEach((l) => (l.key.dispose(), l.value.dispose()));
+  let row = step(
+    prompts.map((p) => [...new Array(T - p.length).fill(0), ...p]),
+    prompts.map((p) => [...new Array(T - p.length).fill(0), ...p.map((_, i) => i)]),
+  );
+  try {
+    for (let n = 0; n < maxTokens && out.some((o) => !o.done); n++) {
+      const logits = await row.toArray();
+      row.dispose();
+      const chosen = prompts.map((p, b) => {
+        if (out[b].done) return 0;
+        const r = logits.subarray(b * V, (b + 1) * V);
+        const t = pickToken(processLogits(r, opts, [...p, ...out[b].tokens], out[b].tokens), opts, rngs[b]);
+        out[b].tokens.push(t);
+        if (stopIds.has(t)) Object.assign(out[b], { done: true, finish: 'stop' });
+        else if (p.length + out[b].tokens.length >= ctx) out[b].done = true;
+        return t;
+      });
+      if (n + 1 === maxTokens || out.every((o) => o.done)) break;
+      mask.forEach((m) => m.push(1));
+      const prev = cache;
+      row = step(chosen.map((t) => [t]), next.map((p, b) => [p + out[b].tokens.length - 1]));
+      free(prev);
+    }
+  } finally {
+    free(cache);
+  }
+  return out.map(({ tokens, finish }) => ({ tokens, finish }));
+}

@@ -109,3 +109,44 @@ describe('generateText', () => {
     await expect(collect(generateTokens(model, [1, 99], {}))).rejects.toThrow(KilnError);
   });
 });
+
+describe('batched generation and the OpenAI shapes', () => {
+  const vocab = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`w${i}`, i]));
+  const tokJson = { model: { type: 'WordLevel', vocab, unk_token: 'w0' }, pre_tokenizer: { type: 'WhitespaceSplit' } };
+
+  it('a left-padded batch gives each prompt the tokens it gets alone', async () => {
+    for (const b of ['wasm', 'webgpu'] as const) {
+      k.use(await k.createBackend(b));
+      const { model } = await loadModel(join(dir, 'qwen2'));
+      const prompts = [[1, 5, 12], [3, 3, 9, 2, 11, 7], [20]];
+      const batch = await k.generateBatch(model, prompts, { greedy: true, maxTokens: 5 });
+      for (let i = 0; i < prompts.length; i++) {
+        const alone = await collect(generateTokens(model, prompts[i], { greedy: true, maxTokens: 5 }));
+        expect(batch[i].tokens, `${b} prompt ${i}`).toEqual(alone.items.map((s) => s.token));
+      }
+      const stopped = await k.generateBatch(model, prompts, { greedy: true, maxTokens: 5, stopTokenIds: [batch[1].tokens[1]] });
+      expect(stopped[1].tokens).toEqual(batch[1].tokens.slice(0, 2));
+      expect(stopped[1].finish).toBe('stop');
+    }
+  });
+
+  it('chatCompletion and chatCompletionStream have the OpenAI shapes and agree', async () => {
+    k.use(await k.createBackend('wasm'));
+    const lm = await loadModel(join(dir, 'llama'));
+    lm.tokenizer = new k.Tokenizer(tokJson, { chat_template: '{% for m in messages %}{{ m.content }} {% endfor %}' });
+    const req = { messages: [{ role: 'user', content: 'w1 w5 w12' }], max_tokens: 4, temperature: 0, logprobs: true };
+    const done = await k.chatCompletion(lm, req);
+    expect(done.object).toBe('chat.completion');
+    expect(done.choices[0].message.role).toBe('assistant');
+    expect(done.choices[0].finish_reason).toBe('length');
+    expect(done.usage).toEqual({ prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 });
+    expect(done.choices[0].logprobs!.content.length).toBe(4);
+    const chunks = [];
+    for await (const c of k.chatCompletionStream(lm, req)) chunks.push(c);
+    expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('length');
+    expect(chunks.map((c) => c.choices[0].delta.content ?? '').join('')).toBe(done.choices[0].message.content);
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id)).toBe(true);
+    await expect(k.chatCompletion(lm, { messages: [] })).rejects.toThrow(KilnError);
+  });
+});
