@@ -11,7 +11,7 @@ import { checkRule, configFromHF, weightRules, type ModelType } from './hf.js';
 import type { DecoderConfig } from './config.js';
 import { GGUFFile, type GGUFValue } from './loaders/gguf.js';
 import { LLAMA3_SPLIT } from '../tokenizers/components.js';
-import { blobSource, bytesSource, fileSource, SafetensorsFile, type ByteSource, type TensorInfo } from './loaders/safetensors.js';
+import { blobSource, bytesSource, fileSource, SafetensorsFile, urlSource, type ByteSource, type DownloadOptions, type TensorInfo } from './loaders/safetensors.js';
 import { DecoderLM } from './transformer.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -28,7 +28,7 @@ export interface LoadedModel {
   generationConfig: Json | null;
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends DownloadOptions {
   backend?: Backend;
 }
 
@@ -50,6 +50,25 @@ async function pathFolder(dir: string): Promise<Folder> {
     name: dir,
     has: async (f) => fs.stat(join(f)).then(() => true, () => false),
     source: (f) => fileSource(join(f)),
+  };
+}
+
+/** A model folder at a URL (e.g. https://huggingface.co/ORG/NAME/resolve/main). */
+function urlFolder(base: string, opts: DownloadOptions): Folder {
+  const url = (f: string): string => `${base.replace(/\/+$/, '')}/${f}`;
+  const seen = new Map<string, Promise<ByteSource | null>>();
+  const get = (f: string): Promise<ByteSource | null> => {
+    if (!seen.has(f)) seen.set(f, urlSource(url(f), opts).catch((e) => (/HTTP 404/.test((e as Error).message) ? null : Promise.reject(e))));
+    return seen.get(f)!;
+  };
+  return {
+    name: base,
+    has: async (f) => (await get(f)) !== null,
+    source: async (f) => {
+      const s = await get(f);
+      if (!s) throw new KilnError('config', 'loadModel', `${url(f)}: not found`);
+      return s;
+    },
   };
 }
 
@@ -88,12 +107,12 @@ async function readText(folder: Folder, file: string): Promise<string | null> {
 
 /** Loads a model folder (a path in Node/Deno, or its files by name anywhere). */
 export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {}): Promise<LoadedModel> {
-  if (typeof from === 'string' && /\.gguf$/i.test(from)) return loadGGUF(from, opts);
+  if (typeof from === 'string' && /\.gguf$/i.test(from)) return loadGGUF(/^https?:\/\//.test(from) ? await urlSource(from, opts) : from, opts);
   if (typeof from !== 'string') {
     const gguf = Object.keys(from).filter((f) => /\.gguf$/i.test(f));
     if (gguf.length === 1 && !('config.json' in from)) return loadGGUF(await filesFolder(from).source(gguf[0]), opts);
   }
-  const folder = typeof from === 'string' ? await pathFolder(from) : filesFolder(from);
+  const folder = typeof from !== 'string' ? filesFolder(from) : /^https?:\/\//.test(from) ? urlFolder(from, opts) : await pathFolder(from);
   if (!(await folder.has('config.json'))) throw new KilnError('config', 'loadModel', `${folder.name} has no config.json`);
   const hfConfig = await readJson(folder, 'config.json');
   const cfg = configFromHF(hfConfig);

@@ -141,7 +141,7 @@ describe('batched generation and the OpenAI shapes', () => {
     expect(done.choices[0].finish_reason).toBe('length');
     expect(done.usage).toEqual({ prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 });
     expect(done.choices[0].logprobs!.content.length).toBe(4);
-    const chunks = [];
+    const chunks: k.ChatCompletionChunk[] = [];
     for await (const c of k.chatCompletionStream(lm, req)) chunks.push(c);
     expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
     expect(chunks.at(-1)!.choices[0].finish_reason).toBe('length');

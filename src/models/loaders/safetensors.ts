@@ -170,3 +170,46 @@ export function toFloat32(b: Uint8Array, dtype: string, where: string): Float32A
   else throw new KilnError('dtype', 'load', `${where}: dtype ${dtype} is not a float format kiln loads (F32, F16, BF16)`);
   return out;
 }
+
+// ---------------------------------------------------------------- URLs
+
+export interface DownloadOptions {
+  /** called as bytes arrive: (file, bytes loaded, total bytes or null when the server does not say) */
+  onProgress?: (file: string, loaded: number, total: number | null) => void;
+  /** Cache Storage name (browsers, Deno): a file found there is not downloaded again; false: no cache */
+  cache?: string | false;
+}
+
+/** A file at a URL: streamed down with progress, kept in Cache Storage where the runtime has it. */
+export async function urlSource(url: string, opts: DownloadOptions = {}): Promise<ByteSource> {
+  const name = url.split('/').pop() ?? url;
+  const store = opts.cache !== false && typeof caches !== 'undefined' ? await caches.open(opts.cache ?? 'kiln-models') : null;
+  const hit = store ? await store.match(url) : undefined;
+  if (hit) {
+    const blob = await hit.blob();
+    opts.onProgress?.(name, blob.size, blob.size);
+    return blobSource(blob, url);
+  }
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new KilnError('argument', 'load', `${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok || !res.body) throw new KilnError('argument', 'load', `${url}: HTTP ${res.status} ${res.statusText}`);
+  const total = Number(res.headers.get('content-length')) || null;
+  const parts: Uint8Array[] = [];
+  let loaded = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    opts.onProgress?.(name, loaded, total);
+  }
+  if (total !== null && loaded !== total) throw new KilnError('config', 'load', `${url}: the download stopped at ${loaded} of ${total} bytes`);
+  const blob = new Blob(parts as BlobPart[]);
+  if (store) await store.put(url, new Response(blob, { headers: { 'content-length': String(blob.size) } }));
+  return blobSource(blob, url);
+}

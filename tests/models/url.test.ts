@@ -1,0 +1,67 @@
+// Loading from a URL: a loopback HTTP server serves a conformance checkpoint; the download
+// reports its progress, and with Cache Storage (stood in for here; browsers and Deno have it) a
+// second load downloads nothing.
+import { createServer, type Server } from 'node:http';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as k from '../../src/index.js';
+import type { Tensor } from '../../src/index.js';
+import { KilnError } from '../../src/core/errors.js';
+import { assertClose } from '../helpers/assert-close.js';
+
+const dir = new URL('../golden/checkpoints/', import.meta.url).pathname;
+let server: Server;
+let base = '';
+let requests: string[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    requests.push(req.url!);
+    const f = join(dir, decodeURIComponent(req.url!.replace(/^\//, '')));
+    if (!existsSync(f) || f.includes('..')) {
+      res.writeHead(404).end();
+      return;
+    }
+    const b = readFileSync(f);
+    res.writeHead(200, { 'content-length': b.length }).end(b);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+describe('loadModel from a URL', () => {
+  it('downloads with progress, gives the same logits, and a cached reload downloads nothing', async () => {
+    k.use(await k.createBackend('wasm'));
+    const g = JSON.parse(readFileSync(join(dir, 'llama', 'golden.json'), 'utf8'));
+    // a Cache Storage stand-in with the API the loader uses
+    const stores = new Map<string, Map<string, Response>>();
+    (globalThis as { caches?: unknown }).caches = {
+      open: async (name: string) => {
+        if (!stores.has(name)) stores.set(name, new Map());
+        const s = stores.get(name)!;
+        return { match: async (u: string) => s.get(u)?.clone(), put: async (u: string, r: Response) => void s.set(u, r.clone()) };
+      },
+    };
+    try {
+      const progress = new Map<string, [number, number | null]>();
+      const lm = await k.loadModel(`${base}/llama`, { onProgress: (f, loaded, total) => progress.set(f, [loaded, total]) });
+      const { logits } = lm.model.call({ inputIds: k.tensor(g.ids.data, { shape: g.ids.shape, dtype: 'i32' }) }) as { logits: Tensor };
+      assertClose(await logits.toArray(), g.logits.data, { atol: 1e-4, rtol: 1e-4 }, 'logits');
+      for (const f of ['config.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+        const p = progress.get(f)!;
+        expect(p[0], f).toBe(p[1]);
+        expect(p[0]).toBe(readFileSync(join(dir, 'llama', f)).length);
+      }
+      const fetched = requests.length;
+      await k.loadModel(`${base}/llama`);
+      // only the files that were missing (404s are not cached) are asked for again
+      const again = requests.slice(fetched);
+      for (const f of ['config.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) expect(again).not.toContain(`/llama/${f}`);
+    } finally {
+      delete (globalThis as { caches?: unknown }).caches;
+    }
+    await expect(k.loadModel(`${base}/nope`)).rejects.toThrow(KilnError);
+  });
+});
