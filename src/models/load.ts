@@ -135,7 +135,7 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
       for (const [name, info] of f.tensors) where.set(name, { file: f, info });
     }
 
-    const model = new DecoderLM(cfg, { backend: opts.backend });
+    const model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true }); // every weight comes from the checkpoint
     const params = new Map<string, number[]>();
     const tensors = new Map(model.namedParameters());
     for (const [n, t] of tensors) params.set(n, [...t.shape]);
@@ -267,7 +267,7 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
       if (k) byKiln.set(k, n);
     }
     if (!byKiln.has('lm_head.weight')) cfg.tieWordEmbeddings = true;
-    const model = new DecoderLM(cfg, { backend: opts.backend });
+    const model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true });
     const params = new Map(model.namedParameters());
     // check every parameter's tensor and shape before reading any data
     for (const [name, p] of params) {

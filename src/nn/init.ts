@@ -4,13 +4,16 @@ import type { Backend } from '../backend/backend.js';
 import { KilnError, fmtShape } from '../core/errors.js';
 import { Generator, defaultGenerator, fromValues } from '../core/ops/creation.js';
 import { numel } from '../core/shape.js';
-import type { Tensor } from '../core/tensor.js';
+import { Tensor } from '../core/tensor.js';
+import { getBackend } from '../core/runtime.js';
 import type { DType } from '../core/dtype.js';
 
 export interface InitOptions {
   generator?: Generator;
   backend?: Backend;
   dtype?: DType;
+  /** allocate without drawing values (for weights a checkpoint is about to fill; torch's init_empty_weights) */
+  skipInit?: boolean;
 }
 
 /** fan_in and fan_out of a weight (out, in, *receptive) as torch computes them. */
@@ -21,6 +24,7 @@ export function fans(shape: readonly number[]): { fanIn: number; fanOut: number 
 }
 
 const make = (shape: readonly number[], f: (g: Generator) => number, o: InitOptions): Tensor => {
+  if (o.skipInit) return Tensor.empty(o.backend ?? getBackend(), shape, o.dtype ?? 'f32');
   const g = o.generator ?? defaultGenerator;
   return fromValues(Float32Array.from({ length: numel(shape) }, () => f(g)), shape, { backend: o.backend, dtype: o.dtype });
 };

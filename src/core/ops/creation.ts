@@ -35,7 +35,8 @@ export function fromValues(values: ArrayLike<number>, shape: readonly number[], 
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new KilnError('shape', 'tensor', `invalid shape ${fmtShape(shape)}`);
   const b = opts.backend ?? getBackend();
   const t = Tensor.empty(b, shape, dtype);
-  if (values.length) b.write(t.storage, new Uint8Array(encode(dtype, values)));
+  // f32 values already in a Float32Array go as they are (no second copy of a large weight)
+  if (values.length) b.write(t.storage, dtype === 'f32' && values instanceof Float32Array ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : new Uint8Array(encode(dtype, values)));
   t.requiresGrad = opts.requiresGrad ?? false;
   return t;
 }
