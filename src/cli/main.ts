@@ -5,7 +5,7 @@ import { probeBackends } from '../core/runtime.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
 import { detokenizeCmd, packCmd, tokenizeCmd, trainTokenizerCmd } from './tokenize.js';
-import { generateCmd, logitsCmd, perplexityCmd } from './model.js';
+import { chatCmd, generateCmd, logitsCmd, perplexityCmd } from './model.js';
 
 const USAGE = `kiln — run and fine-tune transformer language models on your device
 
@@ -29,6 +29,8 @@ usage:
                 [--seed S] [--chat] [--backend wasm|webgpu]
                                              stream a continuation (greedy unless --temperature),
                                              tokens/s at the end; --chat wraps the prompt in the chat template
+  kiln chat --model DIR [--system S] [--max-tokens N] [--temperature T] [--seed S] [--backend wasm|webgpu]
+                                             a conversation on stdin/stdout through the chat template
   kiln logits --model DIR --tokens 1,2,3 [--backend wasm|webgpu] [--json]
                                              {"logits": [[...] one row per position]}
   kiln perplexity --model DIR --file F [--context N] [--stride S] [--backend wasm|webgpu]
@@ -142,6 +144,18 @@ export async function main(argv: string[]): Promise<number> {
           seed: flag(args, '--seed') === undefined ? undefined : int(flag(args, '--seed'), '--seed', op),
           backend: flag(args, '--backend'),
           chat: args.includes('--chat'),
+        });
+      }
+      case 'chat': {
+        const op = 'kiln chat';
+        const t = flag(args, '--temperature');
+        return await chatCmd({
+          model: need(args, '--model', op),
+          system: flag(args, '--system'),
+          maxTokens: int(flag(args, '--max-tokens'), '--max-tokens', op, 256),
+          temperature: t === undefined ? undefined : Number(t),
+          seed: flag(args, '--seed') === undefined ? undefined : int(flag(args, '--seed'), '--seed', op),
+          backend: flag(args, '--backend'),
         });
       }
       case 'perplexity': {

@@ -100,3 +100,35 @@ export async function perplexityCmd(o: { model: string; file: string; context?: 
   console.log(JSON.stringify({ tokens: ids.length, scored: count, nll: nll / count, perplexity: Math.exp(nll / count), context, stride }));
   return 0;
 }
+
+/** An interactive chat through the chat template: one line in, the streamed reply out. */
+export async function chatCmd(o: { model: string; system?: string; maxTokens: number; temperature?: number; seed?: number; backend?: string }): Promise<number> {
+  const op = 'kiln chat';
+  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op);
+  if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
+  const { createInterface } = await import('node:readline');
+  const rl = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+  const messages: { role: string; content: string }[] = o.system ? [{ role: 'system', content: o.system }] : [];
+  const tty = process.stdin.isTTY;
+  if (tty) process.stdout.write('> ');
+  for await (const line of rl) {
+    if (!line.trim()) {
+      if (tty) process.stdout.write('> ');
+      continue;
+    }
+    messages.push({ role: 'user', content: line });
+    const ids = tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+    let reply = '';
+    const it = generateText(model, tokenizer, ids, { maxTokens: o.maxTokens, temperature: o.temperature ?? 0.7, seed: o.seed, stopTokenIds: defaultStopIds(tokenizer, generationConfig) });
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      reply += r.value.text;
+      process.stdout.write(r.value.text);
+    }
+    process.stdout.write('\n');
+    messages.push({ role: 'assistant', content: reply });
+    if (tty) process.stdout.write('> ');
+  }
+  return 0;
+}

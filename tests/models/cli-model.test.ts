@@ -60,3 +60,18 @@ describe('model commands', () => {
     assertClose([out.perplexity], [Math.exp(nll / (T - 1))], { atol: 1e-4, rtol: 1e-4 }, 'perplexity');
   });
 });
+
+describe('kiln chat', () => {
+  it('answers each stdin line through the chat template, keeping the conversation', () => {
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{% for m in messages %}{{ m.content }} {% endfor %}' }));
+    const r = spawnSync(process.execPath, [join(root, 'bin/kiln.mjs'), 'chat', '--model', dir, '--max-tokens', '3', '--temperature', '0'], { input: 'w1 w5 w12\nw3 w3\n', encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.length).toBe(2);
+    // the first reply is the greedy continuation of the first line
+    const want = g.greedy.data.slice(g.ids.data.length, g.ids.data.length + 3);
+    const first = spawnSync(process.execPath, [join(root, 'bin/kiln.mjs'), 'generate', '--model', dir, '--prompt', 'w1 w5 w12', '--max-tokens', '3'], { encoding: 'utf8' });
+    expect(lines[0].trim()).toBe(first.stdout.trim());
+    expect(want.length).toBe(3);
+  });
+});
