@@ -30,6 +30,8 @@ export interface LoadedModel {
 
 export interface LoadOptions extends DownloadOptions {
   backend?: Backend;
+  /** the weights' storage on the device: f32 (default), or f16/bf16 to halve memory (compute stays f32) */
+  dtype?: 'f32' | 'f16' | 'bf16';
 }
 
 interface Folder {
@@ -135,7 +137,7 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
       for (const [name, info] of f.tensors) where.set(name, { file: f, info });
     }
 
-    const model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true }); // every weight comes from the checkpoint
+    const model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true, dtype: opts.dtype }); // every weight comes from the checkpoint
     const params = new Map<string, number[]>();
     const tensors = new Map(model.namedParameters());
     for (const [n, t] of tensors) params.set(n, [...t.shape]);
@@ -159,7 +161,7 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
       const values = r.make ? r.make(data, r.sources.map((s) => shapes.get(s)!)) : data[0];
       const n = shape.reduce((a, b) => a * b, 1);
       if (values.length !== n) throw new KilnError('shape', 'loadModel', `${fileOf(r.sources[0])}: '${r.sources.join("', '")}' make ${values.length} values, ${r.target} needs ${n}`);
-      const t = fromValues(values, shape, { backend: opts.backend });
+      const t = fromValues(values, shape, { backend: opts.backend, dtype: opts.dtype });
       noGrad(() => tensors.get(r.target)!.assign(t));
       t.dispose();
     }
@@ -267,7 +269,7 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
       if (k) byKiln.set(k, n);
     }
     if (!byKiln.has('lm_head.weight')) cfg.tieWordEmbeddings = true;
-    const model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true });
+    const model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true, dtype: opts.dtype });
     const params = new Map(model.namedParameters());
     // check every parameter's tensor and shape before reading any data
     for (const [name, p] of params) {
@@ -278,7 +280,7 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
         throw new KilnError('shape', 'loadGGUF', `${src.name}: tensor '${gn}' is ${JSON.stringify(t.shape)} but the metadata makes ${name} ${JSON.stringify(p.shape)}`);
     }
     for (const [name, p] of params) {
-      const t = fromValues(await g.float32(byKiln.get(name)!), [...p.shape], { backend: opts.backend });
+      const t = fromValues(await g.float32(byKiln.get(name)!), [...p.shape], { backend: opts.backend, dtype: opts.dtype });
       noGrad(() => p.assign(t));
       t.dispose();
     }

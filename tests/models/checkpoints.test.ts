@@ -127,3 +127,23 @@ describe('bad checkpoints', () => {
     expect((await fails(unknown)).message).toMatch(/unsupported model_type "mamba"; supported: llama, mistral, qwen2, gemma, gpt2, phi3, mixtral/);
   });
 });
+
+describeBackends('weights stored as f16 / bf16', (ctx) => {
+  it('halve the weights\' device memory; logits stay within the storage rounding', async () => {
+    const backend = ctx.backend;
+    const g = golden('mistral');
+    const before = backend.memory().liveBytes;
+    const f32 = await loadModel(join(dir, 'mistral'));
+    const f32Bytes = backend.memory().liveBytes - before;
+    for (const dtype of ['f16', 'bf16'] as const) {
+      const at = backend.memory().liveBytes;
+      const { model } = await loadModel(join(dir, 'mistral'), { dtype });
+      const bytes = backend.memory().liveBytes - at;
+      expect(bytes / f32Bytes).toBeLessThan(0.55);
+      for (const [, p] of model.namedParameters()) expect(p.dtype).toBe(dtype);
+      const { logits } = model.call({ inputIds: ids(g.ids) }) as { logits: Tensor };
+      assertClose(await logits.toArray(), g.logits.data, { atol: (dtype === 'f16' ? 5e-3 : 4e-2) * maxAbs(g.logits.data), rtol: 0 }, `${dtype} logits`);
+    }
+    void f32;
+  });
+});
