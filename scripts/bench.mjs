@@ -1,4 +1,4 @@
-// npm run bench -- [--filter matmul|attention|moe|tokenizer|packing] [--tokenizers llama3,...] [--runtime node|chromium|all] [--shapes MxKxN,...]
+// npm run bench -- [--filter matmul|attention|moe|tokenizer|packing|generate] [--tokenizers llama3,...] [--runtime node|chromium|all] [--shapes MxKxN,...]
 //   [--backends wasm,webgpu] [--seqs 128,512,1024,2048]
 // Prints one JSON line per case: {bench, backend, shape, unit, kiln, peer, peerValue, ratio, ...};
 // ratio > 1 means kiln is ahead of the peer measured in the same run.
@@ -43,6 +43,14 @@ if ((runtime === 'all' || runtime === 'node') && (want('tokenizer') || want('pac
   const { tokenizerBench, packingBench } = await import(out);
   if (want('tokenizer')) for await (const row of tokenizerBench(arg('--tokenizers', undefined)?.split(','))) emit(row);
   if (want('packing')) for (const row of packingBench()) emit(row);
+}
+
+if ((runtime === 'all' || runtime === 'node') && want('generate')) {
+  const esbuild = await import('esbuild');
+  const out = join(root, '.cache/bench/generate.mjs');
+  await esbuild.build({ entryPoints: [join(root, 'scripts/bench/generate.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning', external: ['webgpu', '@huggingface/jinja'] });
+  const { generateBench } = await import(out);
+  for await (const row of generateBench(backendsArg)) emit(row);
 }
 
 if ((runtime === 'all' || runtime === 'chromium') && want('matmul')) {
