@@ -4,7 +4,7 @@
 // lse and Dsum = rowsum(dO * O) passed interleaved as stats (B, H, Tq, 2).
 import { uw, uf } from './common';
 import {
-  FA_B, FA_H, FA_HKV, FA_TQ, FA_TK, FA_D, FA_SCALE, FA_FLAGS, FA_WINDOW, FA_OFF_Q, FA_OFF_K, FA_OFF_V, FA_SOFTCAP, FA_CAUSAL, FA_SEG,
+  FA_B, FA_H, FA_HKV, FA_TQ, FA_TK, FA_D, FA_KV_CAP, FA_SCALE, FA_FLAGS, FA_WINDOW, FA_OFF_Q, FA_OFF_K, FA_OFF_V, FA_SOFTCAP, FA_CAUSAL, FA_SEG,
   FA_SCOREMOD, FA_MASKMOD, FA_BLOCKMASK, FA_OFF_BM, FA_NKB, FA_BLOCK, FA_DROPOUT, FA_DROP_THRESHOLD, FA_DROP_SEED, FA_DROP_SCALE,
 } from './layout';
 
@@ -290,7 +290,8 @@ export function flashFwd(q: usize, k: usize, v: usize, seg: usize, o: usize, lse
   // softmax step (one rescale per block) and the block's values accumulated into the row
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
     const hk = h / G;
-    const kvRow = (b * Hkv + hk) * Tk;
+    const cap = <i32>uw(u, FA_KV_CAP);
+    const kvRow = (b * Hkv + hk) * (cap > 0 ? cap : Tk);
     for (let q0 = 0; q0 < Tq; q0 += QB) {
       const nq = min(QB, Tq - q0);
       const row0 = (b * H + h) * Tq + q0;

@@ -90,6 +90,7 @@ export const FA_P = 16; // 4 f32 parameters of the score/mask modifiers
 export const FA_DROP_THRESHOLD = 20; // u32: a probability is dropped when its hash falls below this
 export const FA_DROP_SEED = 21; // u32
 export const FA_DROP_SCALE = 22; // f32: 1 / (1 - p) for the kept ones
+export const FA_KV_CAP = 23; // forward only: rows per (batch, head) in the K/V buffers, a pre-allocated cache (0: Tk)
 export const FA_WORDS = 24;
 export const FA_CAUSAL = 1;
 /** segment ids (B, Tq) then (B, Tk) at the start of the aux buffer: a key is visible when its segment equals the query's and is >= 0 (padding is -1) */

@@ -62,22 +62,16 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
   const generated: number[] = [];
   const backend = model.outputWeight.backend;
 
-  let cache: KVCache[] | null = null;
+  // one cache for the whole generation, written in place: no per-token cache allocation
+  let cache: KVCache[] = model.allocateCache(1, Math.min(ctx, ids.length + maxTokens));
   const step = (input: number[]): Tensor =>
     noGrad(() =>
       tidy(() => {
         const out = model.call({ inputIds: tensor(input, { shape: [1, input.length], dtype: 'i32', backend }), past: cache }) as { logits: Tensor; cache: KVCache[] };
         cache = out.cache;
-        // the row and the new cache outlive this step (the caller frees the old cache)
-        return { row: lastRow(out.logits), cache };
+        return { row: lastRow(out.logits) }; // the row outlives this step
       }),
     ).row;
-  const dispose = (c: KVCache[] | null): void => {
-    for (const l of c ?? []) {
-      l.key.dispose();
-      l.value.dispose();
-    }
-  };
 
   let row = step(ids);
   try {
@@ -92,13 +86,14 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
       if (stopIds.has(token)) return 'stop';
       if (ids.length + generated.length >= ctx) return 'length';
       if (n + 1 === maxTokens) break;
-      const prev = cache;
       row = step([token]);
-      dispose(prev);
     }
     return 'length';
   } finally {
-    dispose(cache);
+    for (const l of cache) {
+      l.key.dispose();
+      l.value.dispose();
+    }
   }
 }
 
@@ -165,7 +160,7 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
   const out = prompts.map(() => ({ tokens: [] as number[], finish: 'length' as FinishReason, done: false }));
   const mask: number[][] = prompts.map((p) => [...new Array(T - p.length).fill(0), ...new Array(p.length).fill(1)]);
   const next = prompts.map((p) => p.length); // each row's next position
-  let cache: KVCache[] | null = null;
+  let cache: KVCache[] = model.allocateCache(B, Math.min(ctx, T + maxTokens));
   const step = (input: number[][], positions: number[][]): Tensor =>
     noGrad(() =>
       tidy(() => {
@@ -177,10 +172,9 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
           past: cache,
         }) as { logits: Tensor; cache: KVCache[] };
         cache = o.cache;
-        return { row: slice(o.logits, 1, L - 1, L), cache }; // (B, 1, V)
+        return { row: slice(o.logits, 1, L - 1, L) }; // (B, 1, V)
       }),
     ).row;
-  const free = (c: KVCache[] | null): void => c?.forEach((l) => (l.key.dispose(), l.value.dispose()));
   let row = step(
     prompts.map((p) => [...new Array(T - p.length).fill(0), ...p]),
     prompts.map((p) => [...new Array(T - p.length).fill(0), ...p.map((_, i) => i)]),
@@ -195,17 +189,18 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
         const t = pickToken(processLogits(r, opts, [...p, ...out[b].tokens], out[b].tokens), opts, rngs[b]);
         out[b].tokens.push(t);
         if (stopIds.has(t)) Object.assign(out[b], { done: true, finish: 'stop' });
-        else if (p.length + out[b].tokens.length >= ctx) out[b].done = true;
+        else if (T + out[b].tokens.length >= ctx) out[b].done = true;
         return t;
       });
       if (n + 1 === maxTokens || out.every((o) => o.done)) break;
       mask.forEach((m) => m.push(1));
-      const prev = cache;
       row = step(chosen.map((t) => [t]), next.map((p, b) => [p + out[b].tokens.length - 1]));
-      free(prev);
     }
   } finally {
-    free(cache);
+    for (const l of cache) {
+      l.key.dispose();
+      l.value.dispose();
+    }
   }
   return out.map(({ tokens, finish }) => ({ tokens, finish }));
 }

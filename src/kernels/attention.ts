@@ -147,7 +147,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var m = -3.4028234663852886e38;
   var l = 0.0;
   let kr = keyRange(q0, min(q0 + ${BQ}u, Tq));
-  let kvBase = (b * Hkv + hk) * Tk;
+  let cap = u_(${L.FA_KV_CAP}u); // a pre-allocated KV cache holds cap rows per head, Tk of them live
+  let kvBase = (b * Hkv + hk) * select(Tk, cap, cap > 0u);
   for (var k0 = kr.x; k0 < kr.y; k0 += ${BK}u) {
     if (!blockLive(q0, k0)) { continue; } // uniform: the whole workgroup skips a dead block
     ${loadKVTile(MD)}
@@ -354,6 +355,8 @@ export interface FlashParams {
   flex?: { key: string; scoreMod: boolean; maskMod: boolean; blockMask: boolean; offBM: number; offHP: number; nKB: number; params: number[] };
   /** attention dropout: probability and the seed of the call's hash stream */
   dropout?: { p: number; seed: number };
+  /** forward only: K/V are a pre-allocated cache of kvCap rows per head (Tk of them live) */
+  kvCap?: number;
 }
 
 function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
@@ -377,6 +380,7 @@ function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
   u[L.FA_WINDOW] = p.window;
   u[L.FA_OFF_Q] = q.offset; u[L.FA_OFF_K] = k.offset; u[L.FA_OFF_V] = v.offset;
   f[L.FA_SOFTCAP] = p.softcap;
+  u[L.FA_KV_CAP] = p.kvCap ?? 0;
   return u;
 }
 

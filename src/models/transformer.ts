@@ -2,7 +2,7 @@
 // (model.embed_tokens, model.layers.N.{input_layernorm, self_attn, post_attention_layernorm,
 // mlp}, model.norm, lm_head); other architectures map their names onto it when loaded.
 import { KilnError, fmtShape } from '../core/errors.js';
-import { arange } from '../core/ops/creation.js';
+import { arange, zeros } from '../core/ops/creation.js';
 import { add, mul } from '../core/ops/pointwise.js';
 import { linear } from '../core/ops/matmul.js';
 import type { Tensor } from '../core/tensor.js';
@@ -137,6 +137,21 @@ export class DecoderLM extends Module {
     }) : null;
   }
 
+  /**
+   * A KV cache allocated once for `capacity` positions (generation): each forward given it as
+   * `past` writes its keys and values in place, so decoding allocates no cache per token.
+   */
+  allocateCache(batch: number, capacity: number): KVCache[] {
+    const c = this.config;
+    const backend = this.outputWeight.backend;
+    if (!(Number.isInteger(capacity) && capacity > 0)) throw new KilnError('argument', 'allocateCache', `capacity must be a positive integer, got ${capacity}`);
+    return this.layers.items.map(() => ({
+      key: zeros([batch, c.numKVHeads, capacity, c.headDim], { backend }),
+      value: zeros([batch, c.numKVHeads, capacity, c.headDim], { backend }),
+      length: 0,
+    }));
+  }
+
   /** The output projection: lm_head, or the embedding matrix when tied. */
   get outputWeight(): Tensor {
     return this.config.tieWordEmbeddings ? this.child('model').child('embed_tokens').getParameter('weight')! : this.child('lm_head').getParameter('weight')!;
@@ -151,7 +166,7 @@ export class DecoderLM extends Module {
     const ids = inp.inputIds;
     if (ids.ndim !== 2 || ids.dtype !== 'i32') throw new KilnError('shape', 'DecoderLM', `inputIds must be (B, T) i32, got ${ids.dtype}${fmtShape(ids.shape)}`);
     const [, T] = ids.shape;
-    const pastLen = inp.past?.[0]?.key.shape[2] ?? 0;
+    const pastLen = inp.past?.[0] ? inp.past[0].length ?? inp.past[0].key.shape[2] : 0;
     const positionIds = inp.positionIds ?? arange(pastLen, pastLen + T, 1, { dtype: 'i32', backend: ids.backend });
     const model = this.child('model');
     let h = model.child('embed_tokens').call(ids) as Tensor;

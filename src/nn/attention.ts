@@ -6,7 +6,7 @@ import { Generator, defaultGenerator, fromValues } from '../core/ops/creation.js
 import { matmul } from '../core/ops/matmul.js';
 import { add, cast, eq, mul, where } from '../core/ops/pointwise.js';
 import { softmax } from '../core/ops/reduce.js';
-import { concat, reshape, transpose, unsqueeze } from '../core/ops/shape.js';
+import { concat, reshape, slice, transpose, unsqueeze, writeSlice } from '../core/ops/shape.js';
 import type { Backend } from '../backend/backend.js';
 import type { Tensor } from '../core/tensor.js';
 import type { InitOptions } from './init.js';
@@ -113,9 +113,14 @@ export interface AttentionConfig extends InitOptions {
   fused?: boolean;
 }
 
+/**
+ * Keys and values of the tokens seen so far. Grown by concatenation: (B, Hkv, Tpast, D). Or
+ * pre-allocated (generation): (B, Hkv, capacity, D) written in place, `length` rows live.
+ */
 export interface KVCache {
-  key: Tensor; // (B, Hkv, Tpast, D)
+  key: Tensor;
   value: Tensor;
+  length?: number;
 }
 
 export interface AttentionInputs {
@@ -172,16 +177,37 @@ export class Attention extends Module {
       q = inp.rope.apply(q, inp.positionIds);
       k = inp.rope.apply(k, inp.positionIds);
     }
-    if (inp.past) {
-      k = concat([inp.past.key, k], 2);
-      v = concat([inp.past.value, v], 2);
-    }
     const dropoutP = this.training ? this.cfg.attentionDropout ?? 0 : 0;
     const isCausal = inp.causal ?? true;
     const fused = (this.cfg.fused ?? true) && !inp.mask && !inp.bias && this.headDim <= MAX_HEAD_DIM;
+    const past = inp.past;
+    let cache: KVCache;
+    let kvLength: number | undefined;
+    if (past && past.length !== undefined) {
+      // pre-allocated: this step's rows are written in place; attention reads the live rows
+      const cap = past.key.shape[2];
+      if (past.length + T > cap) throw new KilnError('shape', 'Attention', `the KV cache holds ${cap} positions; ${past.length} are used and ${T} more do not fit`);
+      writeSlice(past.key, k, 2, past.length);
+      writeSlice(past.value, v, 2, past.length);
+      kvLength = past.length + T;
+      cache = { key: past.key, value: past.value, length: kvLength };
+      if (fused) {
+        k = past.key;
+        v = past.value;
+      } else {
+        k = slice(past.key, 2, 0, kvLength);
+        v = slice(past.value, 2, 0, kvLength);
+      }
+    } else {
+      if (past) {
+        k = concat([past.key, k], 2);
+        v = concat([past.value, v], 2);
+      }
+      cache = { key: k, value: v };
+    }
     let o: Tensor;
     if (fused) {
-      o = flashAttention(q, k, v, { isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, softcap: this.cfg.softcap, keyPadding: inp.keyPadding, docIds: inp.docIds, dropoutP });
+      o = flashAttention(q, k, v, { isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, softcap: this.cfg.softcap, keyPadding: inp.keyPadding, docIds: inp.docIds, dropoutP, kvLength });
     } else {
       if (this.cfg.softcap) throw new KilnError('argument', 'Attention', 'soft-capping needs the fused path (no dense mask or bias)');
       let mask = inp.mask ?? null;
@@ -190,7 +216,7 @@ export class Attention extends Module {
       o = scaledDotProductAttention(q, k, v, { mask, bias: inp.bias, isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, dropoutP });
     }
     const merged = reshape(transpose(o, 1, 2), [B, T, this.numHeads * this.headDim]); // (B, T, H*D)
-    return { output: this.child<Linear>('o_proj').call(merged) as Tensor, cache: { key: k, value: v } };
+    return { output: this.child<Linear>('o_proj').call(merged) as Tensor, cache };
   }
 }
 

@@ -1,5 +1,5 @@
 // The fused attention op (flash-style kernels in src/kernels/attention.ts) with its backward.
-import { record } from '../core/autograd.js';
+import { isGradEnabled, record } from '../core/autograd.js';
 import { KilnError, fmtShape } from '../core/errors.js';
 import { defaultGenerator, fromValues } from '../core/ops/creation.js';
 import { cast, mul, where } from '../core/ops/pointwise.js';
@@ -28,6 +28,8 @@ export interface FlashOptions {
   dropoutP?: number;
   /** the dropout stream's seed (default: drawn from the default generator, so manualSeed reproduces it) */
   seed?: number;
+  /** inference with a pre-allocated KV cache: k and v are (B, Hkv, capacity, D), the first kvLength rows live */
+  kvLength?: number;
 }
 
 /** The dropout multiplier flashAttention applies to pair (b, h, q, kv): the same hash as the kernels. */
@@ -77,7 +79,14 @@ export interface FlexInternals {
 export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions = {}, flex?: FlexInternals): Tensor {
   const be = backendOf('flashAttention', q, k, v);
   const [B, H, Tq, D] = q.shape;
-  const [, Hkv, Tk] = k.shape;
+  const [, Hkv, cap] = k.shape;
+  // a pre-allocated KV cache: k and v hold cap rows per head, the first kvLength of them live
+  const Tk = o.kvLength ?? cap;
+  if (o.kvLength !== undefined) {
+    if (!(Number.isInteger(o.kvLength) && o.kvLength >= 0 && o.kvLength <= cap)) throw new KilnError('shape', 'flashAttention', `kvLength ${o.kvLength} must be within the cache's ${cap} rows`);
+    if (isGradEnabled() && (k.requiresGrad || v.requiresGrad || q.requiresGrad)) throw new KilnError('grad', 'flashAttention', 'a pre-allocated KV cache (kvLength) is for inference: call it under noGrad');
+    if (!k.isContiguous() || !v.isContiguous()) throw new KilnError('shape', 'flashAttention', 'a pre-allocated KV cache must be contiguous (B, Hkv, capacity, D)');
+  }
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4 || k.shape[0] !== B || k.shape[3] !== D || v.shape.some((d, i) => d !== k.shape[i])) {
     throw new KilnError('shape', 'flashAttention', `q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} must be (B, H, Tq, D) and (B, Hkv, Tk, D) alike`);
   }
@@ -97,7 +106,7 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, o: FlashOptions 
   const p: FlashParams = {
     B, H, Hkv, Tq, Tk, D,
     scale: o.scale ?? 1 / Math.sqrt(D), causal: o.isCausal ?? false, segments: seg !== null,
-    window: o.slidingWindow ?? 0, softcap: o.softcap ?? 0,
+    window: o.slidingWindow ?? 0, softcap: o.softcap ?? 0, kvCap: o.kvLength !== undefined ? cap : 0,
     dropout: o.dropoutP ? { p: o.dropoutP, seed: o.seed ?? defaultGenerator.nextU32() } : undefined,
     flex: flex && {
       key: flex.key, scoreMod: flex.scoreMod, maskMod: flex.maskMod, blockMask: bmLen > 0,

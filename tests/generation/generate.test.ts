@@ -150,3 +150,22 @@ describe('batched generation and the OpenAI shapes', () => {
     await expect(k.chatCompletion(lm, { messages: [] })).rejects.toThrow(KilnError);
   });
 });
+
+describeBackends('the KV cache', (ctx) => {
+  it('is allocated once and written in place: live buffers stay flat while decoding', async () => {
+    const { model } = await loadModel(join(dir, 'llama'));
+    const counts: number[] = [];
+    for await (const _ of generateTokens(model, [1, 5, 12], { greedy: true, maxTokens: 12 })) counts.push(ctx.backend.memory().liveBuffers);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    // and gives what the concatenating cache gives
+    const g = golden('llama');
+    const grown = model.call({ inputIds: k.tensor([g.ids.data], { dtype: 'i32' }) }) as { logits: k.Tensor; cache: k.nn.KVCache[] };
+    const pre = model.allocateCache(1, 16);
+    const first = k.noGrad(() => model.call({ inputIds: k.tensor([g.ids.data.slice(0, 4)], { dtype: 'i32' }), past: pre }) as { logits: k.Tensor; cache: k.nn.KVCache[] });
+    const second = k.noGrad(() => model.call({ inputIds: k.tensor([g.ids.data.slice(4)], { dtype: 'i32' }), past: first.cache }) as { logits: k.Tensor });
+    expect(first.cache[0].length).toBe(4);
+    const stitched = await k.concat([first.logits, second.logits], 1).toArray();
+    const full = await grown.logits.toArray();
+    for (let i = 0; i < full.length; i++) expect(Math.abs(stitched[i] - full[i])).toBeLessThan(1e-4);
+  });
+});

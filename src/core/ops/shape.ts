@@ -16,6 +16,19 @@ function copyInto(dst: Tensor, src: Tensor): void {
   if (src.size) b.run(pointwiseCall('identity', dst, [src], 0, 0, b.ctx));
 }
 
+/**
+ * Writes src into dst[..., start : start + n, ...] along `axis`, in place (no autograd): how a
+ * pre-allocated KV cache takes each step's keys and values.
+ */
+export function writeSlice(dst: Tensor, src: Tensor, axis: number, start: number): void {
+  const a = normAxis('writeSlice', axis, dst.ndim);
+  const n = src.shape[a];
+  if (src.ndim !== dst.ndim || src.shape.some((d, i) => i !== a && d !== dst.shape[i]) || start < 0 || start + n > dst.shape[a]) {
+    throw new KilnError('shape', 'writeSlice', `cannot write ${fmtShape(src.shape)} into ${fmtShape(dst.shape)} at ${start} along axis ${a}`);
+  }
+  copyInto(slice(dst, a, start, start + n), src.dtype === dst.dtype ? src : cast(src, dst.dtype));
+}
+
 /** A contiguous tensor with x's data: x itself when already contiguous. */
 export function contiguous(x: Tensor): Tensor {
   if (x.isContiguous()) return x;

@@ -1,0 +1,17 @@
+import * as k from '../../src/index.js';
+const b = await k.createBackend('webgpu'); k.use(b);
+const time = async (label: string, f: () => k.Tensor) => { await f().toArray(); const t0 = performance.now(); for (let i = 0; i < 3; i++) { const t = f(); await t.toArray(); t.dispose(); } console.log(label, ((performance.now() - t0) / 3).toFixed(1), 'ms'); };
+const x = k.randn([1, 1, 640]); const w = k.randn([32000, 640]); const w2 = k.randn([1728, 640]); const w3 = k.randn([640, 1728]);
+await time('lm_head linear 1x640 @ 32000x640^T', () => k.linear(x, w));
+await time('gate linear 1x640 @ 1728x640^T', () => k.linear(x, w2));
+await time('down linear 1x1728 @ 640x1728^T', () => k.linear(k.randn([1, 1, 1728]), w3));
+const q = k.randn([1, 10, 1, 64]); const kk = k.randn([1, 5, 129, 64]); const v = k.randn([1, 5, 129, 64]);
+await time('flash attention q1 kv129', () => k.nn.flashAttention(q, kk, v, { isCausal: true }));
+await time('concat kv 128+1', () => k.concat([k.randn([1, 5, 128, 64]), k.randn([1, 5, 1, 64])], 2));
+const model = new k.models.DecoderLM({ vocabSize: 32000, hiddenSize: 640, numLayers: 12, numHeads: 10, numKVHeads: 5, intermediateSize: 1728, maxPositionEmbeddings: 1024 }, { generator: new k.Generator(1) }).eval();
+const pre = k.noGrad(() => model.call({ inputIds: k.tensor([Array.from({ length: 128 }, (_, i) => i)], { dtype: 'i32' }) }) as any);
+await pre.logits.toArray();
+let t0 = performance.now();
+const step = k.noGrad(() => model.call({ inputIds: k.tensor([[5]], { dtype: 'i32' }), past: pre.cache }) as any);
+console.log('record step', (performance.now() - t0).toFixed(1), 'ms');
+t0 = performance.now(); await k.slice(step.logits, 1, 0, 1).toArray(); console.log('run+read step', (performance.now() - t0).toFixed(1), 'ms');

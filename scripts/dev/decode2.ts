@@ -1,0 +1,11 @@
+import * as k from '../../src/index.js';
+const b = await k.createBackend('webgpu'); k.use(b);
+const time = async (label: string, f: () => k.Tensor) => { await f().toArray(); const t0 = performance.now(); for (let i = 0; i < 3; i++) { const t = f(); await t.toArray(); t.dispose(); } console.log(label, ((performance.now() - t0) / 3).toFixed(1), 'ms'); };
+const x = k.randn([1, 1, 640]); const w = k.randn([32000, 640]);
+const wT = k.contiguous(k.transpose(w, 0, 1));
+await time('x @ W^T (W as stored)', () => k.linear(x, w));
+await time('x @ Wt (pre-transposed, contiguous)', () => k.matmul(x, wT));
+const wasm = await k.createBackend('wasm'); k.use(wasm);
+const xw = k.randn([1, 1, 640]); const ww = k.randn([32000, 640]); const wwT = k.contiguous(k.transpose(ww, 0, 1));
+await time('wasm x @ W^T', () => k.linear(xw, ww));
+await time('wasm x @ Wt', () => k.matmul(xw, wwT));
