@@ -3,7 +3,9 @@
 // text as it is decoded (never half a character), with the token's log-probability.
 import { KilnError } from '../core/errors.js';
 import { noGrad } from '../core/autograd.js';
-import { slice } from '../core/ops/shape.js';
+import { reshape, slice, stack } from '../core/ops/shape.js';
+import { argmax, logsumexp, max } from '../core/ops/reduce.js';
+import { cast } from '../core/ops/pointwise.js';
 import { tensor } from '../core/ops/creation.js';
 import { tidy, type Tensor } from '../core/tensor.js';
 import type { KVCache } from '../nn/attention.js';
@@ -73,14 +75,32 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
       }),
     ).row;
 
+  // Greedy with nothing that reads the history: the argmax and its log-probability are taken on
+  // the device, and only those come back (3 numbers instead of a vocab-sized row).
+  const onDevice = (opts.greedy || opts.temperature === 0) && !opts.repetitionPenalty && !opts.frequencyPenalty && !opts.presencePenalty && !(opts.logitBias && Object.keys(opts.logitBias).length);
+  const pick = async (r: Tensor): Promise<{ token: number; logprob: number }> => {
+    if (onDevice) {
+      const three = noGrad(() =>
+        tidy(() => {
+          const v = reshape(r, [-1]); // (V)
+          return stack([cast(argmax(v, -1), 'f32'), max(v, -1), logsumexp(v, -1)]);
+        }),
+      );
+      const [t, m, l] = await three.toArray();
+      three.dispose();
+      return { token: t, logprob: m - l };
+    }
+    const logits = await r.toArray();
+    const scores = processLogits(logits, opts, [...ids, ...generated], generated);
+    const token = pickToken(scores, opts, rng);
+    return { token, logprob: logSoftmax(logits)[token] };
+  };
+
   let row = step(ids);
   try {
     for (let n = 0; n < maxTokens; n++) {
-      const logits = await row.toArray();
+      const { token, logprob } = await pick(row);
       row.dispose();
-      const scores = processLogits(logits, opts, [...ids, ...generated], generated);
-      const token = pickToken(scores, opts, rng);
-      const logprob = logSoftmax(logits)[token];
       generated.push(token);
       yield { token, logprob };
       if (stopIds.has(token)) return 'stop';
