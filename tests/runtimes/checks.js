@@ -51,6 +51,17 @@ export async function runChecks(kiln, opts = {}) {
   }
   rows.push({ name: 'shader-f16 path', got: backend.ctx.f16 ? 1 : 0, want: opts.expectF16 ? 1 : 0 });
   rows.push(...tokenizerChecks(kiln));
+  if (opts.loadCheckpoint) {
+    // a conformance checkpoint (tests/golden/checkpoints/llama) loaded the runtime's way: files
+    // read as bytes (Node, Deno) or a URL with Cache Storage (browser); logits against PyTorch
+    for (const b of [backend, wasm]) {
+      kiln.use(b);
+      const { lm, golden } = await opts.loadCheckpoint(kiln);
+      const out = kiln.noGrad(() => lm.model.call({ inputIds: kiln.tensor(golden.ids.data, { shape: golden.ids.shape, dtype: 'i32' }) }));
+      const m = golden.logits.data.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      rows.push({ name: `checkpoint logits [${b.name}]`, got: Array.from(await out.logits.toArray()), want: golden.logits.data, atol: 1e-3 * m });
+    }
+  }
   return rows;
 }
 

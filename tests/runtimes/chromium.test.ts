@@ -9,7 +9,10 @@ const PAGE = `<!doctype html><script type="module">
 import * as kiln from '/dist/kiln.js';
 import { runChecks } from '/tests/runtimes/checks.js';
 try {
-  const rows = await runChecks(kiln, { expectF16: false });
+  const base = location.origin + '/tests/golden/checkpoints/llama';
+  const loadCheckpoint = async (k) => ({ lm: await k.loadModel(base), golden: await (await fetch(base + '/golden.json')).json() });
+  const rows = await runChecks(kiln, { expectF16: false, loadCheckpoint });
+  window.__cached = (await (await caches.open('kiln-models')).keys()).length;
   window.__result = JSON.stringify(rows, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
 } catch (e) { window.__result = 'ERROR ' + (e && e.stack || e); }
 </script>`;
@@ -40,6 +43,8 @@ describe('Chromium runtime', () => {
     const rows = parseRows(result);
     assertRows(rows, EXPECTED_ROWS);
     expect(JSON.stringify(rows[0].info)).toMatch(/swiftshader/i);
+    // the checkpoint came over HTTP into Cache Storage (config, index, two shards)
+    expect(await page.evaluate(() => (window as unknown as { __cached: number }).__cached)).toBe(4);
     await page.close();
   });
 });

@@ -16,4 +16,4 @@ export function assertRows(rows: Row[], expectedNames: string[]): void {
   }
 }
 
-export const EXPECTED_ROWS = ['adapter', 'wasm simd', ...['webgpu', 'wasm'].flatMap((b) => ['matmul', 'softmax', 'grad', 'f16 storage', 'f16 compute'].map((n) => `${n} [${b}]`)), 'shader-f16 path', 'tokenizer ids', 'tokenizer decode', 'chat template', 'packing'];
+export const EXPECTED_ROWS = ['adapter', 'wasm simd', ...['webgpu', 'wasm'].flatMap((b) => ['matmul', 'softmax', 'grad', 'f16 storage', 'f16 compute'].map((n) => `${n} [${b}]`)), 'shader-f16 path', 'tokenizer ids', 'tokenizer decode', 'chat template', 'packing', 'checkpoint logits [webgpu]', 'checkpoint logits [wasm]'];
