@@ -117,5 +117,12 @@ export const NM_HAS_B = 6;
 export const NM_OFF_X = 7;
 export const NM_WORDS = 8;
 
+// quantized matmul (Q8_0): y (M, N) = x (M, K) @ dequant(W)^T, W as int8 quads (N, K/4) and f32 block scales (N, K/32)
+export const QM_M = 0;
+export const QM_N = 1;
+export const QM_K = 2;
+export const QM_OFF_X = 3;
+export const QM_WORDS = 4;
+
 // error codes kernels report (WASM: return value; WebGPU: the status buffer)
 export const ERR_INDEX = 1;

@@ -13,6 +13,8 @@ import { GGUFFile, type GGUFValue } from './loaders/gguf.js';
 import { LLAMA3_SPLIT } from '../tokenizers/components.js';
 import { blobSource, bytesSource, fileSource, SafetensorsFile, urlSource, type ByteSource, type DownloadOptions, type TensorInfo } from './loaders/safetensors.js';
 import { DecoderLM } from './transformer.js';
+import { Linear } from '../nn/layers.js';
+import { q8FromGGUF, q8Weight, quantizeQ8 } from '../nn/quant.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -32,6 +34,21 @@ export interface LoadOptions extends DownloadOptions {
   backend?: Backend;
   /** the weights' storage on the device: f32 (default), or f16/bf16 to halve memory (compute stays f32) */
   dtype?: 'f32' | 'f16' | 'bf16';
+  /**
+   * 'q8_0': the decoder layers' projection weights stay quantized on the device (about 9 bits a
+   * weight) and are dequantized inside the matmul; inference only. GGUF Q8_0 tensors are taken as
+   * they are; other weights are quantized from their float values.
+   */
+  quantize?: 'q8_0';
+}
+
+/** The projections of the decoder layers: the weights `quantize` keeps quantized. */
+const QUANTIZABLE = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|mlp\.fc[12])\.weight$/;
+
+function linearAt(model: DecoderLM, name: string): Linear {
+  const m = new Map(model.namedModules()).get(name.replace(/\.weight$/, ''));
+  if (!(m instanceof Linear)) throw new KilnError('argument', 'loadModel', `${name} is not a Linear layer's weight`);
+  return m;
 }
 
 interface Folder {
@@ -161,6 +178,10 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
       const values = r.make ? r.make(data, r.sources.map((s) => shapes.get(s)!)) : data[0];
       const n = shape.reduce((a, b) => a * b, 1);
       if (values.length !== n) throw new KilnError('shape', 'loadModel', `${fileOf(r.sources[0])}: '${r.sources.join("', '")}' make ${values.length} values, ${r.target} needs ${n}`);
+      if (opts.quantize && QUANTIZABLE.test(r.target) && shape[1] % 32 === 0) {
+        linearAt(model, r.target).setQuantized(q8Weight(quantizeQ8(values, shape[0], shape[1]), shape[0], shape[1], opts.backend));
+        continue;
+      }
       const t = fromValues(values, shape, { backend: opts.backend, dtype: opts.dtype });
       noGrad(() => tensors.get(r.target)!.assign(t));
       t.dispose();
@@ -280,6 +301,13 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
         throw new KilnError('shape', 'loadGGUF', `${src.name}: tensor '${gn}' is ${JSON.stringify(t.shape)} but the metadata makes ${name} ${JSON.stringify(p.shape)}`);
     }
     for (const [name, p] of params) {
+      const info = g.tensors.get(byKiln.get(name)!)!;
+      if (opts.quantize && QUANTIZABLE.test(name) && p.shape[1] % 32 === 0) {
+        const [N, K] = p.shape;
+        const q = info.type === 'Q8_0' ? q8FromGGUF(await src.read(info.begin, info.end - info.begin), N, K) : quantizeQ8(await g.float32(info.name), N, K);
+        linearAt(model, name).setQuantized(q8Weight(q, N, K, opts.backend));
+        continue;
+      }
       const t = fromValues(await g.float32(byKiln.get(name)!), [...p.shape], { backend: opts.backend, dtype: opts.dtype });
       noGrad(() => p.assign(t));
       t.dispose();

@@ -1,0 +1,49 @@
+// Matmul against Q8_0 weights, dequantized on the fly (see assembly/quant.ts, the twin): one
+// thread per output; each 32-element block's int8 quads are unpacked with sign extension,
+// dotted with x, and scaled once per block.
+import * as L from '../../assembly/layout.js';
+import { grid1d, type Kernel, type KernelCall, type View } from '../backend/backend.js';
+import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
+
+const WG = 64;
+
+function wgsl(): string {
+  return `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> QS: array<i32>;
+@group(0) @binding(2) var<storage, read> SC: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${uniformBlock(4, L.QM_WORDS)}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_INDEX}
+  let t = gi * ${WG}u + lid;
+  let M = u_(${L.QM_M}u); let N = u_(${L.QM_N}u); let K = u_(${L.QM_K}u);
+  if (t >= M * N) { return; }
+  let m = t / N; let n = t % N;
+  let xb = u_(${L.QM_OFF_X}u) + m * K;
+  let qb = n * (K / 4u);
+  let nb = K / 32u;
+  var acc = 0.0;
+  for (var b = 0u; b < nb; b++) {
+    var s = 0.0;
+    for (var w = 0u; w < 8u; w++) {
+      let q = QS[qb + b * 8u + w];
+      let k = xb + b * 32u + w * 4u;
+      s += f32(extractBits(q, 0u, 8u)) * X[k] + f32(extractBits(q, 8u, 8u)) * X[k + 1u]
+         + f32(extractBits(q, 16u, 8u)) * X[k + 2u] + f32(extractBits(q, 24u, 8u)) * X[k + 3u];
+    }
+    acc += s * SC[n * nb + b];
+  }
+  Y[t] = acc;
+}`;
+}
+
+export const qmatmul8Kernel: Kernel = { name: 'qmatmul8', wgsl, wasm: 'qmatmul8' };
+
+/** y (M, N) = x (M, K) @ dequant(W (N, K))^T; x contiguous rows (any offset), qs and scales contiguous. */
+export function qmatmul8Call(x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall {
+  const u = new Uint32Array(L.QM_WORDS);
+  u[L.QM_M] = M; u[L.QM_N] = N; u[L.QM_K] = K; u[L.QM_OFF_X] = x.offset;
+  return { kernel: qmatmul8Kernel, variant: '', inputs: [x, qs, scales], outputs: [y], uniforms: u, grid: grid1d(Math.ceil((M * N) / WG)), op: 'qlinear' };
+}
