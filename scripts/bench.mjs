@@ -48,7 +48,7 @@ if ((runtime === 'all' || runtime === 'node') && (want('tokenizer') || want('pac
 if ((runtime === 'all' || runtime === 'node') && want('generate')) {
   const esbuild = await import('esbuild');
   const out = join(root, '.cache/bench/generate.mjs');
-  await esbuild.build({ entryPoints: [join(root, 'scripts/bench/generate.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning', external: ['webgpu', '@huggingface/jinja'] });
+  await esbuild.build({ entryPoints: [join(root, 'scripts/bench/generate.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning', external: ['webgpu', '@huggingface/jinja', 'onnxruntime-web'] });
   const { generateBench } = await import(out);
   for await (const row of generateBench(backendsArg)) emit(row);
 }
