@@ -69,7 +69,7 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
   const step = (input: number[]): Tensor =>
     noGrad(() =>
       tidy(() => {
-        const out = model.call({ inputIds: tensor(input, { shape: [1, input.length], dtype: 'i32', backend }), past: cache }) as { logits: Tensor; cache: KVCache[] };
+        const out = model.call({ inputIds: tensor(input, { shape: [1, input.length], dtype: 'i32', backend }), past: cache, logitsToKeep: 1 }) as { logits: Tensor; cache: KVCache[] };
         cache = out.cache;
         return { row: lastRow(out.logits) }; // the row outlives this step
       }),
@@ -190,9 +190,10 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
           positionIds: tensor(positions.flat(), { shape: [B, L], dtype: 'i32', backend }),
           attentionMask: tensor(mask.flat(), { shape: [B, mask[0].length], dtype: 'i32', backend }),
           past: cache,
+          logitsToKeep: 1,
         }) as { logits: Tensor; cache: KVCache[] };
         cache = o.cache;
-        return { row: slice(o.logits, 1, L - 1, L) }; // (B, 1, V)
+        return { row: lastRow(o.logits) }; // (B, 1, V)
       }),
     ).row;
   let row = step(

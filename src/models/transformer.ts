@@ -5,6 +5,7 @@ import { KilnError, fmtShape } from '../core/errors.js';
 import { arange, zeros } from '../core/ops/creation.js';
 import { add, mul } from '../core/ops/pointwise.js';
 import { linear } from '../core/ops/matmul.js';
+import { slice } from '../core/ops/shape.js';
 import type { Tensor } from '../core/tensor.js';
 import { Attention, type KVCache } from '../nn/attention.js';
 import { normal, scaledNormal, zerosInit, type InitOptions } from '../nn/init.js';
@@ -104,6 +105,8 @@ export interface DecoderInputs {
   mask?: Tensor | null;
   /** the caches returned by the previous call, for incremental decoding */
   past?: KVCache[] | null;
+  /** only the last N positions' logits (generation needs 1): skips the output projection elsewhere */
+  logitsToKeep?: number;
 }
 
 /** Decoder-only language model. Shapes: input ids (B, T) -> logits (B, T, vocab). */
@@ -178,6 +181,7 @@ export class DecoderLM extends Module {
       h = layer.call(h, { positionIds, rope: this.rope, keyPadding: inp.attentionMask ?? null, docIds: inp.docIds ?? null, mask: inp.mask ?? null, bias, past: inp.past?.[i] ?? null }) as Tensor;
       cache.push(layer.cache!);
     });
+    if (inp.logitsToKeep !== undefined && inp.logitsToKeep < T) h = slice(h, 1, T - inp.logitsToKeep, T); // (B, keep, hidden)
     h = model.child('norm').call(h) as Tensor;
     const aux = this.layers.items.map((l) => l.auxLoss).filter((a): a is Tensor => a !== null);
     return { logits: linear(h, this.outputWeight), cache, auxLoss: aux.length ? aux.reduce((a, b) => add(a, b)) : null };
