@@ -103,11 +103,34 @@ function gemvRows(a: usize, B: usize, sBk: i32, c: usize, K: i32, N: i32): void 
   }
 }
 
-// c (N) = a (K) @ B (K, N) with B's columns contiguous (x @ W^T): dot products, four columns at once.
+// c (N) = a (K) @ B (K, N) with B's columns contiguous (x @ W^T): dot products, eight columns
+// at once (eight weight rows streaming together keep the memory system busy; decode is bound by
+// reading the weights), then four.
 function gemvCols(a: usize, B: usize, sBn: i32, c: usize, K: i32, N: i32): void {
   const cs = <usize>sBn << 2;
   let j = 0;
   if (ASC_FEATURE_SIMD) {
+    for (; j + 8 <= N && (K & 3) == 0; j += 8) {
+      const p0 = B + <usize>j * cs;
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      let c4 = f32x4.splat(0), c5 = f32x4.splat(0), c6 = f32x4.splat(0), c7 = f32x4.splat(0);
+      for (let k = 0; k < K; k += 4) {
+        const o = <usize>k << 2;
+        const av = v128.load(a + o);
+        const q = p0 + o;
+        c0 = f32x4.add(c0, f32x4.mul(av, v128.load(q)));
+        c1 = f32x4.add(c1, f32x4.mul(av, v128.load(q + cs)));
+        c2 = f32x4.add(c2, f32x4.mul(av, v128.load(q + 2 * cs)));
+        c3 = f32x4.add(c3, f32x4.mul(av, v128.load(q + 3 * cs)));
+        c4 = f32x4.add(c4, f32x4.mul(av, v128.load(q + 4 * cs)));
+        c5 = f32x4.add(c5, f32x4.mul(av, v128.load(q + 5 * cs)));
+        c6 = f32x4.add(c6, f32x4.mul(av, v128.load(q + 6 * cs)));
+        c7 = f32x4.add(c7, f32x4.mul(av, v128.load(q + 7 * cs)));
+      }
+      const o = c + (<usize>j << 2);
+      store<f32>(o, hsum(c0)); store<f32>(o, hsum(c1), 4); store<f32>(o, hsum(c2), 8); store<f32>(o, hsum(c3), 12);
+      store<f32>(o, hsum(c4), 16); store<f32>(o, hsum(c5), 20); store<f32>(o, hsum(c6), 24); store<f32>(o, hsum(c7), 28);
+    }
     for (; j + 4 <= N; j += 4) {
       const p0 = B + <usize>j * cs, p1 = p0 + cs, p2 = p1 + cs, p3 = p2 + cs;
       let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);

@@ -12,6 +12,8 @@ const root = new URL('../..', import.meta.url).pathname;
 
 async function measure(model: k.models.DecoderLM, backend: k.Backend, prompt: number, decode: number) {
   const ids = Array.from({ length: prompt }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
+  // warm up (JIT, kernel compiles, memory growth), as the peer is warmed up
+  for await (const _ of generateTokens(model, ids, { greedy: true, maxTokens: 2 }));
   backend.resetPeak();
   const base = backend.memory().liveBytes;
   const t0 = performance.now();
@@ -63,6 +65,7 @@ async function onnxruntimeWasm(prompt: number, decode: number): Promise<{ prefil
     return b;
   };
   const ids = Array.from({ length: prompt }, (_, i) => (i * 7 + 3) % V);
+  await session.run(feeds(ids, ids.map((_, i) => i), null)); // warm up
   const t0 = performance.now();
   let out = await session.run(feeds(ids, ids.map((_, i) => i), null));
   const t1 = performance.now();
