@@ -359,12 +359,14 @@ def byte_level_bpe(text, n_merges):
     return tokens, merges
 
 
-if True:
+def gguf_model(arch, fname):
     text = open("/usr/share/common-licenses/GPL-3").read()[:20000]
     tokens, merges = byte_level_bpe(text, 44)
     tokens.append("<|end|>")
     V = len(tokens)
     cfg = {"vocabSize": V, "hiddenSize": 256, "numLayers": 1, "numHeads": 4, "numKVHeads": 2, "intermediateSize": 512, "maxPositionEmbeddings": 64, "normEps": 1e-5}
+    if arch == "qwen2":
+        cfg.update({"qkvBias": True, "ropeTheta": 1e6})
     W = params(cfg)
     for n, w in W.items():  # projections at std 1/sqrt(fan-in), as a trained model's are about
         if w.dim() == 2 and "embed" not in n:
@@ -375,6 +377,7 @@ if True:
     for s, g in (("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
                  ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")):
         names[f"model.layers.0.{s}.weight"] = f"blk.0.{g}.weight"
+        names[f"model.layers.0.{s}.bias"] = f"blk.0.{g}.bias"
     H, Hkv, D = 4, 2, 64
 
     def permute(w, n_head):  # llama.cpp's convert reorders Q/K rows for ggml's pairwise RoPE
@@ -387,11 +390,11 @@ if True:
     assert (unpermute(permute(x, 2), 2) == x).all()
     deqW, tens = {}, {}
     for name, w in W.items():
-        kind = next((v for k, v in kinds.items() if k in name), "F32")
+        kind = next((v for k, v in kinds.items() if k in name), "F32") if name.endswith("weight") else "F32"
         a = w.numpy().astype(np.float32)
-        if name.endswith("q_proj.weight"):
+        if arch == "llama" and name.endswith("q_proj.weight"):
             a = permute(a, H)
-        if name.endswith("k_proj.weight"):
+        if arch == "llama" and name.endswith("k_proj.weight"):
             a = permute(a, Hkv)
         if kind == "F32":
             raw, deq = a.tobytes(), a
@@ -404,26 +407,31 @@ if True:
             raw, deq = {"Q8_0": q8_0, "Q4_0": q4_0, "Q4_K": q4_k, "Q6_K": q6_k}[kind](a)
         tens[names[name]] = (kind, list(a.shape), raw)
         d = torch.from_numpy(np.ascontiguousarray(deq))
-        if name.endswith("q_proj.weight"):  # undo the reorder for the (rotate-half) reference
+        if arch == "llama" and name.endswith("q_proj.weight"):  # undo the reorder for the (rotate-half) reference
             d = torch.from_numpy(np.ascontiguousarray(unpermute(d.numpy(), H)))
-        if name.endswith("k_proj.weight"):
+        if arch == "llama" and name.endswith("k_proj.weight"):
             d = torch.from_numpy(np.ascontiguousarray(unpermute(d.numpy(), Hkv)))
         deqW[name] = d
-    meta = {"general.architecture": "llama", "general.name": "kiln tiny", "general.alignment": 32, "llama.context_length": 64, "llama.embedding_length": 256,
-            "llama.block_count": 1, "llama.feed_forward_length": 512, "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2,
-            "llama.rope.freq_base": 10000.0, "llama.attention.layer_norm_rms_epsilon": 1e-5, "llama.vocab_size": V,
+    a_ = arch
+    meta = {"general.architecture": arch, "general.name": "kiln tiny", "general.alignment": 32, f"{a_}.context_length": 64, f"{a_}.embedding_length": 256,
+            f"{a_}.block_count": 1, f"{a_}.feed_forward_length": 512, f"{a_}.attention.head_count": 4, f"{a_}.attention.head_count_kv": 2,
+            f"{a_}.rope.freq_base": cfg.get("ropeTheta", 10000.0), f"{a_}.attention.layer_norm_rms_epsilon": 1e-5, f"{a_}.vocab_size": V,
             "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt-2", "tokenizer.ggml.tokens": ("str", tokens),
             "tokenizer.ggml.token_type": ("i32", [1] * (V - 1) + [3]), "tokenizer.ggml.merges": ("str", merges),
             "tokenizer.ggml.bos_token_id": V - 1, "tokenizer.ggml.eos_token_id": V - 1,
             "tokenizer.chat_template": "{% for m in messages %}<{{ m.role }}>{{ m.content }}<|end|>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"}
     out_dir = os.path.join(HERE, "checkpoints", "gguf")
     os.makedirs(out_dir, exist_ok=True)
-    write_gguf(os.path.join(out_dir, "tiny-llama.gguf"), meta, tens)
+    write_gguf(os.path.join(out_dir, fname), meta, tens)
     ids = torch.tensor([[5, 77, 200, 31, 290, 3, 101]], dtype=torch.int32)
     with torch.no_grad():
         logits_deq = decoder_forward(cfg, deqW, ids)
         logits_f32 = decoder_forward(cfg, W, ids)
-    with open(os.path.join(out_dir, "golden.json"), "w") as f:
+    with open(os.path.join(out_dir, "golden.json" if arch == "llama" else f"golden-{arch}.json"), "w") as f:
         json.dump({"generator": "tests/golden/checkpoints.py", "ids": enc(ids), "logits": enc(logits_deq), "floatLogits": enc(logits_f32),
                    "tokens": tokens, "merges": merges, "types": {k: v[0] for k, v in tens.items()}}, f, separators=(",", ":"))
-    print(f"gguf: {len(tens)} tensors, {os.path.getsize(os.path.join(out_dir, 'tiny-llama.gguf')) // 1024} KiB")
+    print(f"gguf {arch}: {len(tens)} tensors, {os.path.getsize(os.path.join(out_dir, fname)) // 1024} KiB")
+
+
+gguf_model("llama", "tiny-llama.gguf")
+gguf_model("qwen2", "tiny-qwen2.gguf")

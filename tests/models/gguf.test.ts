@@ -27,6 +27,14 @@ describeBackends('GGUF', ({ name }) => {
     assertClose(got, g.floatLogits.data, { atol: 0.2 * maxAbs(g.floatLogits.data), rtol: 0 }, 'logits vs float reference');
     expect(tokenizer).not.toBeNull();
   });
+
+  it('qwen2: qkv biases, rotate-half RoPE (no reordered rows), theta 1e6', async () => {
+    const q = JSON.parse(readFileSync(join(dir, 'golden-qwen2.json'), 'utf8'));
+    const { model, modelType } = await loadModel(join(dir, 'tiny-qwen2.gguf'));
+    expect(modelType).toBe('qwen2');
+    const { logits } = model.call({ inputIds: k.tensor(q.ids.data, { shape: q.ids.shape, dtype: 'i32' }) }) as { logits: Tensor };
+    assertClose(await logits.toArray(), q.logits.data, { atol: (name === 'wasm' ? 1e-4 : 1e-3) * maxAbs(q.logits.data), rtol: 0 }, 'qwen2 logits vs dequantized reference');
+  });
 });
 
 describe('GGUF metadata', () => {
