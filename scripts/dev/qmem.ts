@@ -5,7 +5,7 @@ const b = await k.createBackend('wasm'); k.use(b);
 const path = 'tests/golden/checkpoints/gguf/tiny-llama.gguf';
 const g = JSON.parse(readFileSync('tests/golden/checkpoints/gguf/golden.json', 'utf8'));
 let at = b.memory().liveBytes; const f = await loadModel(path); const fb = b.memory().liveBytes - at;
-at = b.memory().liveBytes; const q = await loadModel(path, { quantize: 'q8_0' }); const qb = b.memory().liveBytes - at;
+at = b.memory().liveBytes; const q = await loadModel(path, { quantize: (process.argv[2] as any) ?? 'q8_0' }); const qb = b.memory().liveBytes - at;
 const run = async (m: any) => Array.from(await (k.noGrad(() => m.model.call({ inputIds: k.tensor(g.ids.data, { shape: g.ids.shape, dtype: 'i32' }) })) as any).logits.toArray()) as number[];
 const lf = await run(f), lq = await run(q);
 const mx = Math.max(...g.logits.data.map(Math.abs));

@@ -41,6 +41,51 @@ fn main(${MAIN_ARGS}) {
 
 export const qmatmul8Kernel: Kernel = { name: 'qmatmul8', wgsl, wasm: 'qmatmul8' };
 
+// Q4_0 (llama.cpp's layout): per block 4 words of nibbles, byte j holding elements j and j + 16.
+function wgsl4(): string {
+  return `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> QS: array<u32>;
+@group(0) @binding(2) var<storage, read> SC: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${uniformBlock(4, L.QM_WORDS)}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_INDEX}
+  let t = gi * ${WG}u + lid;
+  let M = u_(${L.QM_M}u); let N = u_(${L.QM_N}u); let K = u_(${L.QM_K}u);
+  if (t >= M * N) { return; }
+  let m = t / N; let n = t % N;
+  let xb = u_(${L.QM_OFF_X}u) + m * K;
+  let qb = n * (K / 8u);
+  let nb = K / 32u;
+  var acc = 0.0;
+  for (var b = 0u; b < nb; b++) {
+    var s = 0.0;
+    let k = xb + b * 32u;
+    for (var w = 0u; w < 4u; w++) {
+      let q = QS[qb + b * 4u + w];
+      for (var i = 0u; i < 4u; i++) {
+        let v = (q >> (i * 8u)) & 255u;
+        let j = w * 4u + i;
+        s += (f32(v & 15u) - 8.0) * X[k + j] + (f32(v >> 4u) - 8.0) * X[k + j + 16u];
+      }
+    }
+    acc += s * SC[n * nb + b];
+  }
+  Y[t] = acc;
+}`;
+}
+
+export const qmatmul4Kernel: Kernel = { name: 'qmatmul4', wgsl: wgsl4, wasm: 'qmatmul4' };
+
+/** y (M, N) = x (M, K) @ dequant(W (N, K))^T for Q4_0 weights (qs: K/8 words per row). */
+export function qmatmul4Call(x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall {
+  const u = new Uint32Array(L.QM_WORDS);
+  u[L.QM_M] = M; u[L.QM_N] = N; u[L.QM_K] = K; u[L.QM_OFF_X] = x.offset;
+  return { kernel: qmatmul4Kernel, variant: '', inputs: [x, qs, scales], outputs: [y], uniforms: u, grid: grid1d(Math.ceil((M * N) / WG)), op: 'qlinear' };
+}
+
 /** y (M, N) = x (M, K) @ dequant(W (N, K))^T; x contiguous rows (any offset), qs and scales contiguous. */
 export function qmatmul8Call(x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall {
   const u = new Uint32Array(L.QM_WORDS);

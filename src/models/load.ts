@@ -14,7 +14,7 @@ import { LLAMA3_SPLIT } from '../tokenizers/components.js';
 import { blobSource, bytesSource, fileSource, SafetensorsFile, urlSource, type ByteSource, type DownloadOptions, type TensorInfo } from './loaders/safetensors.js';
 import { DecoderLM } from './transformer.js';
 import { Linear } from '../nn/layers.js';
-import { q8FromGGUF, q8Weight, quantizeQ8 } from '../nn/quant.js';
+import { q4FromGGUF, q8FromGGUF, q8Weight, quantizeQ4, quantizeQ8 } from '../nn/quant.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -35,11 +35,11 @@ export interface LoadOptions extends DownloadOptions {
   /** the weights' storage on the device: f32 (default), or f16/bf16 to halve memory (compute stays f32) */
   dtype?: 'f32' | 'f16' | 'bf16';
   /**
-   * 'q8_0': the decoder layers' projection weights stay quantized on the device (about 9 bits a
-   * weight) and are dequantized inside the matmul; inference only. GGUF Q8_0 tensors are taken as
-   * they are; other weights are quantized from their float values.
+   * 'q8_0' / 'q4_0': the decoder layers' projection weights stay quantized on the device (about 9
+   * / 5 bits a weight) and are dequantized inside the matmul; inference only. GGUF tensors already
+   * in that type are taken as they are; other weights are quantized from their float values.
    */
-  quantize?: 'q8_0';
+  quantize?: 'q8_0' | 'q4_0';
 }
 
 /** The projections of the decoder layers: the weights `quantize` keeps quantized. */
@@ -179,7 +179,8 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
       const n = shape.reduce((a, b) => a * b, 1);
       if (values.length !== n) throw new KilnError('shape', 'loadModel', `${fileOf(r.sources[0])}: '${r.sources.join("', '")}' make ${values.length} values, ${r.target} needs ${n}`);
       if (opts.quantize && QUANTIZABLE.test(r.target) && shape[1] % 32 === 0) {
-        linearAt(model, r.target).setQuantized(q8Weight(quantizeQ8(values, shape[0], shape[1]), shape[0], shape[1], opts.backend));
+        const q = opts.quantize === 'q4_0' ? quantizeQ4(values, shape[0], shape[1]) : quantizeQ8(values, shape[0], shape[1]);
+        linearAt(model, r.target).setQuantized(q8Weight(q, shape[0], shape[1], opts.backend, opts.quantize));
         continue;
       }
       const t = fromValues(values, shape, { backend: opts.backend, dtype: opts.dtype });
@@ -352,8 +353,10 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
       const info = g.tensors.get(byKiln.get(name)!)!;
       if (opts.quantize && QUANTIZABLE.test(name) && p.shape[1] % 32 === 0) {
         const [N, K] = p.shape;
-        const q = info.type === 'Q8_0' ? q8FromGGUF(await src.read(info.begin, info.end - info.begin), N, K) : quantizeQ8(await g.float32(info.name), N, K);
-        linearAt(model, name).setQuantized(q8Weight(q, N, K, opts.backend));
+        const q4 = opts.quantize === 'q4_0';
+        const raw = info.type === (q4 ? 'Q4_0' : 'Q8_0') ? await src.read(info.begin, info.end - info.begin) : null;
+        const q = raw ? (q4 ? q4FromGGUF(raw, N, K) : q8FromGGUF(raw, N, K)) : q4 ? quantizeQ4(await g.float32(info.name), N, K) : quantizeQ8(await g.float32(info.name), N, K);
+        linearAt(model, name).setQuantized(q8Weight(q, N, K, opts.backend, opts.quantize));
         continue;
       }
       const t = fromValues(await g.float32(byKiln.get(name)!), [...p.shape], { backend: opts.backend, dtype: opts.dtype });

@@ -8,7 +8,7 @@ import * as k from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { KilnError } from '../../src/core/errors.js';
 import { loadModel } from '../../src/models/load.js';
-import { qlinear, q8Weight, quantizeQ8 } from '../../src/nn/quant.js';
+import { qlinear, q8Weight, quantizeQ4, quantizeQ8 } from '../../src/nn/quant.js';
 import { assertClose } from '../helpers/assert-close.js';
 import { describeBackends } from '../helpers/backends.js';
 
@@ -35,6 +35,34 @@ describeBackends('Q8_0', (ctx) => {
     }
     expect(() => qlinear(k.tensor([[1, 2]], { requiresGrad: true }), q8Weight(quantizeQ8(new Float32Array(64), 2, 32), 2, 32))).toThrow(KilnError);
     void ctx;
+  });
+
+  it('Q4_0: the fused matmul equals x @ dequant(W)^T (llama.cpp nibble layout)', async () => {
+    const N = 40;
+    const K = 64;
+    const w = Float32Array.from({ length: N * K }, (_, i) => Math.sin(i * 0.53) * (1 + (i % 5)));
+    const q = quantizeQ4(w, N, K);
+    const bytes = new Uint8Array(q.qs.buffer);
+    const deq = Float32Array.from({ length: N * K }, (_, i) => {
+      const b = Math.floor(i / 32);
+      const j = i % 32;
+      const v = bytes[b * 16 + (j % 16)];
+      return ((j < 16 ? v & 15 : v >> 4) - 8) * q.scales[b];
+    });
+    // 4 bits: within a step of each block's scale
+    expect(Math.max(...deq.map((v, i) => Math.abs(v - w[i]) / (Math.abs(q.scales[Math.floor(i / 32)]) + 1e-12)))).toBeLessThanOrEqual(1.0001);
+    const qw = q8Weight(q, N, K, undefined, 'q4_0');
+    for (const M of [1, 3]) {
+      const x = k.tensor(Array.from({ length: M * K }, (_, i) => Math.cos(i * 0.21)), { shape: [M, K] });
+      const got = await k.noGrad(() => qlinear(x, qw)).toArray();
+      const want = await k.linear(x, k.tensor(deq, { shape: [N, K] })).toArray();
+      assertClose(got, want, { atol: 1e-4, rtol: 1e-5 }, `q4 M=${M}`);
+    }
+    // the GGUF model with 4-bit projections: GGUF Q4_0 taken as is, the rest requantized
+    const gg = JSON.parse(readFileSync(join(dir, 'gguf', 'golden.json'), 'utf8'));
+    const { model } = await loadModel(join(dir, 'gguf', 'tiny-llama.gguf'), { quantize: 'q4_0' });
+    const { logits } = k.noGrad(() => model.call({ inputIds: k.tensor(gg.ids.data, { shape: gg.ids.shape, dtype: 'i32' }) }) as { logits: Tensor });
+    assertClose(await logits.toArray(), gg.logits.data, { atol: 0.15 * maxAbs(gg.logits.data), rtol: 0 }, 'gguf q4_0 logits');
   });
 
   it('models loaded with quantize q8_0: the projections take under half the memory, logits within 3% of the largest', async () => {
