@@ -26,7 +26,7 @@ usage:
                                              (DIR/train.safetensors: input_ids, labels, position_ids,
                                              document_ids), printing the packing efficiency
   kiln generate --model DIR --prompt S [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
-                [--seed S] [--chat] [--backend wasm|webgpu]
+                [--seed S] [--chat] [--backend wasm|webgpu] [--quantize q8_0|q4_0] [--dtype f16|bf16]
                                              stream a continuation (greedy unless --temperature),
                                              tokens/s at the end; --chat wraps the prompt in the chat template
   kiln chat --model DIR [--system S] [--max-tokens N] [--temperature T] [--seed S] [--backend wasm|webgpu]
@@ -144,6 +144,8 @@ export async function main(argv: string[]): Promise<number> {
           seed: flag(args, '--seed') === undefined ? undefined : int(flag(args, '--seed'), '--seed', op),
           backend: flag(args, '--backend'),
           chat: args.includes('--chat'),
+          quantize: flag(args, '--quantize'),
+          dtype: flag(args, '--dtype'),
         });
       }
       case 'chat': {
@@ -156,6 +158,8 @@ export async function main(argv: string[]): Promise<number> {
           temperature: t === undefined ? undefined : Number(t),
           seed: flag(args, '--seed') === undefined ? undefined : int(flag(args, '--seed'), '--seed', op),
           backend: flag(args, '--backend'),
+          quantize: flag(args, '--quantize'),
+          dtype: flag(args, '--dtype'),
         });
       }
       case 'perplexity': {

@@ -10,11 +10,19 @@ import type { BackendName } from '../backend/backend.js';
 import { defaultStopIds, generateText } from '../generation/generate.js';
 import { loadModel } from '../models/load.js';
 
-async function open(dir: string, backend: string | undefined, op: string) {
+/** --quantize q8_0|q4_0 and --dtype f16|bf16, as loadModel takes them. */
+export interface WeightFlags {
+  quantize?: string;
+  dtype?: string;
+}
+
+async function open(dir: string, backend: string | undefined, op: string, w: WeightFlags = {}) {
   if (backend !== undefined && backend !== 'wasm' && backend !== 'webgpu') throw new KilnError('argument', op, `--backend must be wasm or webgpu, got ${backend}`);
+  if (w.quantize !== undefined && w.quantize !== 'q8_0' && w.quantize !== 'q4_0') throw new KilnError('argument', op, `--quantize must be q8_0 or q4_0, got ${w.quantize}`);
+  if (w.dtype !== undefined && w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') throw new KilnError('argument', op, `--dtype must be f32, f16 or bf16, got ${w.dtype}`);
   const b = await createBackend((backend ?? 'wasm') as BackendName);
   use(b);
-  return loadModel(dir, { backend: b });
+  return loadModel(dir, { backend: b, quantize: w.quantize as 'q8_0' | undefined, dtype: w.dtype as 'f16' | undefined });
 }
 
 export async function logitsCmd(o: { model: string; tokens: string; backend?: string; json: boolean }): Promise<number> {
@@ -37,9 +45,9 @@ export async function logitsCmd(o: { model: string; tokens: string; backend?: st
   return 0;
 }
 
-export async function generateCmd(o: { model: string; prompt: string; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; backend?: string; chat: boolean }): Promise<number> {
+export async function generateCmd(o: { model: string; prompt: string; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; backend?: string; chat: boolean } & WeightFlags): Promise<number> {
   const op = 'kiln generate';
-  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op);
+  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op, o);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
   const prompt = o.chat ? tokenizer.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : o.prompt;
   const t0 = performance.now();
@@ -102,9 +110,9 @@ export async function perplexityCmd(o: { model: string; file: string; context?: 
 }
 
 /** An interactive chat through the chat template: one line in, the streamed reply out. */
-export async function chatCmd(o: { model: string; system?: string; maxTokens: number; temperature?: number; seed?: number; backend?: string }): Promise<number> {
+export async function chatCmd(o: { model: string; system?: string; maxTokens: number; temperature?: number; seed?: number; backend?: string } & WeightFlags): Promise<number> {
   const op = 'kiln chat';
-  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op);
+  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op, o);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
   const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });

@@ -75,3 +75,19 @@ describe('kiln chat', () => {
     expect(want.length).toBe(3);
   });
 });
+
+describe('kiln generate with quantized weights', () => {
+  it('--quantize q8_0 streams what the library generates with the same options', async () => {
+    const { loadModel } = await import('../../src/models/load.js');
+    const { generateText } = await import('../../src/generation/generate.js');
+    const file = join(root, 'tests/golden/checkpoints/gguf/tiny-llama.gguf');
+    const r = kiln('generate', '--model', file, '--prompt', 'This License applies', '--max-tokens', '8', '--quantize', 'q8_0');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/8 tokens in/);
+    const lm = await loadModel(file, { quantize: 'q8_0' });
+    let text = '';
+    for await (const c of generateText(lm.model, lm.tokenizer!, 'This License applies', { maxTokens: 8, temperature: 0 })) text += c.text;
+    expect(r.out).toBe(text + '\n');
+    expect(kiln('generate', '--model', file, '--prompt', 'x', '--quantize', 'q3').err).toMatch(/--quantize must be q8_0 or q4_0/);
+  });
+});
