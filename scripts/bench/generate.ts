@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as k from '../../src/index.js';
 import { generateTokens } from '../../src/generation/generate.js';
 import { loadModel } from '../../src/models/load.js';
-import { q8Weight, quantizeQ8 } from '../../src/nn/quant.js';
+import { q8Weight, quantizeQ4, quantizeQ8 } from '../../src/nn/quant.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -97,14 +97,16 @@ export async function* generateBench(backends: string[]): AsyncGenerator<Record<
     yield peer
       ? { ...row, peer: 'onnxruntime-web 1.30 wasm (1 thread)', peerPrefillTokS: peer.prefillTokS, peerDecodeTokS: peer.decodeTokS, ratioPrefill: +(ours.prefillTokS / peer.prefillTokS).toFixed(2), ratioDecode: ours.decodeTokS ? +(ours.decodeTokS / peer.decodeTokS).toFixed(2) : null }
       : row;
-    // the same model with its projections kept as Q8_0 (dequantized inside the matmul)
-    for (const [n, m] of model.namedModules()) {
-      if (!(m instanceof k.nn.Linear) || !/layers\.\d+\./.test(n)) continue;
-      const w = m.weight;
-      const [N, K] = w.shape;
-      m.setQuantized(q8Weight(quantizeQ8((await w.toArray()) as Float32Array, N, K), N, K, backend));
+    // the same model with its projections kept quantized (dequantized inside the matmul)
+    const host: [k.nn.Linear, Float32Array][] = [];
+    for (const [n, m] of model.namedModules()) if (m instanceof k.nn.Linear && /layers\.\d+\./.test(n)) host.push([m, (await m.weight.toArray()) as Float32Array]);
+    for (const type of ['q8_0', 'q4_0'] as const) {
+      for (const [m, w] of host) {
+        const [N, K] = [m.outFeatures, m.inFeatures];
+        m.setQuantized(q8Weight(type === 'q8_0' ? quantizeQ8(w, N, K) : quantizeQ4(w, N, K), N, K, backend, type));
+      }
+      yield { bench: 'generate', backend: name, model: `llama-shaped ~100M (random), projections ${type.toUpperCase()}`, params, prompt: 128, decode: 16, ...(await measure(model, backend, 128, 16)) };
     }
-    yield { bench: 'generate', backend: name, model: 'llama-shaped ~100M (random), projections Q8_0', params, prompt: 128, decode: 16, ...(await measure(model, backend, 128, 16)) };
     for (const [, p] of model.namedParameters()) p.dispose();
   }
 }

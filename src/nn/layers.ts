@@ -35,6 +35,10 @@ export class Linear extends Module {
   setQuantized(w: Q8Weight): void {
     if (w.N !== this.outFeatures || w.K !== this.inFeatures) throw new KilnError('shape', 'Linear.setQuantized', `a (${w.N}, ${w.K}) weight for a (${this.outFeatures}, ${this.inFeatures}) layer`);
     this.getParameter('weight')?.dispose();
+    if (this.q8) {
+      this.q8.qs.dispose();
+      this.q8.scales.dispose();
+    }
     this.registerParameter('weight', null);
     this.registerBuffer('weight_qs', w.qs, false);
     this.registerBuffer('weight_scales', w.scales, false);
