@@ -15,7 +15,7 @@ import { QM_K, QM_M, QM_N, QM_OFF_X } from './layout';
 }
 
 /** Adds block b of weight row n (elements 0..15 in lo, 16..31 in hi, as int8) times scale s to every row's y. */
-function blockRows(lo: v128, hi: v128, s: f32, xb0: usize, y: usize, M: i32, N: i32, K: i32, n: i32, b: i32): void {
+@inline function blockRows(lo: v128, hi: v128, s: f32, xb0: usize, y: usize, M: i32, N: i32, K: i32, n: i32, b: i32): void {
   const sv = f32x4.splat(s);
   const l0 = i16x8.extend_low_i8x16_s(lo), l1 = i16x8.extend_high_i8x16_s(lo);
   const h0 = i16x8.extend_low_i8x16_s(hi), h1 = i16x8.extend_high_i8x16_s(hi);
