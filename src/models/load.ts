@@ -4,6 +4,7 @@
 // leaves a half-loaded model; then tensors are read and copied to the device one at a time.
 import { KilnError } from '../core/errors.js';
 import { fromValues } from '../core/ops/creation.js';
+import type { Tensor } from '../core/tensor.js';
 import { noGrad } from '../core/autograd.js';
 import type { Backend } from '../backend/backend.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -44,6 +45,25 @@ export interface LoadOptions extends DownloadOptions {
 
 /** The projections of the decoder layers: the weights `quantize` keeps quantized. */
 const QUANTIZABLE = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|mlp\.fc[12])\.weight$/;
+
+/** Whether `quantize` keeps this weight quantized: a decoder projection whose rows are whole blocks. */
+const staysQuantized = (name: string, shape: readonly number[], opts: LoadOptions): boolean => !!opts.quantize && QUANTIZABLE.test(name) && shape[1] % 32 === 0;
+
+/**
+ * Puts one weight on the device: kept quantized (the blocks `q` as a file holds them, else
+ * quantized from `values`), or as floats assigned into the parameter.
+ */
+function place(model: DecoderLM, param: Tensor, name: string, shape: number[], values: Float32Array | null, opts: LoadOptions, q?: { qs: Int32Array; scales: Float32Array }): void {
+  if (staysQuantized(name, shape, opts)) {
+    const [N, K] = shape;
+    const blocks = q ?? (opts.quantize === 'q4_0' ? quantizeQ4(values!, N, K) : quantizeQ8(values!, N, K));
+    linearAt(model, name).setQuantized(q8Weight(blocks, N, K, opts.backend, opts.quantize));
+    return;
+  }
+  const t = fromValues(values!, shape, { backend: opts.backend, dtype: opts.dtype });
+  noGrad(() => param.assign(t));
+  t.dispose();
+}
 
 function linearAt(model: DecoderLM, name: string): Linear {
   const m = new Map(model.namedModules()).get(name.replace(/\.weight$/, ''));
@@ -178,14 +198,7 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
       const values = r.make ? r.make(data, r.sources.map((s) => shapes.get(s)!)) : data[0];
       const n = shape.reduce((a, b) => a * b, 1);
       if (values.length !== n) throw new KilnError('shape', 'loadModel', `${fileOf(r.sources[0])}: '${r.sources.join("', '")}' make ${values.length} values, ${r.target} needs ${n}`);
-      if (opts.quantize && QUANTIZABLE.test(r.target) && shape[1] % 32 === 0) {
-        const q = opts.quantize === 'q4_0' ? quantizeQ4(values, shape[0], shape[1]) : quantizeQ8(values, shape[0], shape[1]);
-        linearAt(model, r.target).setQuantized(q8Weight(q, shape[0], shape[1], opts.backend, opts.quantize));
-        continue;
-      }
-      const t = fromValues(values, shape, { backend: opts.backend, dtype: opts.dtype });
-      noGrad(() => tensors.get(r.target)!.assign(t));
-      t.dispose();
+      place(model, tensors.get(r.target)!, r.target, shape, values, opts);
     }
 
     const tokJson = await readText(folder, 'tokenizer.json');
@@ -351,17 +364,12 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
     }
     for (const [name, p] of params) {
       const info = g.tensors.get(byKiln.get(name)!)!;
-      if (opts.quantize && QUANTIZABLE.test(name) && p.shape[1] % 32 === 0) {
-        const [N, K] = p.shape;
-        const q4 = opts.quantize === 'q4_0';
-        const raw = info.type === (q4 ? 'Q4_0' : 'Q8_0') ? await src.read(info.begin, info.end - info.begin) : null;
-        const q = raw ? (q4 ? q4FromGGUF(raw, N, K) : q8FromGGUF(raw, N, K)) : q4 ? quantizeQ4(await g.float32(info.name), N, K) : quantizeQ8(await g.float32(info.name), N, K);
-        linearAt(model, name).setQuantized(q8Weight(q, N, K, opts.backend, opts.quantize));
-        continue;
-      }
-      const t = fromValues(await g.float32(byKiln.get(name)!), [...p.shape], { backend: opts.backend, dtype: opts.dtype });
-      noGrad(() => p.assign(t));
-      t.dispose();
+      const shape = [...p.shape];
+      // a tensor already in the kept type goes over block for block, without a second quantization
+      const asIs = staysQuantized(name, shape, opts) && info.type === (opts.quantize === 'q4_0' ? 'Q4_0' : 'Q8_0');
+      const raw = asIs ? await src.read(info.begin, info.end - info.begin) : null;
+      const q = raw ? (opts.quantize === 'q4_0' ? q4FromGGUF(raw, shape[0], shape[1]) : q8FromGGUF(raw, shape[0], shape[1])) : undefined;
+      place(model, p, name, shape, q ? null : await g.float32(info.name), opts, q);
     }
     return { model: model.eval(), modelType: arch as ModelType, hfConfig: Object.fromEntries([...g.metadata].filter(([k]) => !k.startsWith('tokenizer.')).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])), tokenizer: tokenizerFromGGUF(g.metadata, src.name), generationConfig: null };
   } finally {

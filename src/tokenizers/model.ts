@@ -173,11 +173,11 @@ export class WasmModel {
       const sp = x.modelScores(scores.length, min - 10);
       new Float64Array(x.memory.buffer, sp, scores.length).set(scores);
     }
-    if (this.type === 'BPE') this.loadMerges(j, path, byteLevel);
+    if (this.type === 'BPE') this.loadMerges(j, path);
     x.modelFinish();
   }
 
-  private loadMerges(j: Json, path: string, byteLevel: boolean): void {
+  private loadMerges(j: Json, path: string): void {
     const merges = j.merges ?? [];
     if (!Array.isArray(merges)) throw configError(`${path}.merges`, 'expected an array');
     const n = merges.length;
@@ -208,7 +208,6 @@ export class WasmModel {
       t[3 * i + 1] = ib;
       t[3 * i + 2] = im;
     }
-    void byteLevel;
     this.x.mergeAddAll(tp, n);
   }
 

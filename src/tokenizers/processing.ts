@@ -104,6 +104,7 @@ export function buildPostProcessor(j: Json, path: string): PostProcessor | null 
 export type Decoder = (tokens: string[]) => string[];
 
 const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+const utf8Enc = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function wordPieceCleanup(s: string): string {
@@ -145,7 +146,7 @@ export function buildDecoder(j: Json, path: string): Decoder | null {
           }
           if (!ok) {
             bytes.length = start;
-            for (const b of new TextEncoder().encode(tok)) bytes.push(b);
+            for (const b of utf8Enc.encode(tok)) bytes.push(b);
           }
         }
         return [utf8.decode(new Uint8Array(bytes))];
