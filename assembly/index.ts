@@ -11,4 +11,4 @@ export function heapBase(): usize { return (__heap_base + 63) & ~(<usize>63); }
 export { cumsum } from './scan';
 export { flashFwd, flashBwdDq, flashBwdDkv, flashBwd } from './attention';
 export { normFwd, normBwd } from './norm';
-export { qmatmul8, qmatmul4 } from './quant';
+export { qmatmul8, qmatmul4, qmatmulQ4K, qmatmulQ6K, qdequant } from './quant';

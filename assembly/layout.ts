@@ -117,12 +117,14 @@ export const NM_HAS_B = 6;
 export const NM_OFF_X = 7;
 export const NM_WORDS = 8;
 
-// quantized matmul (Q8_0): y (M, N) = x (M, K) @ dequant(W)^T, W as int8 quads (N, K/4) and f32 block scales (N, K/32)
+// quantized matmul: y (M, N) = x (M, K) @ dequant(W)^T, W's blocks as assembly/quant.ts lays them out;
+// dequantize: y (N, K) = dequant(W), the format in QM_TYPE
 export const QM_M = 0;
 export const QM_N = 1;
 export const QM_K = 2;
 export const QM_OFF_X = 3;
-export const QM_WORDS = 4;
+export const QM_TYPE = 4; // 0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K
+export const QM_WORDS = 5;
 
 // error codes kernels report (WASM: return value; WebGPU: the status buffer)
 export const ERR_INDEX = 1;

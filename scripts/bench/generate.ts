@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as k from '../../src/index.js';
 import { generateTokens } from '../../src/generation/generate.js';
 import { loadModel } from '../../src/models/load.js';
-import { q8Weight, quantizeQ4, quantizeQ8 } from '../../src/nn/quant.js';
+import { qWeight, quantizeQ4, quantizeQ8 } from '../../src/nn/quant.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -103,7 +103,7 @@ export async function* generateBench(backends: string[]): AsyncGenerator<Record<
     for (const type of ['q8_0', 'q4_0'] as const) {
       for (const [m, w] of host) {
         const [N, K] = [m.outFeatures, m.inFeatures];
-        m.setQuantized(q8Weight(type === 'q8_0' ? quantizeQ8(w, N, K) : quantizeQ4(w, N, K), N, K, backend, type));
+        m.setQuantized(qWeight(type === 'q8_0' ? quantizeQ8(w, N, K) : quantizeQ4(w, N, K), N, K, backend, type));
       }
       yield { bench: 'generate', backend: name, model: `llama-shaped ~100M (random), projections ${type.toUpperCase()}`, params, prompt: 128, decode: 16, ...(await measure(model, backend, 128, 16)) };
     }

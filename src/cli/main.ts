@@ -26,7 +26,7 @@ usage:
                                              (DIR/train.safetensors: input_ids, labels, position_ids,
                                              document_ids), printing the packing efficiency
   kiln generate --model DIR --prompt S [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
-                [--seed S] [--chat] [--backend wasm|webgpu] [--quantize q8_0|q4_0] [--dtype f16|bf16]
+                [--seed S] [--chat] [--backend wasm|webgpu] [--quantize q8_0|q4_0|none] [--dtype f16|bf16]
                                              stream a continuation (greedy unless --temperature),
                                              tokens/s at the end; --chat wraps the prompt in the chat template
   kiln chat --model DIR [--system S] [--max-tokens N] [--temperature T] [--seed S] [--backend wasm|webgpu]

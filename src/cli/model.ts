@@ -10,7 +10,7 @@ import type { BackendName } from '../backend/backend.js';
 import { defaultStopIds, generateText } from '../generation/generate.js';
 import { loadModel } from '../models/load.js';
 
-/** --quantize q8_0|q4_0 and --dtype f16|bf16, as loadModel takes them. */
+/** --quantize q8_0|q4_0|none and --dtype f16|bf16, as loadModel takes them. */
 export interface WeightFlags {
   quantize?: string;
   dtype?: string;
@@ -18,7 +18,7 @@ export interface WeightFlags {
 
 async function open(dir: string, backend: string | undefined, op: string, w: WeightFlags = {}) {
   if (backend !== undefined && backend !== 'wasm' && backend !== 'webgpu') throw new KilnError('argument', op, `--backend must be wasm or webgpu, got ${backend}`);
-  if (w.quantize !== undefined && w.quantize !== 'q8_0' && w.quantize !== 'q4_0') throw new KilnError('argument', op, `--quantize must be q8_0 or q4_0, got ${w.quantize}`);
+  if (w.quantize !== undefined && !['q8_0', 'q4_0', 'none'].includes(w.quantize)) throw new KilnError('argument', op, `--quantize must be q8_0, q4_0 or none, got ${w.quantize}`);
   if (w.dtype !== undefined && w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') throw new KilnError('argument', op, `--dtype must be f32, f16 or bf16, got ${w.dtype}`);
   const b = await createBackend((backend ?? 'wasm') as BackendName);
   use(b);

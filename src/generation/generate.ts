@@ -62,7 +62,7 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
   const stopIds = new Set(opts.stopTokenIds ?? []);
   const rng = new Rng(opts.seed ?? 0);
   const generated: number[] = [];
-  const backend = model.outputWeight.backend;
+  const backend = model.backend;
 
   // one cache for the whole generation, written in place: no per-token cache allocation
   let cache: KVCache[] = model.allocateCache(1, Math.min(ctx, ids.length + maxTokens));
@@ -174,7 +174,7 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
   if (prompts.some((p) => !p.length)) throw new KilnError('argument', 'generateBatch', 'a prompt has no tokens');
   if (T >= ctx) throw new KilnError('argument', 'generateBatch', `the longest prompt has ${T} tokens; the context window holds ${ctx}`);
   const V = model.config.vocabSize;
-  const backend = model.outputWeight.backend;
+  const backend = model.backend;
   const stopIds = new Set(opts.stopTokenIds ?? []);
   const rngs = prompts.map((_, b) => new Rng((opts.seed ?? 0) + b));
   const out = prompts.map(() => ({ tokens: [] as number[], finish: 'length' as FinishReason, done: false }));

@@ -1,23 +1,23 @@
-// Matmul against Q8_0 / Q4_0 weights, dequantized on the fly (see assembly/quant.ts, the twin):
-// one thread per output; each 32-element block's integers are unpacked (int8 with sign
-// extension, or nibbles minus 8), dotted with x, and scaled once per block.
+// Matmul against quantized weights, dequantized on the fly (see assembly/quant.ts, the twin, for
+// the four block layouts): one thread per output; each block's integers are unpacked from u32
+// words (int8 with sign extension, nibbles, or Q6_K's nibble plus 2-bit pair), dotted with x, and
+// scaled once per block or sub-block.
 import * as L from '../../assembly/layout.js';
 import { grid1d, type Kernel, type KernelCall, type View } from '../backend/backend.js';
 import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
 
 const WG = 64;
 
-/**
- * One thread per output: y[m, n] = sum over blocks of scale * (x[m, block] . the block's integers).
- * `words`: u32 words of integers per block; `body`: WGSL adding one word's products to s.
- */
-function kernel(words: number, body: string): string {
+/** The frame: thread t computes y[m, n] into acc; `body` loops over row n's nb blocks. */
+function kernel(blockK: number, body: string): string {
   return `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> QS: array<u32>;
 @group(0) @binding(2) var<storage, read> SC: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 ${uniformBlock(4, L.QM_WORDS)}
+// byte i of the words starting at w
+fn qbyte(w: u32, i: u32) -> u32 { return (QS[w + i / 4u] >> ((i % 4u) * 8u)) & 255u; }
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   ${GROUP_INDEX}
@@ -26,17 +26,11 @@ fn main(${MAIN_ARGS}) {
   if (t >= M * N) { return; }
   let m = t / N; let n = t % N;
   let xb = u_(${L.QM_OFF_X}u) + m * K;
-  let nb = K / 32u;
-  let qb = n * nb * ${words}u;
+  let nb = K / ${blockK}u;
   var acc = 0.0;
   for (var b = 0u; b < nb; b++) {
-    var s = 0.0;
-    let k = xb + b * 32u;
-    for (var w = 0u; w < ${words}u; w++) {
-      let q = QS[qb + b * ${words}u + w];
-      ${body}
-    }
-    acc += s * SC[n * nb + b];
+    let k = xb + b * ${blockK}u;
+    ${body}
   }
   Y[t] = acc;
 }`;
@@ -44,26 +38,129 @@ fn main(${MAIN_ARGS}) {
 
 // Q8_0: 8 words of four int8 per block (sign-extended out of the u32)
 const wgsl8 = (): string =>
-  kernel(8, `let qi = bitcast<i32>(q); let j = k + w * 4u;
+  kernel(32, `var s = 0.0;
+    for (var w = 0u; w < 8u; w++) {
+      let qi = bitcast<i32>(QS[(n * nb + b) * 8u + w]); let j = k + w * 4u;
       s += f32(extractBits(qi, 0u, 8u)) * X[j] + f32(extractBits(qi, 8u, 8u)) * X[j + 1u]
-         + f32(extractBits(qi, 16u, 8u)) * X[j + 2u] + f32(extractBits(qi, 24u, 8u)) * X[j + 3u];`);
+         + f32(extractBits(qi, 16u, 8u)) * X[j + 2u] + f32(extractBits(qi, 24u, 8u)) * X[j + 3u];
+    }
+    acc += s * SC[n * nb + b];`);
 
 // Q4_0 (llama.cpp's layout): 4 words per block, byte j holding elements j and j + 16
 const wgsl4 = (): string =>
-  kernel(4, `for (var i = 0u; i < 4u; i++) {
+  kernel(32, `var s = 0.0;
+    for (var w = 0u; w < 4u; w++) {
+      let q = QS[(n * nb + b) * 4u + w];
+      for (var i = 0u; i < 4u; i++) {
         let v = (q >> (i * 8u)) & 255u; let j = w * 4u + i;
         s += (f32(v & 15u) - 8.0) * X[k + j] + (f32(v >> 4u) - 8.0) * X[k + j + 16u];
-      }`);
+      }
+    }
+    acc += s * SC[n * nb + b];`);
+
+// Q4_K: 36 words per super-block (8 scale bytes, 8 min bytes, 128 bytes of nibbles); SC: d, dmin.
+// Bytes 32c..32c+31 hold sub-block 2c (low nibbles) and 2c+1 (high): w = d*scale*q - dmin*min.
+const wgslQ4K = (): string =>
+  kernel(256, `let base = (n * nb + b) * 36u;
+    let d = SC[(n * nb + b) * 2u]; let dmin = SC[(n * nb + b) * 2u + 1u];
+    for (var c = 0u; c < 4u; c++) {
+      var s0 = 0.0; var s1 = 0.0; var x0 = 0.0; var x1 = 0.0;
+      for (var w = 0u; w < 8u; w++) {
+        let q = QS[base + 4u + c * 8u + w];
+        for (var i = 0u; i < 4u; i++) {
+          let v = (q >> (i * 8u)) & 255u; let j = k + c * 64u + w * 4u + i;
+          let xa = X[j]; let xh = X[j + 32u];
+          s0 += f32(v & 15u) * xa; s1 += f32(v >> 4u) * xh; x0 += xa; x1 += xh;
+        }
+      }
+      acc += d * (f32(qbyte(base, 2u * c)) * s0 + f32(qbyte(base, 2u * c + 1u)) * s1)
+           - dmin * (f32(qbyte(base + 2u, 2u * c)) * x0 + f32(qbyte(base + 2u, 2u * c + 1u)) * x1);
+    }`);
+
+// Q6_K: 52 words per super-block (128 bytes ql, 64 bytes qh, 16 int8 scales); SC: d.
+// Sub-block s of each half of 128: nibbles of ql (low for s < 2) plus bits 2s of qh, minus 32;
+// one scale per 16 weights.
+const wgslQ6K = (): string =>
+  kernel(256, `let base = (n * nb + b) * 52u;
+    let d = SC[n * nb + b];
+    for (var half = 0u; half < 2u; half++) {
+      for (var s = 0u; s < 4u; s++) {
+        for (var part = 0u; part < 2u; part++) {
+          var t = 0.0;
+          for (var w = 0u; w < 4u; w++) {
+            let l = part * 16u + w * 4u;
+            let qlw = QS[base + half * 16u + (s & 1u) * 8u + l / 4u];
+            let qhw = QS[base + 32u + half * 8u + l / 4u];
+            for (var i = 0u; i < 4u; i++) {
+              let lv = (qlw >> (i * 8u)) & 255u;
+              let nib = select(lv & 15u, lv >> 4u, s >= 2u);
+              let q = i32(nib | (((qhw >> (i * 8u + 2u * s)) & 3u) << 4u)) - 32;
+              t += f32(q) * X[k + half * 128u + s * 32u + l + i];
+            }
+          }
+          let si = half * 8u + 2u * s + part;
+          acc += d * f32(extractBits(bitcast<i32>(QS[base + 48u + si / 4u]), (si % 4u) * 8u, 8u)) * t;
+        }
+      }
+    }`);
 
 export const qmatmul8Kernel: Kernel = { name: 'qmatmul8', wgsl: wgsl8, wasm: 'qmatmul8' };
 export const qmatmul4Kernel: Kernel = { name: 'qmatmul4', wgsl: wgsl4, wasm: 'qmatmul4' };
+export const qmatmulQ4KKernel: Kernel = { name: 'qmatmulQ4K', wgsl: wgslQ4K, wasm: 'qmatmulQ4K' };
+export const qmatmulQ6KKernel: Kernel = { name: 'qmatmulQ6K', wgsl: wgslQ6K, wasm: 'qmatmulQ6K' };
 
-function call(kernel: Kernel, x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall {
+/** The WGSL expression for weight (n, k) of format `type`, as assembly/quant.ts's element(). */
+const ELEMENT: Record<string, string> = {
+  q8_0: `let b = n * (K / 32u) + k / 32u;
+    return SC[b] * f32(extractBits(bitcast<i32>(QS[b * 8u + (k % 32u) / 4u]), (k % 4u) * 8u, 8u));`,
+  q4_0: `let b = n * (K / 32u) + k / 32u; let j = k % 32u;
+    let v = qbyte(b * 4u, j % 16u);
+    return SC[b] * (f32(select(v >> 4u, v & 15u, j < 16u)) - 8.0);`,
+  q4_k: `let b = n * (K / 256u) + k / 256u; let e = k % 256u;
+    let c = e / 64u; let h = (e / 32u) % 2u; let sub = 2u * c + h;
+    let v = qbyte(b * 36u + 4u, c * 32u + e % 32u);
+    return SC[2u * b] * f32(qbyte(b * 36u, sub)) * f32(select(v & 15u, v >> 4u, h == 1u)) - SC[2u * b + 1u] * f32(qbyte(b * 36u + 2u, sub));`,
+  q6_k: `let b = n * (K / 256u) + k / 256u; let e = k % 256u;
+    let half = e / 128u; let s = (e / 32u) % 4u; let l = e % 32u;
+    let lv = qbyte(b * 52u, half * 64u + (s % 2u) * 32u + l);
+    let q = i32(select(lv & 15u, lv >> 4u, s >= 2u) | (((qbyte(b * 52u + 32u, half * 32u + l) >> (2u * s)) & 3u) << 4u)) - 32;
+    let si = half * 8u + 2u * s + l / 16u;
+    return SC[b] * f32(extractBits(bitcast<i32>(QS[b * 52u + 48u + si / 4u]), (si % 4u) * 8u, 8u)) * f32(q);`,
+};
+
+const dequantWgsl = (type: string): string => `
+@group(0) @binding(0) var<storage, read> QS: array<u32>;
+@group(0) @binding(1) var<storage, read> SC: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${uniformBlock(3, L.QM_WORDS)}
+fn qbyte(w: u32, i: u32) -> u32 { return (QS[w + i / 4u] >> ((i % 4u) * 8u)) & 255u; }
+fn element(n: u32, k: u32, K: u32) -> f32 {
+  ${ELEMENT[type]}
+}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  ${GROUP_INDEX}
+  let t = gi * ${WG}u + lid;
+  let N = u_(${L.QM_N}u); let K = u_(${L.QM_K}u);
+  if (t >= N * K) { return; }
+  Y[t] = element(t / K, t % K, K);
+}`;
+
+export const qdequantKernel: Kernel = { name: 'qdequant', wgsl: dequantWgsl, wasm: 'qdequant' };
+
+/** y (N, K) f32 = dequant(W); `type` one of QMATMUL's keys. */
+export function qdequantCall(type: keyof typeof QMATMUL, qs: View, scales: View, y: View, N: number, K: number): KernelCall {
+  const u = new Uint32Array(L.QM_WORDS);
+  u[L.QM_N] = N; u[L.QM_K] = K; u[L.QM_TYPE] = Object.keys(QMATMUL).indexOf(type);
+  return { kernel: qdequantKernel, variant: type, inputs: [qs, scales], outputs: [y], uniforms: u, grid: grid1d(Math.ceil((N * K) / WG)), op: 'dequantize' };
+}
+
+/** The kernel for each kept format. */
+export const QMATMUL = { q8_0: qmatmul8Kernel, q4_0: qmatmul4Kernel, q4_k: qmatmulQ4KKernel, q6_k: qmatmulQ6KKernel } as const;
+
+/** y (M, N) = x (M, K) @ dequant(W (N, K))^T; x contiguous rows (any offset), qs and scales contiguous. */
+export function qmatmulCall(kernel: Kernel, x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall {
   const u = new Uint32Array(L.QM_WORDS);
   u[L.QM_M] = M; u[L.QM_N] = N; u[L.QM_K] = K; u[L.QM_OFF_X] = x.offset;
   return { kernel, variant: '', inputs: [x, qs, scales], outputs: [y], uniforms: u, grid: grid1d(Math.ceil((M * N) / WG)), op: 'qlinear' };
 }
-
-/** y (M, N) = x (M, K) @ dequant(W (N, K))^T; x contiguous rows (any offset), qs and scales contiguous. */
-export const qmatmul8Call = (x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall => call(qmatmul8Kernel, x, qs, scales, y, M, N, K);
-export const qmatmul4Call = (x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall => call(qmatmul4Kernel, x, qs, scales, y, M, N, K);

@@ -15,7 +15,7 @@ import { LLAMA3_SPLIT } from '../tokenizers/components.js';
 import { blobSource, bytesSource, fileSource, SafetensorsFile, urlSource, type ByteSource, type DownloadOptions, type TensorInfo } from './loaders/safetensors.js';
 import { DecoderLM } from './transformer.js';
 import { Linear } from '../nn/layers.js';
-import { q4FromGGUF, q8FromGGUF, q8Weight, quantizeQ4, quantizeQ8 } from '../nn/quant.js';
+import { fromGGUF, qBlock, qWeight, quantizeQ4, quantizeQ8, type QuantType } from '../nn/quant.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -36,28 +36,37 @@ export interface LoadOptions extends DownloadOptions {
   /** the weights' storage on the device: f32 (default), or f16/bf16 to halve memory (compute stays f32) */
   dtype?: 'f32' | 'f16' | 'bf16';
   /**
-   * 'q8_0' / 'q4_0': the decoder layers' projection weights stay quantized on the device (about 9
-   * / 5 bits a weight) and are dequantized inside the matmul; inference only. GGUF tensors already
-   * in that type are taken as they are; other weights are quantized from their float values.
+   * Which weights stay quantized on the device, dequantized inside the matmul (inference only):
+   * - 'q8_0' / 'q4_0': the decoder layers' projections, about 9 / 5 bits a weight; GGUF tensors
+   *   already in that type are taken as they are, other weights are quantized from their values.
+   * - unset: none for a Hugging Face folder; for GGUF, every linear weight (the projections and an
+   *   untied lm_head) the file stores as Q8_0, Q4_0, Q4_K or Q6_K keeps its own format.
+   * - 'none': everything dequantized to `dtype`.
    */
-  quantize?: 'q8_0' | 'q4_0';
+  quantize?: 'q8_0' | 'q4_0' | 'none';
 }
 
 /** The projections of the decoder layers: the weights `quantize` keeps quantized. */
 const QUANTIZABLE = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|mlp\.fc[12])\.weight$/;
 
-/** Whether `quantize` keeps this weight quantized: a decoder projection whose rows are whole blocks. */
-const staysQuantized = (name: string, shape: readonly number[], opts: LoadOptions): boolean => !!opts.quantize && QUANTIZABLE.test(name) && shape[1] % 32 === 0;
+/** The format a weight stays in on the device (null: floats); `stored`: its GGUF type, if any. */
+function keptAs(name: string, shape: readonly number[], opts: LoadOptions, stored?: string): QuantType | null {
+  const q = opts.quantize;
+  if (q === 'q8_0' || q === 'q4_0') return QUANTIZABLE.test(name) && shape[1] % 32 === 0 ? q : null;
+  if (q === 'none' || !stored) return null;
+  const type = ({ Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_K: 'q4_k', Q6_K: 'q6_k' } as const)[stored as 'Q8_0'];
+  return type && (QUANTIZABLE.test(name) || name === 'lm_head.weight') && shape.length === 2 && shape[1] % qBlock(type) === 0 ? type : null;
+}
 
 /**
- * Puts one weight on the device: kept quantized (the blocks `q` as a file holds them, else
- * quantized from `values`), or as floats assigned into the parameter.
+ * Puts one weight on the device: kept quantized as `type` (the blocks `q` as a file holds them,
+ * else quantized from `values`), or as floats assigned into the parameter.
  */
-function place(model: DecoderLM, param: Tensor, name: string, shape: number[], values: Float32Array | null, opts: LoadOptions, q?: { qs: Int32Array; scales: Float32Array }): void {
-  if (staysQuantized(name, shape, opts)) {
+function place(model: DecoderLM, param: Tensor, name: string, shape: number[], values: Float32Array | null, opts: LoadOptions, type: QuantType | null, q?: { qs: Int32Array; scales: Float32Array }): void {
+  if (type) {
     const [N, K] = shape;
-    const blocks = q ?? (opts.quantize === 'q4_0' ? quantizeQ4(values!, N, K) : quantizeQ8(values!, N, K));
-    linearAt(model, name).setQuantized(q8Weight(blocks, N, K, opts.backend, opts.quantize));
+    const blocks = q ?? (type === 'q4_0' ? quantizeQ4(values!, N, K) : quantizeQ8(values!, N, K));
+    linearAt(model, name).setQuantized(qWeight(blocks, N, K, opts.backend, type));
     return;
   }
   const t = fromValues(values!, shape, { backend: opts.backend, dtype: opts.dtype });
@@ -198,7 +207,7 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
       const values = r.make ? r.make(data, r.sources.map((s) => shapes.get(s)!)) : data[0];
       const n = shape.reduce((a, b) => a * b, 1);
       if (values.length !== n) throw new KilnError('shape', 'loadModel', `${fileOf(r.sources[0])}: '${r.sources.join("', '")}' make ${values.length} values, ${r.target} needs ${n}`);
-      place(model, tensors.get(r.target)!, r.target, shape, values, opts);
+      place(model, tensors.get(r.target)!, r.target, shape, values, opts, keptAs(r.target, shape, opts));
     }
 
     const tokJson = await readText(folder, 'tokenizer.json');
@@ -340,7 +349,7 @@ function ggufName(n: string): string | null {
   return part[m[2]] ? `model.layers.${m[1]}.${part[m[2]]}.${m[3]}` : null;
 }
 
-/** Loads a .gguf file (a path in Node/Deno, a Blob/File, bytes, or a ByteSource); weights are dequantized to f32. */
+/** Loads a .gguf file (a path in Node/Deno, a Blob/File, bytes, or a ByteSource); quantized linear weights stay quantized unless `quantize: 'none'`. */
 export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | Uint8Array, opts: LoadOptions = {}): Promise<LoadedModel> {
   const src = typeof from === 'string' ? await fileSource(from) : typeof Blob !== 'undefined' && from instanceof Blob ? blobSource(from) : from instanceof ArrayBuffer || from instanceof Uint8Array ? bytesSource('model.gguf', from) : (from as ByteSource);
   try {
@@ -365,11 +374,10 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
     for (const [name, p] of params) {
       const info = g.tensors.get(byKiln.get(name)!)!;
       const shape = [...p.shape];
+      const type = keptAs(name, shape, opts, info.type);
       // a tensor already in the kept type goes over block for block, without a second quantization
-      const asIs = staysQuantized(name, shape, opts) && info.type === (opts.quantize === 'q4_0' ? 'Q4_0' : 'Q8_0');
-      const raw = asIs ? await src.read(info.begin, info.end - info.begin) : null;
-      const q = raw ? (opts.quantize === 'q4_0' ? q4FromGGUF(raw, shape[0], shape[1]) : q8FromGGUF(raw, shape[0], shape[1])) : undefined;
-      place(model, p, name, shape, q ? null : await g.float32(info.name), opts, q);
+      const q = type && info.type === type.toUpperCase() ? fromGGUF(type, await src.read(info.begin, info.end - info.begin), shape[0], shape[1]) : undefined;
+      place(model, p, name, shape, q ? null : await g.float32(info.name), opts, type, q);
     }
     return { model: model.eval(), modelType: arch as ModelType, hfConfig: Object.fromEntries([...g.metadata].filter(([k]) => !k.startsWith('tokenizer.')).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])), tokenizer: tokenizerFromGGUF(g.metadata, src.name), generationConfig: null };
   } finally {

@@ -7,6 +7,7 @@ import { add, mul } from '../core/ops/pointwise.js';
 import { linear } from '../core/ops/matmul.js';
 import { slice } from '../core/ops/shape.js';
 import type { Tensor } from '../core/tensor.js';
+import type { Backend } from '../backend/backend.js';
 import { Attention, type KVCache } from '../nn/attention.js';
 import { normal, scaledNormal, zerosInit, type InitOptions } from '../nn/init.js';
 import { Embedding, Linear } from '../nn/layers.js';
@@ -146,7 +147,7 @@ export class DecoderLM extends Module {
    */
   allocateCache(batch: number, capacity: number): KVCache[] {
     const c = this.config;
-    const backend = this.outputWeight.backend;
+    const backend = this.backend;
     if (!(Number.isInteger(capacity) && capacity > 0)) throw new KilnError('argument', 'allocateCache', `capacity must be a positive integer, got ${capacity}`);
     return this.layers.items.map(() => ({
       key: zeros([batch, c.numKVHeads, capacity, c.headDim], { backend }),
@@ -155,9 +156,9 @@ export class DecoderLM extends Module {
     }));
   }
 
-  /** The output projection: lm_head, or the embedding matrix when tied. */
-  get outputWeight(): Tensor {
-    return this.config.tieWordEmbeddings ? this.child('model').child('embed_tokens').getParameter('weight')! : this.child('lm_head').getParameter('weight')!;
+  /** The backend the weights live on. */
+  get backend(): Backend {
+    return this.child('model').child('embed_tokens').getParameter('weight')!.backend;
   }
 
   /**
@@ -184,6 +185,7 @@ export class DecoderLM extends Module {
     if (inp.logitsToKeep !== undefined && inp.logitsToKeep < T) h = slice(h, 1, T - inp.logitsToKeep, T); // (B, keep, hidden)
     h = model.child('norm').call(h) as Tensor;
     const aux = this.layers.items.map((l) => l.auxLoss).filter((a): a is Tensor => a !== null);
-    return { logits: linear(h, this.outputWeight), cache, auxLoss: aux.length ? aux.reduce((a, b) => add(a, b)) : null };
+    const logits = c.tieWordEmbeddings ? linear(h, model.child('embed_tokens').getParameter('weight')!) : (this.child('lm_head').call(h) as Tensor);
+    return { logits, cache, auxLoss: aux.length ? aux.reduce((a, b) => add(a, b)) : null };
   }
 }

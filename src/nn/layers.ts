@@ -1,5 +1,5 @@
 // Basic layers, parameters named as in Hugging Face checkpoints.
-import { qlinear, type Q8Weight } from './quant.js';
+import { qlinear, type QWeight } from './quant.js';
 import { KilnError, fmtShape } from '../core/errors.js';
 import { embedding } from '../core/ops/index.js';
 import { linear } from '../core/ops/matmul.js';
@@ -24,31 +24,31 @@ export class Linear extends Module {
     this.registerParameter('bias', cfg.bias === false ? null : uniform([outFeatures], -bound, bound, cfg));
   }
   /** Set when the weight lives quantized (inference): it then replaces the `weight` parameter. */
-  q8: Q8Weight | null = null;
+  quantized: QWeight | null = null;
   get weight(): Tensor {
     return this.getParameter('weight')!;
   }
   get bias(): Tensor | null {
     return this.getParameter('bias');
   }
-  /** Keeps the weight as Q8_0 from now on: the f32 parameter is freed. */
-  setQuantized(w: Q8Weight): void {
+  /** Keeps the weight quantized from now on: the float parameter is freed. */
+  setQuantized(w: QWeight): void {
     if (w.N !== this.outFeatures || w.K !== this.inFeatures) throw new KilnError('shape', 'Linear.setQuantized', `a (${w.N}, ${w.K}) weight for a (${this.outFeatures}, ${this.inFeatures}) layer`);
     this.getParameter('weight')?.dispose();
-    if (this.q8) {
-      this.q8.qs.dispose();
-      this.q8.scales.dispose();
+    if (this.quantized) {
+      this.quantized.qs.dispose();
+      this.quantized.scales.dispose();
     }
     this.registerParameter('weight', null);
     this.registerBuffer('weight_qs', w.qs, false);
     this.registerBuffer('weight_scales', w.scales, false);
-    this.q8 = w;
+    this.quantized = w;
   }
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) {
       throw new KilnError('shape', 'Linear', `input ${fmtShape(x.shape)} does not end in in_features ${this.inFeatures}`);
     }
-    if (this.q8) return qlinear(x, this.q8, this.bias);
+    if (this.quantized) return qlinear(x, this.quantized, this.bias);
     return linear(x, this.weight, this.bias);
   }
 }

@@ -1,24 +1,27 @@
 // Quantized weights for inference, kept quantized on the device and dequantized inside the matmul
-// (kernels/quant.ts, assembly/quant.ts): Q8_0 (blocks of 32 int8, about 9 bits a weight) and
-// Q4_0 (blocks of 32 nibbles, about 5 bits a weight), llama.cpp's layouts with an f32 scale.
-import { isGradEnabled } from '../core/autograd.js';
+// (kernels/quant.ts, assembly/quant.ts), in llama.cpp's formats: Q8_0 (blocks of 32 int8, 9 bits a
+// weight here) and Q4_0 (32 nibbles, 5 bits), which can also be made from float weights at load
+// time, and GGUF's k-quants Q4_K (4.75 bits) and Q6_K (6.6 bits), repacked as the file has them.
+import { record } from '../core/autograd.js';
+import { matmul } from '../core/ops/matmul.js';
 import { KilnError, fmtShape } from '../core/errors.js';
 import { fromValues } from '../core/ops/creation.js';
 import { add, cast } from '../core/ops/pointwise.js';
 import { contiguous, reshape } from '../core/ops/shape.js';
+import { disposeTemps } from '../core/ops/util.js';
 import { Tensor } from '../core/tensor.js';
 import { f16BitsToF32 } from '../core/dtype.js';
 import type { Backend } from '../backend/backend.js';
-import { qmatmul4Call, qmatmul8Call } from '../kernels/quant.js';
+import { QMATMUL, qdequantCall, qmatmulCall } from '../kernels/quant.js';
 
-export type QuantType = 'q8_0' | 'q4_0';
+/** The formats kept quantized: the first two can be made at load time, all four read from GGUF. */
+export type QuantType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
 
-export interface Q8Weight {
-  /** 'q8_0' (default) or 'q4_0' */
-  type?: QuantType;
-  /** q8_0: (N, K/4) i32, four int8 per word; q4_0: (N, K/8), per block 16 bytes of nibbles */
+export interface QWeight {
+  type: QuantType;
+  /** (N, words) i32: the blocks' integers, per row (layouts: assembly/quant.ts) */
   qs: Tensor;
-  /** (N, K/32) f32 */
+  /** (N, scales) f32: per block (Q4_K: d and dmin per super-block) */
   scales: Tensor;
   N: number;
   K: number;
@@ -41,24 +44,12 @@ export function quantizeQ8(values: Float32Array, N: number, K: number): { qs: In
   return { qs: new Int32Array(q.buffer), scales };
 }
 
-/** GGUF's Q8_0 blocks (f16 scale, 32 int8) repacked as they are: no second quantization. */
-export function q8FromGGUF(raw: Uint8Array, N: number, K: number): { qs: Int32Array; scales: Float32Array } {
-  const nb = (N * K) / 32;
-  const q = new Int8Array(N * K);
-  const scales = new Float32Array(nb);
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  for (let b = 0; b < nb; b++) {
-    scales[b] = f16BitsToF32(dv.getUint16(b * 34, true));
-    q.set(new Int8Array(raw.buffer, raw.byteOffset + b * 34 + 2, 32), b * 32);
-  }
-  return { qs: new Int32Array(q.buffer), scales };
-}
-
-export function q8Weight(p: { qs: Int32Array; scales: Float32Array }, N: number, K: number, backend?: Backend, type: QuantType = 'q8_0'): Q8Weight {
+export function qWeight(p: { qs: Int32Array; scales: Float32Array }, N: number, K: number, backend?: Backend, type: QuantType = 'q8_0'): QWeight {
+  const { words, scales } = qRowSizes(type, K);
   return {
     type,
-    qs: fromValues(p.qs, [N, type === 'q4_0' ? K / 8 : K / 4], { backend, dtype: 'i32' }),
-    scales: fromValues(p.scales, [N, K / 32], { backend }),
+    qs: fromValues(p.qs, [N, words], { backend, dtype: 'i32' }),
+    scales: fromValues(p.scales, [N, scales], { backend }),
     N,
     K,
   };
@@ -89,28 +80,86 @@ export function quantizeQ4(values: Float32Array, N: number, K: number): { qs: In
   return { qs: new Int32Array(bytes.buffer), scales };
 }
 
-/** GGUF's Q4_0 blocks (f16 scale, 16 bytes of nibbles) repacked as they are. */
-export function q4FromGGUF(raw: Uint8Array, N: number, K: number): { qs: Int32Array; scales: Float32Array } {
-  const nb = (N * K) / 32;
-  const bytes = new Uint8Array(nb * 16);
-  const scales = new Float32Array(nb);
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  for (let b = 0; b < nb; b++) {
-    scales[b] = f16BitsToF32(dv.getUint16(b * 18, true));
-    bytes.set(raw.subarray(b * 18 + 2, b * 18 + 18), b * 16);
+/** Words of integers per row of K weights, and f32 scales per row, for each kept format. */
+export function qRowSizes(type: QuantType, K: number): { words: number; scales: number } {
+  switch (type) {
+    case 'q8_0': return { words: K / 4, scales: K / 32 };
+    case 'q4_0': return { words: K / 8, scales: K / 32 };
+    case 'q4_k': return { words: (K / 256) * 36, scales: (K / 256) * 2 };
+    case 'q6_k': return { words: (K / 256) * 52, scales: K / 256 };
   }
-  return { qs: new Int32Array(bytes.buffer), scales };
 }
 
-/** x (..., K) @ dequant(W)^T + bias -> (..., N). Inference only (no gradient flows back). */
-export function qlinear(x: Tensor, w: Q8Weight, bias: Tensor | null = null): Tensor {
+/** The block size a format's rows must be whole multiples of. */
+export const qBlock = (type: QuantType): number => (type === 'q4_k' || type === 'q6_k' ? 256 : 32);
+
+/**
+ * GGUF blocks of an (N, K) tensor repacked as the kernels read them, with no second quantization:
+ * the f16 scales widened to f32 and moved to their own array, the integers word-aligned, and
+ * Q4_K's 6-bit scales and mins unpacked to bytes.
+ */
+export function fromGGUF(type: QuantType, raw: Uint8Array, N: number, K: number): { qs: Int32Array; scales: Float32Array } {
+  const { words, scales: ns } = qRowSizes(type, K);
+  const out = new Uint8Array(N * words * 4);
+  const scales = new Float32Array(N * ns);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const f16 = (o: number): number => f16BitsToF32(dv.getUint16(o, true));
+  if (type === 'q8_0' || type === 'q4_0') {
+    const [rawBytes, qBytes] = type === 'q8_0' ? [34, 32] : [18, 16];
+    for (let b = 0; b < (N * K) / 32; b++) {
+      scales[b] = f16(b * rawBytes);
+      out.set(raw.subarray(b * rawBytes + 2, b * rawBytes + 2 + qBytes), b * qBytes);
+    }
+  } else if (type === 'q4_k') {
+    for (let b = 0; b < (N * K) / 256; b++) {
+      const o = b * 144;
+      scales[2 * b] = f16(o);
+      scales[2 * b + 1] = f16(o + 2);
+      const sc = raw.subarray(o + 4, o + 16); // 12 bytes: eight 6-bit scales and eight 6-bit mins
+      const d = b * 144;
+      for (let j = 0; j < 8; j++) {
+        out[d + j] = j < 4 ? sc[j] & 63 : (sc[j + 4] & 0xf) | ((sc[j - 4] >> 6) << 4);
+        out[d + 8 + j] = j < 4 ? sc[j + 4] & 63 : (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+      }
+      out.set(raw.subarray(o + 16, o + 144), d + 16);
+    }
+  } else {
+    for (let b = 0; b < (N * K) / 256; b++) {
+      out.set(raw.subarray(b * 210, b * 210 + 208), b * 208); // ql, qh, int8 scales
+      scales[b] = f16(b * 210 + 208);
+    }
+  }
+  return { qs: new Int32Array(out.buffer), scales };
+}
+
+/** The weight as f32 (N, K) on its device. */
+export function dequantize(w: QWeight): Tensor {
+  const y = Tensor.empty(w.qs.backend, [w.N, w.K], 'f32');
+  if (y.size) w.qs.backend.run(qdequantCall(w.type, w.qs, w.scales, y, w.N, w.K));
+  return y;
+}
+
+/**
+ * x (..., K) @ dequant(W)^T + bias -> (..., N). The weight is frozen; a gradient flows back to x
+ * (dx = dy @ dequant(W), the weight dequantized for that step only), so adapters can train on a
+ * quantized base model.
+ */
+export function qlinear(x: Tensor, w: QWeight, bias: Tensor | null = null): Tensor {
   const K = x.shape[x.ndim - 1];
   if (K !== w.K) throw new KilnError('shape', 'qlinear', `input ${fmtShape(x.shape)} does not end in ${w.K}`);
-  if (isGradEnabled() && x.requiresGrad) throw new KilnError('grad', 'qlinear', 'quantized weights are for inference: no gradient flows through them yet (call under noGrad)');
   const be = x.backend;
   const M = x.size / K;
-  const x2 = contiguous(reshape(cast(x, 'f32'), [M, K]));
+  const xf = cast(x, 'f32');
+  const xr = reshape(xf, [M, K]);
+  const x2 = contiguous(xr); // (M, K)
   const y = Tensor.empty(be, [...x.shape.slice(0, -1), w.N], 'f32');
-  if (y.size) be.run((w.type === 'q4_0' ? qmatmul4Call : qmatmul8Call)(x2, w.qs, w.scales, y, M, w.N, K));
+  if (y.size) be.run(qmatmulCall(QMATMUL[w.type], x2, w.qs, w.scales, y, M, w.N, K));
+  disposeTemps([x], [xf, xr, x2]);
+  record(y, 'qlinear', [x], (g) => {
+    const wf = dequantize(w);
+    const dx = matmul(g, wf); // (..., N) @ (N, K)
+    wf.dispose();
+    return [dx];
+  });
   return bias ? add(y, bias) : y;
 }

@@ -372,7 +372,7 @@ def gguf_model(arch, fname):
         if w.dim() == 2 and "embed" not in n:
             W[n] = w / 0.3 / math.sqrt(w.shape[1])
     kinds = {"model.embed_tokens.weight": "F16", "self_attn.q_proj": "Q4_K", "self_attn.k_proj": "Q6_K", "self_attn.v_proj": "Q8_0", "self_attn.o_proj": "Q4_0",
-             "mlp.gate_proj": "Q4_K", "mlp.up_proj": "Q6_K", "mlp.down_proj": "Q8_0", "lm_head.weight": "BF16"}
+             "mlp.gate_proj": "Q4_K", "mlp.up_proj": "Q6_K", "mlp.down_proj": "Q8_0", "lm_head.weight": "BF16" if arch == "llama" else "Q6_K"}
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
     for s, g in (("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
                  ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")):
