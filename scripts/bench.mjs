@@ -53,6 +53,27 @@ if ((runtime === 'all' || runtime === 'node') && want('generate')) {
   for await (const row of generateBench(backendsArg)) emit(row);
 }
 
+if ((runtime === 'all' || runtime === 'chromium') && want('generate') && backendsArg.includes('webgpu')) {
+  // kiln WebGPU against onnxruntime-web WebGPU in the browser, on the model the Node run exported
+  const onnx = existsSync(join(root, '.cache/bench/llama95m.onnx')) ? '/.cache/bench/llama95m.onnx' : null;
+  if (!onnx) console.error('[generate] no onnxruntime-web WebGPU comparison: run the Node generate bench first (it exports the ONNX model)');
+  const { serve, launchChromium } = await import('./chromium.mjs');
+  const server = await serve('<!doctype html><script type="module" src="/scripts/bench/generate-page.js"></script>');
+  const browser = await launchChromium();
+  try {
+    const p = await browser.newPage();
+    p.on('console', (m) => { if (m.type() === 'error') console.error('[chromium]', m.text()); });
+    await p.goto(server.url);
+    await p.waitForFunction(() => typeof window.runGenerate === 'function');
+    const res = await p.evaluate((o) => window.runGenerate(o), { prompt: 64, decode: 8, onnx });
+    for (const row of res.rows) emit(row);
+    if (res.error) { console.error(res.error); process.exitCode = 1; }
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
+
 if ((runtime === 'all' || runtime === 'chromium') && want('matmul')) {
   const esbuild = await import('esbuild');
   mkdirSync(join(root, '.cache/bench'), { recursive: true });

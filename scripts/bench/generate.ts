@@ -1,6 +1,7 @@
 // Generation benchmark (bundled and run by scripts/bench.mjs): prefill and decode tokens/s and
-// the device's peak live bytes, for the conformance checkpoints (tiny) and a ~100M-parameter
-// random Llama-shaped model, on wasm and WebGPU. Greedy decoding through the KV cache.
+// device memory (resident weights, and the peak above them while generating), for the
+// conformance checkpoints (tiny) and a ~100M-parameter random Llama-shaped model, on wasm and
+// WebGPU. Greedy decoding through the KV cache. The browser run is scripts/bench/generate-page.js.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,9 @@ async function measure(model: k.models.DecoderLM, backend: k.Backend, prompt: nu
   return {
     prefillTokS: +(prompt / ((tFirst - t0) / 1000)).toFixed(1),
     decodeTokS: n > 1 ? +((n - 1) / ((t1 - tFirst) / 1000)).toFixed(2) : null,
+    /** device bytes held before generating: the weights (and RoPE tables) */
+    residentMiB: +(base / 2 ** 20).toFixed(1),
+    /** the peak above that while generating: KV cache and activations */
     peakMiB: +((backend.memory().peakLiveBytes - base) / 2 ** 20).toFixed(1),
   };
 }
