@@ -12,3 +12,4 @@ export { cumsum } from './scan';
 export { flashFwd, flashBwdDq, flashBwdDkv, flashBwd } from './attention';
 export { normFwd, normBwd } from './norm';
 export { qmatmul8, qmatmul4, qmatmulQ4K, qmatmulQ6K, qdequant } from './quant';
+export { sample } from './sample';

@@ -126,5 +126,19 @@ export const QM_OFF_X = 3;
 export const QM_TYPE = 4; // 0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K
 export const QM_WORDS = 5;
 
+// sampling the next token on the device, one row of logits per workgroup (src/kernels/sample.ts)
+export const SP_V = 0;
+export const SP_OFF = 1; // element offset of the logits (rows of V follow one another)
+export const SP_GREEDY = 2; // 1: argmax of the penalized scores (no temperature or warpers)
+export const SP_TOPK = 3; // 0: off
+export const SP_TEMP = 4; // f32
+export const SP_TOPP = 5; // f32, 1: off
+export const SP_MINP = 6; // f32, 0: off
+export const SP_REP = 7; // f32 repetition penalty, 1: off
+export const SP_FREQ = 8; // f32
+export const SP_PRES = 9; // f32
+export const SP_ROWS = 10;
+export const SP_WORDS = 11;
+
 // error codes kernels report (WASM: return value; WebGPU: the status buffer)
 export const ERR_INDEX = 1;

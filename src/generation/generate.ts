@@ -1,17 +1,15 @@
 // Text generation: prefill the prompt, then one token at a time through the KV cache, each step
-// reading back only the last position's logits; stop tokens, stop strings and max tokens;
+// sampling on the device and reading back only the token; stop tokens, stop strings, max tokens;
 // text as it is decoded (never half a character), with the token's log-probability.
 import { KilnError } from '../core/errors.js';
 import { noGrad } from '../core/autograd.js';
-import { reshape, slice, stack } from '../core/ops/shape.js';
-import { argmax, logsumexp, max } from '../core/ops/reduce.js';
-import { cast } from '../core/ops/pointwise.js';
+import { slice } from '../core/ops/shape.js';
 import { tensor } from '../core/ops/creation.js';
 import { tidy, type Tensor } from '../core/tensor.js';
 import type { KVCache } from '../nn/attention.js';
 import type { DecoderLM } from '../models/transformer.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { checkSampling, logSoftmax, pickToken, processLogits, Rng, type SamplingOptions } from './sampling.js';
+import { checkSampling, DeviceSampler, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** most new tokens (default 128) */
@@ -60,7 +58,6 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
   const V = model.config.vocabSize;
   for (const t of ids) if (!(Number.isInteger(t) && t >= 0 && t < V)) throw new KilnError('index', 'generate', `prompt token ${t} is outside the vocab (size ${V})`);
   const stopIds = new Set(opts.stopTokenIds ?? []);
-  const rng = new Rng(opts.seed ?? 0);
   const generated: number[] = [];
   const backend = model.backend;
 
@@ -75,25 +72,13 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
       }),
     ).row;
 
-  // Greedy with nothing that reads the history: the argmax and its log-probability are taken on
-  // the device, and only those come back (3 numbers instead of a vocab-sized row).
-  const onDevice = (opts.greedy || opts.temperature === 0) && !opts.repetitionPenalty && !opts.frequencyPenalty && !opts.presencePenalty && !(opts.logitBias && Object.keys(opts.logitBias).length);
+  // the processors and the draw run on the device: one token and its log-probability come back
+  const sampler = new DeviceSampler(backend, [ids], V, opts);
   const pick = async (r: Tensor): Promise<{ token: number; logprob: number }> => {
-    if (onDevice) {
-      const three = noGrad(() =>
-        tidy(() => {
-          const v = reshape(r, [-1]); // (V)
-          return stack([cast(argmax(v, -1), 'f32'), max(v, -1), logsumexp(v, -1)]);
-        }),
-      );
-      const [t, m, l] = await three.toArray();
-      three.dispose();
-      return { token: t, logprob: m - l };
-    }
-    const logits = await r.toArray();
-    const scores = processLogits(logits, opts, [...ids, ...generated], generated);
-    const token = pickToken(scores, opts, rng);
-    return { token, logprob: logSoftmax(logits)[token] };
+    const two = sampler.sample(r);
+    const [token, logprob] = await two.toArray();
+    two.dispose();
+    return { token, logprob };
   };
 
   let row = step(ids);
@@ -110,6 +95,7 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
     }
     return 'length';
   } finally {
+    sampler.dispose();
     for (const l of cache) {
       l.key.dispose();
       l.value.dispose();
@@ -176,7 +162,7 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
   const V = model.config.vocabSize;
   const backend = model.backend;
   const stopIds = new Set(opts.stopTokenIds ?? []);
-  const rngs = prompts.map((_, b) => new Rng((opts.seed ?? 0) + b));
+  const sampler = new DeviceSampler(backend, prompts, V, opts); // row b draws from seed + b
   const out = prompts.map(() => ({ tokens: [] as number[], finish: 'length' as FinishReason, done: false }));
   const mask: number[][] = prompts.map((p) => [...new Array(T - p.length).fill(0), ...new Array(p.length).fill(1)]);
   const next = prompts.map((p) => p.length); // each row's next position
@@ -202,12 +188,13 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
   );
   try {
     for (let n = 0; n < maxTokens && out.some((o) => !o.done); n++) {
-      const logits = await row.toArray();
+      const picked = sampler.sample(row);
       row.dispose();
-      const chosen = prompts.map((p, b) => {
+      const tokens = await picked.toArray(); // (B, 2): token, log-probability
+      picked.dispose();
+      const chosen = prompts.map((_, b) => {
         if (out[b].done) return 0;
-        const r = logits.subarray(b * V, (b + 1) * V);
-        const t = pickToken(processLogits(r, opts, [...p, ...out[b].tokens], out[b].tokens), opts, rngs[b]);
+        const t = tokens[2 * b];
         out[b].tokens.push(t);
         if (stopIds.has(t)) Object.assign(out[b], { done: true, finish: 'stop' });
         else if (T + out[b].tokens.length >= ctx) out[b].done = true;
@@ -218,6 +205,7 @@ export async function generateBatch(model: DecoderLM, prompts: readonly (readonl
       row = step(chosen.map((t) => [t]), next.map((p, b) => [p + out[b].tokens.length - 1]));
     }
   } finally {
+    sampler.dispose();
     for (const l of cache) {
       l.key.dispose();
       l.value.dispose();

@@ -1,3 +1,3 @@
 export { generateTokens, generateText, generateBatch, defaultStopIds, type GenerateOptions, type TokenStep, type TextChunk, type FinishReason } from './generate.js';
-export { processLogits, pickToken, Rng, type SamplingOptions } from './sampling.js';
+export { processLogits, pickToken, Rng, DeviceSampler, type SamplingOptions } from './sampling.js';
 export { chatCompletion, chatCompletionStream, type ChatCompletionRequest, type ChatCompletion, type ChatCompletionChunk } from './openai.js';

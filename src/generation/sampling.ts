@@ -1,7 +1,11 @@
 // Choosing the next token from one row of logits, in transformers' order: repetition penalty,
 // then the OpenAI-style frequency and presence penalties and logit bias, then temperature,
 // top-k, top-p and min-p, then a draw from a seeded generator (or the argmax when greedy).
-import { KilnError } from '../core/errors.js';
+import type { Backend } from '../backend/backend.js';
+import { KilnError, fmtShape } from '../core/errors.js';
+import { fromValues } from '../core/ops/creation.js';
+import { Tensor } from '../core/tensor.js';
+import { sampleCall, type SampleParams } from '../kernels/sample.js';
 
 export interface SamplingOptions {
   /** 0 (or greedy: true) picks the argmax; default 1 */
@@ -89,15 +93,17 @@ export function processLogits(logits: ArrayLike<number>, o: SamplingOptions, con
   if ((o.topP !== undefined && o.topP < 1) || o.minP) {
     const lp = logSoftmax(s);
     if (o.topP !== undefined && o.topP < 1) {
-      // keep the most likely tokens until their mass reaches topP (always at least one)
+      // keep the most likely tokens until their mass reaches topP (always at least one), and the
+      // tokens tied with the last one kept (transformers leaves the order of ties to its sort)
       const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => lp[b] - lp[a]);
       let mass = 0;
       let k = 0;
-      for (; k < V; k++) {
+      for (; k < V - 1; k++) {
         mass += Math.exp(lp[order[k]]);
         if (mass >= o.topP) break;
       }
-      for (let j = k + 1; j < V; j++) s[order[j]] = -Infinity;
+      const last = lp[order[k]];
+      for (let i = 0; i < V; i++) if (lp[i] < last) s[i] = -Infinity;
     }
     if (o.minP) {
       let best = -Infinity;
@@ -122,4 +128,57 @@ export function pickToken(scores: Float64Array, o: SamplingOptions, rng: Rng): n
     if (u < 0) return i;
   }
   return best; // rounding left a sliver: the most likely token
+}
+
+/**
+ * Sampling on the device: the processors and the draw run in one kernel (kernels/sample.ts) after
+ * the forward pass, and only (token, log-probability) per row comes back. The host keeps the
+ * seeded generator and passes each row's uniform draw, so the same seed gives the same tokens on
+ * each backend. The history of each row (prompt tokens, output counts) lives on the device.
+ */
+export class DeviceSampler {
+  private readonly bias: Tensor;
+  private readonly scores: Tensor;
+  private readonly hist: Tensor;
+  private readonly rngs: Rng[];
+  private readonly params: SampleParams;
+  constructor(readonly backend: Backend, prompts: readonly (readonly number[])[], readonly V: number, readonly opts: SamplingOptions, seeds?: number[]) {
+    const rows = prompts.length;
+    const b = new Float32Array(V);
+    for (const [t, v] of Object.entries(opts.logitBias ?? {})) if (+t >= 0 && +t < V) b[+t] += v;
+    const h = new Int32Array(rows * V);
+    prompts.forEach((p, r) => { for (const t of p) if (t >= 0 && t < V) h[r * V + t] = 1; });
+    this.bias = fromValues(b, [V], { backend });
+    this.hist = fromValues(h, [rows, V], { backend, dtype: 'i32' });
+    this.scores = Tensor.empty(backend, [rows, V], 'f32');
+    this.rngs = prompts.map((_, r) => new Rng(seeds?.[r] ?? (opts.seed ?? 0) + r));
+    const temperature = opts.temperature ?? 1;
+    this.params = {
+      greedy: !!opts.greedy || temperature === 0,
+      temperature,
+      topK: opts.topK ?? 0,
+      topP: opts.topP ?? 1,
+      minP: opts.minP ?? 0,
+      repetitionPenalty: opts.repetitionPenalty ?? 1,
+      frequencyPenalty: opts.frequencyPenalty ?? 0,
+      presencePenalty: opts.presencePenalty ?? 0,
+    };
+  }
+
+  /** (rows, 2): each row's token and its log-probability, from logits (rows, 1, V) or (rows, V). */
+  sample(logits: Tensor): Tensor {
+    const rows = this.rngs.length;
+    if (logits.size !== rows * this.V || !logits.isContiguous()) throw new KilnError('shape', 'sample', `logits ${fmtShape(logits.shape)} are not ${rows} contiguous rows of ${this.V}`);
+    const draws = fromValues(Float32Array.from(this.rngs, (g) => (this.params.greedy ? 0 : g.uniform())), [rows], { backend: this.backend });
+    const out = Tensor.empty(this.backend, [rows, 2], 'f32');
+    this.backend.run(sampleCall(logits, this.bias, draws, this.scores, this.hist, out, rows, this.V, this.params));
+    draws.dispose();
+    return out;
+  }
+
+  dispose(): void {
+    this.bias.dispose();
+    this.scores.dispose();
+    this.hist.dispose();
+  }
 }

@@ -1,12 +1,14 @@
 // Generation: greedy decoding through the KV cache against PyTorch's greedy continuation (full
 // forwards) for every architecture, sampling determinism (per seed, across backends), the logits
-// processors against values worked out here, stop tokens and strings, and the context window.
+// processors against values worked out here, the device sampler against them, stop tokens and
+// strings, and the context window.
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as k from '../../src/index.js';
 import { KilnError } from '../../src/core/errors.js';
-import { generateText, generateTokens, pickToken, processLogits, Rng } from '../../src/generation/index.js';
+import { DeviceSampler, generateText, generateTokens, pickToken, processLogits, Rng, type SamplingOptions } from '../../src/generation/index.js';
+import { logSoftmax } from '../../src/generation/sampling.js';
 import { loadModel } from '../../src/models/load.js';
 import { describeBackends } from '../helpers/backends.js';
 
@@ -74,6 +76,63 @@ describe('sampling', () => {
     expect(ones / 20000).toBeGreaterThan(0.735);
     expect(ones / 20000).toBeLessThan(0.765);
   });
+});
+
+// The device sampler (kernels/sample.ts and its AssemblyScript twin) against the host reference
+// above (processLogits + pickToken in float64), step by step with the same seeded draws: a vocab
+// of 3,000 with tied scores, every processor alone and together, and a batch of rows.
+describeBackends('the device sampler', (ctx) => {
+  const V = 3000;
+  const logitsAt = (step: number, row: number): Float32Array =>
+    Float32Array.from({ length: V }, (_, i) => Math.round(4 * Math.sin(i * 0.37 + step * 1.3 + row) * Math.cos(i * 0.011)) / 2 + (i % 97 === 0 ? 3 : 0));
+  const CASES: [string, SamplingOptions][] = [
+    ['greedy', { greedy: true }],
+    ['temperature 0 with penalties and bias', { temperature: 0, repetitionPenalty: 1.3, frequencyPenalty: 0.4, presencePenalty: 0.7, logitBias: { 5: 4, 97: -100 } }],
+    ['plain draw', { seed: 3 }],
+    ['temperature 0.7', { temperature: 0.7, seed: 4 }],
+    ['top-k 40 (ties at the k-th)', { topK: 40, seed: 5 }],
+    ['top-p 0.9', { topP: 0.9, seed: 6 }],
+    ['min-p 0.05', { minP: 0.05, seed: 7 }],
+    ['everything', { temperature: 1.3, topK: 200, topP: 0.8, minP: 0.02, repetitionPenalty: 1.2, frequencyPenalty: 0.3, presencePenalty: 0.5, logitBias: { 11: 2.5 }, seed: 8 }],
+  ];
+  // The device sums f32 exponentials, the reference float64 ones: a draw that falls within 1e-5 of
+  // the boundary between two tokens may land on either side; anything else must be the same token.
+  const sameDraw = (got: number, scores: Float64Array, want: number, u: number): boolean => {
+    if (got === want) return true;
+    const p = logSoftmax(scores);
+    let before = 0;
+    for (let i = 0; i < got; i++) if (p[i] !== -Infinity) before += Math.exp(p[i]);
+    return p[got] !== -Infinity && u > before - 1e-5 && u < before + Math.exp(p[got]) + 1e-5;
+  };
+  for (const [name, opts] of CASES) {
+    it(`${name}: the same tokens and log-probabilities as the host reference`, async () => {
+      const prompts = [[1, 5, 97, 194], [2, 2, 300]];
+      const sampler = new DeviceSampler(ctx.backend, prompts, V, opts);
+      const rngs = prompts.map((_, r) => new Rng((opts.seed ?? 0) + r));
+      const draws = prompts.map((_, r) => new Rng((opts.seed ?? 0) + r)); // the same sequence, to see each u
+      const generated: number[][] = prompts.map(() => []);
+      let exact = 0;
+      try {
+        for (let step = 0; step < 12; step++) {
+          const rows = prompts.map((_, r) => logitsAt(step, r));
+          const lg = k.tensor(Float32Array.from(rows.flatMap((r) => [...r])), { shape: [prompts.length, 1, V] });
+          const got = await sampler.sample(lg).toArray();
+          prompts.forEach((p, r) => {
+            const scores = processLogits(rows[r], opts, [...p, ...generated[r]], generated[r]);
+            const want = pickToken(scores, opts, rngs[r]);
+            const u = opts.greedy || opts.temperature === 0 ? 0 : draws[r].uniform();
+            expect(sameDraw(got[2 * r], scores, want, u), `step ${step} row ${r}: ${got[2 * r]} for ${want}`).toBe(true);
+            exact += +(got[2 * r] === want);
+            expect(got[2 * r + 1]).toBeCloseTo(logSoftmax(rows[r])[got[2 * r]], 4);
+            generated[r].push(got[2 * r]); // both follow the device's choice
+          });
+        }
+      } finally {
+        sampler.dispose();
+      }
+      expect(exact).toBeGreaterThanOrEqual(22); // of 24 draws
+    });
+  }
 });
 
 describe('generateText', () => {
@@ -167,5 +226,16 @@ describeBackends('the KV cache', (ctx) => {
     const stitched = await k.concat([first.logits, second.logits], 1).toArray();
     const full = await grown.logits.toArray();
     for (let i = 0; i < full.length; i++) expect(Math.abs(stitched[i] - full[i])).toBeLessThan(1e-4);
+  });
+
+  it('WebGPU: each sampled token is one submit and reads back 8 bytes (token and log-probability)', async () => {
+    if (ctx.name !== 'webgpu') return void expect(ctx.name).toBe('wasm'); // the counters are WebGPU's
+    const be = ctx.backend as k.WebGPUBackend;
+    const { model } = await loadModel(join(dir, 'llama'));
+    const opts = { temperature: 0.9, topK: 30, topP: 0.9, minP: 0.01, repetitionPenalty: 1.1, frequencyPenalty: 0.2, presencePenalty: 0.1, logitBias: { 3: 1 }, seed: 2, maxTokens: 10 };
+    const steps: [number, number][] = [];
+    for await (const _ of generateTokens(model, [1, 5, 12], opts)) steps.push([be.submits, be.readBytes]);
+    expect(steps.length).toBe(10);
+    for (let i = 1; i < steps.length; i++) expect([steps[i][0] - steps[i - 1][0], steps[i][1] - steps[i - 1][1]]).toEqual([1, 8]);
   });
 });

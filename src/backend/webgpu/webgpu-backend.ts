@@ -92,6 +92,8 @@ export class WebGPUBackend implements Backend {
   pending = 0;
   /** submits so far (tests check that ops are batched) */
   submits = 0;
+  /** bytes read back so far (tests check that generation reads back only the tokens) */
+  readBytes = 0;
   /** Prints each generated WGSL kernel as it is compiled (also set by KILN_DEBUG_WGSL=1). */
   debugWgsl = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_DEBUG_WGSL === '1';
 
@@ -271,6 +273,7 @@ export class WebGPUBackend implements Backend {
     const start = byteOffset & ~3;
     const size = Math.max(4, Math.ceil((byteOffset + bytes - start) / 4) * 4);
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.readBytes += bytes;
     const enc = this.endPass();
     enc.copyBufferToBuffer((s as GpuStorage).buffer, start, staging, 0, size);
     let statusStaging: GPUBuffer | null = null;
