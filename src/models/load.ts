@@ -3,6 +3,7 @@
 // Every header, name and shape is checked before any weight is read, so a bad checkpoint never
 // leaves a half-loaded model; then tensors are read and copied to the device one at a time.
 import { KilnError } from '../core/errors.js';
+import { encode, isFloat, itemSize } from '../core/dtype.js';
 import { fromValues } from '../core/ops/creation.js';
 import type { Tensor } from '../core/tensor.js';
 import { noGrad } from '../core/autograd.js';
@@ -12,7 +13,7 @@ import { checkRule, configFromHF, weightRules, type ModelType } from './hf.js';
 import type { DecoderConfig } from './config.js';
 import { GGUFFile, type GGUFValue } from './loaders/gguf.js';
 import { LLAMA3_SPLIT } from '../tokenizers/components.js';
-import { blobSource, bytesSource, fileSource, SafetensorsFile, urlSource, type ByteSource, type DownloadOptions, type TensorInfo } from './loaders/safetensors.js';
+import { blobSource, bytesSource, fileSource, SafetensorsFile, toFloat32, urlSource, type ByteSource, type DownloadOptions, type TensorInfo } from './loaders/safetensors.js';
 import { DecoderLM } from './transformer.js';
 import { Linear } from '../nn/layers.js';
 import { fromGGUF, qBlock, qWeight, quantizeQ4, quantizeQ8, type QuantType } from '../nn/quant.js';
@@ -73,6 +74,28 @@ function place(model: DecoderLM, param: Tensor, name: string, shape: number[], v
   noGrad(() => param.assign(t));
   t.dispose();
 }
+
+const CHUNK = 1 << 18; // elements converted and uploaded at a time
+
+/**
+ * Writes a float tensor's file bytes (F32, F16 or BF16, little-endian) straight into a fresh
+ * parameter: as they are when the dtypes agree, else converted a chunk at a time, so the host
+ * never holds a converted copy of the whole tensor next to its bytes.
+ */
+function writeRaw(param: Tensor, bytes: Uint8Array, fileDtype: string, where: string): void {
+  const be = param.backend;
+  const n = param.size;
+  const width = fileDtype === 'F32' ? 4 : 2;
+  if (fileDtype.toLowerCase() === param.dtype) return be.write(param.storage, bytes, 0);
+  for (let i = 0; i < n; i += CHUNK) {
+    const m = Math.min(CHUNK, n - i);
+    const vals = toFloat32(bytes.subarray(i * width, (i + m) * width), fileDtype, where);
+    be.write(param.storage, param.dtype === 'f32' ? vals : new Uint8Array(encode(param.dtype, vals)), i * itemSize(param.dtype));
+  }
+}
+
+/** Whether writeRaw can fill this parameter: its own storage from element 0, a float file dtype. */
+const rawWritable = (param: Tensor, fileDtype: string): boolean => param.offset === 0 && param.isContiguous() && isFloat(param.dtype) && ['F32', 'F16', 'BF16'].includes(fileDtype);
 
 function linearAt(model: DecoderLM, name: string): Linear {
   const m = new Map(model.namedModules()).get(name.replace(/\.weight$/, ''));
@@ -203,6 +226,12 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
     // everything checked: now read and place one parameter at a time
     for (const r of rules) {
       const shape = params.get(r.target)!;
+      const param = tensors.get(r.target)!;
+      const src = where.get(r.sources[0])!;
+      if (!r.make && !keptAs(r.target, shape, opts) && rawWritable(param, src.info.dtype)) {
+        writeRaw(param, await src.file.bytes(r.sources[0]), src.info.dtype, `${fileOf(r.sources[0])}: tensor '${r.sources[0]}'`);
+        continue;
+      }
       const data = await Promise.all(r.sources.map((s) => where.get(s)!.file.float32(s)));
       const values = r.make ? r.make(data, r.sources.map((s) => shapes.get(s)!)) : data[0];
       const n = shape.reduce((a, b) => a * b, 1);
@@ -375,6 +404,10 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
       const info = g.tensors.get(byKiln.get(name)!)!;
       const shape = [...p.shape];
       const type = keptAs(name, shape, opts, info.type);
+      if (!type && rawWritable(p, info.type)) {
+        writeRaw(p, await src.read(info.begin, info.end - info.begin), info.type, `${src.name}: tensor '${info.name}'`);
+        continue;
+      }
       // a tensor already in the kept type goes over block for block, without a second quantization
       const q = type && info.type === type.toUpperCase() ? fromGGUF(type, await src.read(info.begin, info.end - info.begin), shape[0], shape[1]) : undefined;
       place(model, p, name, shape, q ? null : await g.float32(info.name), opts, type, q);

@@ -146,4 +146,14 @@ describeBackends('weights stored as f16 / bf16', (ctx) => {
     }
     void f32;
   });
+
+  it('an F16 / BF16 file kept in its own dtype goes over byte for byte: the reference logits', async () => {
+    for (const [arch, dtype] of [['qwen2', 'f16'], ['gemma', 'bf16']] as const) {
+      const g = golden(arch);
+      const { model } = await loadModel(join(dir, arch), { dtype });
+      for (const [, p] of model.namedParameters()) expect(p.dtype).toBe(dtype);
+      const { logits } = model.call({ inputIds: ids(g.ids) }) as { logits: Tensor };
+      assertClose(await logits.toArray(), g.logits.data, { atol: (ctx.name === 'wasm' ? 1e-4 : 1e-3) * maxAbs(g.logits.data), rtol: 0 }, `${arch} as ${dtype}`);
+    }
+  });
 });

@@ -1,6 +1,7 @@
 // Loading streams tensors one by one: on a ~330 MB F16 checkpoint written here, the loader's
 // host memory (JS heap plus ArrayBuffers, sampled at every read) stays well under the file's
-// size, a few times the largest tensor; the weights themselves go to the WebGPU device.
+// size, near the largest tensor (its bytes, converted and uploaded a chunk at a time); the weights
+// themselves go to the WebGPU device.
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -70,7 +71,7 @@ describe('streamed loading', () => {
     console.log(`[streaming] file ${(fileBytes / 2 ** 20).toFixed(0)} MiB, largest tensor ${(largest / 2 ** 20).toFixed(0)} MiB (F16), peak host memory while loading +${(used / 2 ** 20).toFixed(0)} MiB (${(used / largest).toFixed(2)}x the largest tensor)`);
     expect(fileBytes).toBeGreaterThan(300 * 2 ** 20);
     expect(used).toBeLessThan(fileBytes * 0.75);
-    expect(used).toBeLessThan(largest * 4.5);
+    expect(used).toBeLessThan(largest * 1.5);
     expect([...lm.model.namedParameters()].length).toBe(shapes.length);
     rmSync(dir, { recursive: true, force: true });
   });
