@@ -80,6 +80,16 @@ async function measure(model: k.models.DecoderLM, backend: k.Backend, prompt: nu
   };
 }
 
+/** Where a decode step's time goes: GPU time per kernel (timestamp queries) against wall time. */
+async function profileDecode(model: k.models.DecoderLM, backend: k.Backend, name: string, prompt: number): Promise<void> {
+  const ids = Array.from({ length: prompt }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
+  const gen = generateTokens(model, ids, { greedy: true, maxTokens: 17 });
+  await gen.next(); // prefill
+  const p = await k.profile(async () => { for (let i = 0; i < 16; i++) await gen.next(); }, backend);
+  await gen.return('length');
+  emit({ profile: name, steps: 16, wallMsPerStep: +(p.wallMs / 16).toFixed(3), kernelMsPerStep: +(p.kernelMs / 16).toFixed(3), top: p.kernels.slice(0, 12).map((r) => ({ key: r.key, calls: r.calls / 16, msPerStep: +(r.ms / 16).toFixed(4) })) });
+}
+
 async function speed(backend: k.Backend, adapter: string): Promise<void> {
   const models: [string, Record<string, number | boolean>, number, number][] = [
     ['llama-shaped ~100M (random)', { vocabSize: 32000, hiddenSize: 640, numLayers: 12, numHeads: 10, numKVHeads: 5, intermediateSize: 1728 }, 128, 64],
@@ -93,6 +103,7 @@ async function speed(backend: k.Backend, adapter: string): Promise<void> {
     const model = new k.models.DecoderLM(cfg, { backend, skipInit: true }).eval();
     const params = [...model.namedParameters()].reduce((a, [, p]) => a + p.size, 0);
     emit({ bench: 'generate', backend: 'webgpu', adapter, model: name, params, prompt, decode, weights: 'f32', ...(await measure(model, backend, prompt, decode)) });
+    await profileDecode(model, backend, `${name} f32`, prompt);
     for (const type of ['q8_0', 'q4_0'] as QuantType[]) {
       for (const [n, m] of model.namedModules()) {
         if (!(m instanceof k.nn.Linear) || !/layers\.\d+\./.test(n)) continue;
@@ -100,6 +111,7 @@ async function speed(backend: k.Backend, adapter: string): Promise<void> {
         m.setQuantized(qWeight({ qs: new Int32Array(N * (type === 'q8_0' ? K / 4 : K / 8)), scales: new Float32Array((N * K) / 32) }, N, K, backend, type));
       }
       emit({ bench: 'generate', backend: 'webgpu', adapter, model: name, params, prompt, decode, weights: `projections ${type.toUpperCase()}`, ...(await measure(model, backend, prompt, decode)) });
+      await profileDecode(model, backend, `${name} ${type}`, prompt);
     }
     for (const [, t] of [...model.namedParameters(), ...model.namedBuffers()]) t.dispose();
   }
@@ -110,5 +122,13 @@ k.use(backend);
 const report = (backend as k.WebGPUBackend).report;
 emit({ adapter: report });
 const adapter = `${report.vendor} ${report.architecture} ${report.description}`.trim();
+{
+  // a round trip with no work: submit, then read 4 bytes back
+  const t = k.tensor([1], { backend });
+  await t.toArray();
+  const t0 = performance.now();
+  for (let i = 0; i < 20; i++) await k.add(t, 1).toArray();
+  emit({ roundTripMs: +((performance.now() - t0) / 20).toFixed(3) });
+}
 if (!process.argv.includes('--speed-only')) await conformance(backend);
 if (!process.argv.includes('--check-only')) await speed(backend, adapter);

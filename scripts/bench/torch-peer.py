@@ -39,6 +39,7 @@ def run(model, prompt, decode, dev):
 
 if __name__ == "__main__":
     dev = torch.device("cuda")
+    torch.set_default_device(dev)  # the forward builds its causal mask with torch.arange
     for name, (V, HS, L, H, HKV, I), prompt, decode in MODELS:
         m.V, m.HS, m.L, m.H, m.HKV, m.I, m.D = V, HS, L, H, HKV, I, HS // H
         torch.manual_seed(0)

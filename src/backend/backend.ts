@@ -96,7 +96,27 @@ export interface Backend {
   emptyCache(): void;
   /** Restarts peakLiveBytes from the current live bytes. */
   resetPeak(): void;
+  /** Starts timing each kernel (the profiler, core/profile.ts): WebGPU with timestamp queries. */
+  startProfile(): void;
+  /** Stops timing; resolves to the time per kernel since startProfile. */
+  stopProfile(): Promise<KernelTime[]>;
   destroy(): void;
+}
+
+/** One kernel's share of a profile: `key` is op, kernel and variant. */
+export interface KernelTime {
+  key: string;
+  calls: number;
+  ms: number;
+}
+
+/** Adds a timed call to a profile's table. */
+export function tally(table: Map<string, KernelTime>, call: KernelCall, ms: number): void {
+  const key = `${call.op} ${call.kernel.name}${call.variant ? `|${call.variant}` : ''}`;
+  const t = table.get(key) ?? { key, calls: 0, ms: 0 };
+  t.calls++;
+  t.ms += ms;
+  table.set(key, t);
 }
 
 /** Pool buckets: four per power of two above 256 bytes, so at most 25% is wasted. */

@@ -182,6 +182,103 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`;
 }
 
+/**
+ * Forward for one query row per (batch, head), as in decoding: the GPU's threads split the keys
+ * for the scores and the head dims for the output (reading V rows coalesced), over chunks of DCK
+ * keys with the online-softmax rescaling between chunks, instead of one thread walking every key.
+ * Same math and masks as fwdWgsl (and the AssemblyScript twin, whose loop serves both shapes).
+ */
+const DW = 64; // threads
+const DCK = 1024; // keys per chunk (their scores sit in workgroup memory)
+function decodeWgsl(variant: string): string {
+  const MD = Number(variant.split('|')[0].slice(1));
+  const per = Math.max(1, MD / DW); // output dims per thread
+  const dims = [...Array(per).keys()];
+  return `
+@group(0) @binding(0) var<storage, read> Q: array<f32>;
+@group(0) @binding(1) var<storage, read> K: array<f32>;
+@group(0) @binding(2) var<storage, read> V: array<f32>;
+@group(0) @binding(3) var<storage, read> AUX: array<i32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
+${uniformBlock(6, L.FA_WORDS)}
+${COMMON}
+${snippetFns(variant.split('|')[1])}
+var<workgroup> qs: array<f32, ${MD}>;
+var<workgroup> sc: array<f32, ${DCK}>;
+var<workgroup> red: array<f32, ${DW}>;
+const NEG = -3.4028234e38;
+fn reduce(v: f32, lid: u32, isMax: bool) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${DW / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = select(red[lid] + red[lid + s], max(red[lid], red[lid + s]), isMax); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+@compute @workgroup_size(${DW})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
+  let bh = wid.y; let b = bh / H; let h = bh % H; let hk = h / (H / Hkv);
+  let qb = u_(${L.FA_OFF_Q}u) + bh * Tq * D;
+  for (var d = lid; d < D; d += ${DW}u) { qs[d] = Q[qb + d]; }
+  workgroupBarrier();
+  let scale = uf_(${L.FA_SCALE}u);
+  let kr = keyRange(0u, 1u);
+  let cap = u_(${L.FA_KV_CAP}u);
+  let kvBase = (b * Hkv + hk) * select(Tk, cap, cap > 0u);
+  let kOff = u_(${L.FA_OFF_K}u); let vOff = u_(${L.FA_OFF_V}u);
+  var m = NEG;
+  var l = 0.0;
+  ${dims.map((i) => `var o${i} = 0.0;`).join(' ')}
+  for (var c0 = kr.x; c0 < kr.y; c0 += ${DCK}u) {
+    let c1 = min(c0 + ${DCK}u, kr.y);
+    // this chunk's scores, one key per thread at a time (NEG: not visible)
+    var cm = NEG;
+    for (var j = c0 + lid; j < c1; j += ${DW}u) {
+      var s = NEG;
+      if (blockLive(0u, j) && visible(b, h, 0u, j)) {
+        let kb = kOff + (kvBase + j) * D;
+        var dot = 0.0;
+        for (var d = 0u; d < D; d++) { dot += qs[d] * K[kb + d]; }
+        s = modded(capped(dot * scale), b, h, 0u, j);
+      }
+      sc[j - c0] = s;
+      cm = max(cm, s);
+    }
+    cm = reduce(cm, lid, true);
+    let mn = max(m, cm);
+    let corr = select(1.0, exp(m - mn), m > NEG);
+    var ps = 0.0;
+    for (var j = c0 + lid; j < c1; j += ${DW}u) {
+      let s = sc[j - c0];
+      let p = select(0.0, exp(s - mn), s > NEG);
+      ps += p; // the undropped sum normalises; only what reaches V is dropped
+      sc[j - c0] = p * dropMul(b, h, 0u, j);
+    }
+    let cs = reduce(ps, lid, false); // its barriers also publish sc to every thread
+    l = l * corr + cs;
+    ${dims.map((i) => `{
+      let d = lid + ${i * DW}u;
+      if (d < D) {
+        var a = 0.0;
+        for (var j = c0; j < c1; j++) { a += sc[j - c0] * V[vOff + (kvBase + j) * D + d]; }
+        o${i} = o${i} * corr + a;
+      }
+    }`).join('\n    ')}
+    m = mn;
+    workgroupBarrier(); // the next chunk overwrites sc
+  }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  ${dims.map((i) => `if (lid + ${i * DW}u < D) { O[bh * Tq * D + lid + ${i * DW}u] = o${i} * inv; }`).join('\n  ')}
+  // a row that sees no key gets lse = -inf (log(0)), its output 0
+  if (lid == 0u) { LSE[bh * Tq] = select(log(l), m + log(l), l > 0.0); }
+}`;
+}
+
 function dqWgsl(variant: string): string {
   const MD = Number(variant.split('|')[0].slice(1));
   return `
@@ -242,6 +339,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 function dkvWgsl(variant: string): string {
   const MD = Number(variant.split('|')[0].slice(1));
+  const QT = MD >= 256 ? BK / 2 : BK; // query rows per tile: two tiles of 256 dims fill 32 KiB of workgroup memory
   return `
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
@@ -255,9 +353,9 @@ ${uniformBlock(8, L.FA_WORDS)}
 ${COMMON}
 ${snippetFns(variant.split('|')[1])}
 // Q and dO tiles (and their rows' lse, Dsum), shared by the workgroup's key rows
-var<workgroup> Qs: array<f32, ${BK * MD}>;
-var<workgroup> Gs: array<f32, ${BK * MD}>;
-var<workgroup> Ss: array<f32, ${2 * BK}>;
+var<workgroup> Qs: array<f32, ${QT * MD}>;
+var<workgroup> Gs: array<f32, ${QT * MD}>;
+var<workgroup> Ss: array<f32, ${2 * QT}>;
 @compute @workgroup_size(${BQ})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
@@ -278,15 +376,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // the queries that can see any key of this block: causal from its first key, window up to its last
   let kLast = min(kb0 + ${BQ}u, Tk) - 1u;
   var qlo = 0u;
-  if ((flags & ${L.FA_CAUSAL}u) != 0u && kb0 + Tq > Tk) { qlo = (kb0 + Tq - Tk) / ${BK}u * ${BK}u; }
+  if ((flags & ${L.FA_CAUSAL}u) != 0u && kb0 + Tq > Tk) { qlo = (kb0 + Tq - Tk) / ${QT}u * ${QT}u; }
   var qhi = Tq;
   if (W > 0u && kLast + W + Tq > Tk) { qhi = min(Tq, kLast + W + Tq - Tk); }
   for (var g = 0u; g < G; g++) {
     let h = hk * G + g;
     let rowBase = (b * H + h) * Tq;
-    for (var t0 = qlo; t0 < qhi; t0 += ${BK}u) {
+    for (var t0 = qlo; t0 < qhi; t0 += ${QT}u) {
       if (!blockLive(t0, kb0)) { continue; }
-      for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
+      for (var e = lid; e < ${QT}u * D; e += ${BQ}u) {
         let r = e / D; let c = e % D;
         var qx = 0.0; var gx = 0.0;
         if (t0 + r < Tq) {
@@ -296,7 +394,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         Qs[r * ${MD}u + c] = qx;
         Gs[r * ${MD}u + c] = gx;
       }
-      if (lid < ${2 * BK}u) {
+      if (lid < ${2 * QT}u) {
         let r = lid / 2u;
         var st = -3.4028234663852886e38 * f32(1u - (lid % 2u)); // lse -> lowest, Dsum -> 0 past the end
         if (t0 + r < Tq) { st = ST[2u * (rowBase + t0 + r) + lid % 2u]; }
@@ -304,7 +402,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       workgroupBarrier();
       if (valid) {
-        for (var j = 0u; j < ${BK}u; j++) {
+        for (var j = 0u; j < ${QT}u; j++) {
           let qi = t0 + j;
           if (qi >= qhi) { break; }
           let Lr = Ss[2u * j];
@@ -325,7 +423,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`;
 }
 
-export const flashFwdKernel: Kernel = { name: 'flash_attention_fwd', wgsl: fwdWgsl, wasm: 'flashFwd' };
+export const flashFwdKernel: Kernel = { name: 'flash_attention_fwd', wgsl: (v) => (v.endsWith('|q1') ? decodeWgsl(v) : fwdWgsl(v)), wasm: 'flashFwd' };
 export const flashDqKernel: Kernel = { name: 'flash_attention_dq', wgsl: dqWgsl, wasm: 'flashBwdDq' };
 export const flashDkvKernel: Kernel = { name: 'flash_attention_dkv', wgsl: dkvWgsl, wasm: 'flashBwdDkv' };
 /**
@@ -387,9 +485,11 @@ function uniforms(p: FlashParams, q: View, k: View, v: View): Uint32Array {
 const variant = (p: FlashParams) => `d${headDimBucket(p.D)}${p.flex ? `|${p.flex.key}` : ''}`;
 
 export function flashFwdCall(p: FlashParams, q: View, k: View, v: View, aux: View, o: View, lse: View): KernelCall {
+  // one query row (decoding): the schedule that splits keys and dims over the threads
+  const one = p.Tq === 1;
   return {
-    kernel: flashFwdKernel, variant: variant(p), inputs: [q, k, v, aux], outputs: [o, lse], uniforms: uniforms(p, q, k, v),
-    grid: [Math.ceil(p.Tq / BQ), p.B * p.H, 1], op: 'flashAttention',
+    kernel: flashFwdKernel, variant: variant(p) + (one ? '|q1' : ''), inputs: [q, k, v, aux], outputs: [o, lse], uniforms: uniforms(p, q, k, v),
+    grid: [one ? 1 : Math.ceil(p.Tq / BQ), p.B * p.H, 1], op: 'flashAttention',
   };
 }
 

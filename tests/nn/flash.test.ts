@@ -1,6 +1,7 @@
 // The fused attention kernels against the composed reference (matmul + softmax) on both
 // backends: outputs and the gradients of q, k and v, for MHA/GQA/MQA, causal, sliding window,
-// key padding, packed documents, soft-capping, a KV-cache offset, and awkward sizes.
+// key padding, packed documents, soft-capping, a KV-cache offset, one query row (decoding), and
+// awkward sizes.
 import { expect, it } from 'vitest';
 import * as k from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
@@ -21,6 +22,11 @@ const CASES: Case[] = [
   { name: 'key padding (left-padded batch)', B: 2, H: 2, Hkv: 2, Tq: 9, Tk: 9, D: 8, o: { isCausal: false }, pad: [[1, 1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1, 1]] },
   { name: 'packed documents, causal', B: 2, H: 2, Hkv: 1, Tq: 10, Tk: 10, D: 8, o: { isCausal: true }, doc: [[0, 0, 0, 1, 1, 1, 1, 2, 2, 2], [0, 1, 1, 1, 1, 1, 1, 1, 1, 3]] },
   { name: 'soft-capping 5 (Gemma 2)', B: 1, H: 2, Hkv: 2, Tq: 12, Tk: 12, D: 8, o: { isCausal: true, softcap: 5, scale: 0.9 } },
+  // one query row (decoding): the GPU's decode schedule, over chunks of 1024 keys
+  { name: 'decode: one query after 1500 keys (GQA, two chunks)', B: 2, H: 4, Hkv: 2, Tq: 1, Tk: 1500, D: 64, o: { isCausal: true } },
+  { name: 'decode: sliding window 40, head dim 80', B: 1, H: 2, Hkv: 1, Tq: 1, Tk: 300, D: 80, o: { isCausal: true, slidingWindow: 40 } },
+  { name: 'decode: head dim 256, soft-capping', B: 1, H: 2, Hkv: 2, Tq: 1, Tk: 50, D: 256, o: { isCausal: true, softcap: 3 } },
+  { name: 'decode: key padding', B: 2, H: 2, Hkv: 2, Tq: 1, Tk: 9, D: 8, o: { isCausal: true }, pad: [[1, 1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1, 1, 1, 1]] },
 ];
 
 /** the composed reference with the same masking as a dense keep-mask */

@@ -67,6 +67,26 @@ describeBackends('flexAttention', () => {
       ['output', 'dq', 'dk', 'dv'].forEach((n, i) => assertClose(fused[i], ref[i], { atol: 3e-5, rtol: 1e-4 }, n));
     });
   }
+
+  it('one query row (the GPU decode schedule): a score mod and a mask mod against the dense reference', async () => {
+    const g = new k.Generator(9);
+    const Tk = 1100; // two chunks of keys
+    const q = k.randn([B, H, 1, D], { generator: g }), kk = k.randn([B, Hkv, Tk, D], { generator: g }), v = k.randn([B, Hkv, Tk, D], { generator: g });
+    const sm = flex.relativePositionBias(table, H, 4);
+    const mm = flex.slidingWindow(300); // with one query row q_idx is 0: keys 0..299 stay
+    const out = await nn.flexAttention(q, kk, v, { scoreMod: sm, maskMod: mm }).toArray();
+    const ctx = { headParams: Float32Array.from(sm.headParams ?? []) };
+    const bias = new Float32Array(B * H * Tk);
+    const keep = new Float32Array(B * H * Tk);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let j = 0; j < Tk; j++) {
+      bias[(b * H + h) * Tk + j] = sm.js(0, b, h, 0, j, ctx);
+      keep[(b * H + h) * Tk + j] = mm.js(b, h, 0, j) ? 1 : 0;
+    }
+    const rep = (t: Tensor) => k.reshape(k.expand(k.unsqueeze(t, 2), [B, Hkv, H / Hkv, Tk, D]), [B, H, Tk, D]);
+    let s = k.add(k.mul(k.matmul(q, k.transpose(rep(kk))), 1 / Math.sqrt(D)), k.tensor(bias, { shape: [B, H, 1, Tk] }));
+    s = k.where(k.tensor(keep, { shape: [B, H, 1, Tk] }), s, nn.MASKED);
+    assertClose(out, await k.matmul(k.softmax(s, -1), rep(v)).toArray(), { atol: 3e-5, rtol: 1e-4 }, 'decode row');
+  });
 });
 
 it('a WGSL snippet that fails to compile reports the compiler message and the snippet', async () => {

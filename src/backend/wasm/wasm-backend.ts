@@ -1,6 +1,6 @@
 import { KilnError } from '../../core/errors.js';
 import { ERR_INDEX } from '../../../assembly/layout.js';
-import { bucketSize, type Backend, type KernelCall, type KernelContext, type MemoryStats, type Storage } from '../backend.js';
+import { bucketSize, tally, type Backend, type KernelCall, type KernelContext, type KernelTime, type MemoryStats, type Storage } from '../backend.js';
 import { SCALAR_WASM, SIMD_WASM } from './binary.gen.js';
 
 // The smallest module that uses a v128 instruction: validates only where WASM SIMD exists.
@@ -170,7 +170,9 @@ export class WasmBackend implements Backend {
     for (const o of call.outputs) args.push(this.ptr(o.storage));
     args.push(this.uniformPtr);
     if (kernel.wasmScratch) args.push(this.scratchFor(kernel.wasmScratch));
+    const t0 = this.profile ? performance.now() : 0;
     const err = fn(...args);
+    if (this.profile) tally(this.profile, call, performance.now() - t0);
     if (kernel.status && err === ERR_INDEX) {
       throw new KilnError('index', call.op, 'an index is out of range for the indexed dimension');
     }
@@ -183,6 +185,19 @@ export class WasmBackend implements Backend {
       this.scratch.set(fnName, p);
     }
     return p;
+  }
+
+  /** Kernel times while profiling (kernels run synchronously: wall time is their time). */
+  private profile: Map<string, KernelTime> | null = null;
+
+  startProfile(): void {
+    this.profile = new Map();
+  }
+
+  async stopProfile(): Promise<KernelTime[]> {
+    const rows = [...(this.profile?.values() ?? [])];
+    this.profile = null;
+    return rows;
   }
 
   flush(): void {}

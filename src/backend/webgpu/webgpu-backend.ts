@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 import { KilnError } from '../../core/errors.js';
 import { ERR_INDEX } from '../../../assembly/layout.js';
-import { bucketSize, type Backend, type KernelCall, type KernelContext, type MatmulTile, type MemoryStats, type Storage } from '../backend.js';
+import { bucketSize, tally, type Backend, type KernelCall, type KernelContext, type KernelTime, type MatmulTile, type MemoryStats, type Storage } from '../backend.js';
 
 class GpuStorage implements Storage {
   released = false;
@@ -37,6 +37,9 @@ const KEY_LIMITS = [
  * tiles); CPU adapters (SwiftShader, lavapipe) run a workgroup's threads as fibers whose barriers
  * are costly, so they get 4x4 threads (16x16 tiles): 2.7x faster there (256x64x64, measured).
  */
+/** Timestamps a profiling query set holds: two per dispatch. */
+const PROFILE_QUERIES = 4096;
+
 export function chooseTile(limits: GPUSupportedLimits, report?: Pick<AdapterReport, 'fallback' | 'architecture' | 'vendor' | 'description'>): MatmulTile {
   const cpu = report && (report.fallback || /swiftshader|llvmpipe|lavapipe/i.test(`${report.architecture} ${report.vendor} ${report.description}`));
   if (cpu) return { wgx: 4, wgy: 4, tm: 4, tn: 4, bk: 16 };
@@ -226,7 +229,7 @@ export class WebGPUBackend implements Backend {
 
   run(call: KernelCall): void {
     this.check(call.op);
-    if (this.slots === ARENA_SLOTS) this.flush();
+    if (this.slots === ARENA_SLOTS || (this.prof && this.prof.calls.length * 2 === PROFILE_QUERIES)) this.flush();
     const pipeline = this.pipeline(call);
     const slot = this.slots++;
     const u = call.uniforms;
@@ -241,18 +244,67 @@ export class WebGPUBackend implements Backend {
       this.statusDirty = true;
     }
     const bind = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    if (!this.pass) this.pass = this.getEncoder().beginComputePass();
+    if (this.prof) {
+      // profiling: a pass of its own, timestamped at both ends
+      const i = this.prof.calls.push(call) - 1;
+      this.endPass();
+      this.pass = this.getEncoder().beginComputePass({ timestampWrites: { querySet: this.prof.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+    } else if (!this.pass) this.pass = this.getEncoder().beginComputePass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bind);
     this.pass.dispatchWorkgroups(call.grid[0], call.grid[1], call.grid[2]);
+    if (this.prof) this.endPass();
     this.pending++;
+  }
+
+  /** While profiling: the timestamp queries, the calls they time, the table they add up to. */
+  private prof: { set: GPUQuerySet; calls: KernelCall[]; table: Map<string, KernelTime>; reads: Promise<void>[] } | null = null;
+
+  startProfile(): void {
+    if (!this.device.features.has('timestamp-query')) throw new KilnError('backend', 'profile', 'this adapter has no timestamp-query feature: WebGPU kernels cannot be timed');
+    this.flush();
+    this.prof = { set: this.device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }), calls: [], table: new Map(), reads: [] };
+  }
+
+  async stopProfile(): Promise<KernelTime[]> {
+    if (!this.prof) return [];
+    this.flush();
+    const p = this.prof;
+    this.prof = null;
+    await Promise.all(p.reads);
+    p.set.destroy();
+    return [...p.table.values()];
+  }
+
+  /** Copies this submit's timestamps out; they are added to the table once they can be read. */
+  private resolveProfile(enc: GPUCommandEncoder): (() => void) | null {
+    const p = this.prof;
+    if (!p || !p.calls.length) return null;
+    const n = p.calls.length * 2;
+    const resolved = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const readable = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    enc.resolveQuerySet(p.set, 0, n, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, readable, 0, n * 8);
+    const calls = p.calls;
+    p.calls = [];
+    return () => {
+      p.reads.push(
+        readable.mapAsync(GPUMapMode.READ).then(() => {
+          const t = new BigUint64Array(readable.getMappedRange());
+          calls.forEach((c, i) => tally(p.table, c, Number(t[2 * i + 1] - t[2 * i]) / 1e6));
+          readable.destroy();
+          resolved.destroy();
+        }),
+      );
+    };
   }
 
   flush(): void {
     if (!this.encoder) return;
-    this.endPass();
+    const afterSubmit = this.resolveProfile(this.endPass());
     if (this.slots) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu, 0, this.slots * UNIFORM_SLOT);
     this.device.queue.submit([this.encoder.finish()]);
+    afterSubmit?.();
     this.submits++;
     this.encoder = null;
     this.slots = 0;
