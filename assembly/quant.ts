@@ -173,7 +173,7 @@ export function qmatmulQ6K(x: usize, qs: usize, scales: usize, y: usize, u: usiz
   qmatmul(x, qs, scales, y, u, Q6K);
 }
 
-/** Weight (n, k), dequantized (for the gradient with respect to x: dx = dy @ dequant(W)). */
+/** Weight (n, k), dequantized (for matmuls of many rows, and the gradient dx = dy @ dequant(W)). */
 @inline function element(qs: usize, scales: usize, type: i32, K: i32, n: i32, k: i32): f32 {
   if (type == Q8 || type == Q4) {
     const b = n * (K >> 5) + (k >> 5), j = k & 31;
@@ -197,9 +197,17 @@ export function qmatmulQ6K(x: usize, qs: usize, scales: usize, y: usize, u: usiz
   return load<f32>(scales + (<usize>b << 2)) * <f32>load<i8>(blk + 192 + (half << 3) + (s << 1) + (l >> 4)) * <f32>q;
 }
 
-export function qdequant(qs: usize, scales: usize, y: usize, u: usize): void {
-  const N = <i32>uw(u, QM_N), K = <i32>uw(u, QM_K), type = <i32>uw(u, QM_TYPE);
+@inline function dequantAll(qs: usize, scales: usize, y: usize, N: i32, K: i32, type: i32): void {
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) store<f32>(y + (<usize>(n * K + k) << 2), element(qs, scales, type, K, n, k));
   }
+}
+
+export function qdequant(qs: usize, scales: usize, y: usize, u: usize): void {
+  const N = <i32>uw(u, QM_N), K = <i32>uw(u, QM_K), type = <i32>uw(u, QM_TYPE);
+  // one loop per format, so each inlines its own element()
+  if (type == Q8) dequantAll(qs, scales, y, N, K, Q8);
+  else if (type == Q4) dequantAll(qs, scales, y, N, K, Q4);
+  else if (type == Q4K) dequantAll(qs, scales, y, N, K, Q4K);
+  else dequantAll(qs, scales, y, N, K, Q6K);
 }

@@ -8,7 +8,7 @@ export { profile, formatProfile, type Profile, type ProfileRow } from './core/pr
 export { init, use, getBackend, createBackend, probeBackends, setGpuProvider, type BackendProbe, type InitResult } from './core/runtime.js';
 export type { Backend, BackendName, KernelTime, MemoryStats } from './backend/backend.js';
 export { WasmBackend, wasmSimdSupported } from './backend/wasm/wasm-backend.js';
-export { WebGPUBackend, type AdapterReport } from './backend/webgpu/webgpu-backend.js';
+export { WebGPUBackend, type AdapterReport, type WebGPUOptions, type WebGPUSchedule } from './backend/webgpu/webgpu-backend.js';
 export { Optimizer, SGD, AdamW, type SGDOptions, type AdamWOptions } from './train/optim.js';
 export * as nn from './nn/index.js';
 export * as models from './models/index.js';

@@ -21,6 +21,11 @@ export interface View {
 export interface KernelContext {
   readonly f16: boolean;
   readonly tile: MatmulTile;
+  /**
+   * Kernels run on a CPU (wasm, or an adapter such as SwiftShader or lavapipe that runs shaders on
+   * the CPU, where barriers are costly): kernels pick their schedules without workgroup sharing.
+   */
+  readonly cpu: boolean;
 }
 
 export interface MatmulTile {

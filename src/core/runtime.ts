@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 import type { Backend, BackendName } from '../backend/backend.js';
 import { WasmBackend, wasmSimdSupported } from '../backend/wasm/wasm-backend.js';
-import { WebGPUBackend, describeAdapter, type AdapterReport } from '../backend/webgpu/webgpu-backend.js';
+import { WebGPUBackend, describeAdapter, type AdapterReport, type WebGPUOptions } from '../backend/webgpu/webgpu-backend.js';
 import { KilnError } from './errors.js';
 import { isNode, nodeGpu } from '../backend/webgpu/node-gpu.js';
 
@@ -77,17 +77,20 @@ export async function init(which: BackendName | 'auto' = 'auto'): Promise<InitRe
   }
 }
 
-/** The backend instance of that name, created on first use. */
-export async function createBackend(name: BackendName): Promise<Backend> {
-  let b = instances.get(name);
+/**
+ * The backend instance of that name, created on first use. WebGPU options make a new instance
+ * of its own (not the shared one).
+ */
+export async function createBackend(name: BackendName, webgpu?: WebGPUOptions): Promise<Backend> {
+  let b = webgpu ? undefined : instances.get(name);
   if (b) return b;
   if (name === 'wasm') b = await WasmBackend.create();
   else {
     const { gpu, why } = await findGpu();
     if (!gpu) throw new KilnError('backend', 'webgpu', `no WebGPU: ${why}`);
-    b = await WebGPUBackend.create(gpu);
+    b = await WebGPUBackend.create(gpu, webgpu);
   }
-  instances.set(name, b);
+  if (!webgpu) instances.set(name, b);
   return b;
 }
 

@@ -40,8 +40,56 @@ ${rows.map((i) => `  if (${i}u < M) { C[cBase + ${i}u * N] = acc${i}; }`).join('
 }`;
 }
 
+// A few rows against B's columns contiguous (x @ W^T, every Linear): a workgroup per GEMVT_COLS
+// outputs, its threads striding along K together, so each weight row is read coalesced, then
+// summed across the workgroup. (The column-per-thread kernel above would stride by K there.)
+const GEMVT_COLS = 4;
+const GEMVT_WG = 128;
+function gemvtWgsl(): string {
+  const rows = [...Array(GEMV_ROWS).keys()];
+  const cols = [...Array(GEMVT_COLS).keys()];
+  const accs = rows.flatMap((r) => cols.map((c) => [r, c]));
+  return `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${uniformBlock(3, L.MM_WORDS)}
+var<workgroup> red: array<f32, ${GEMVT_WG * GEMV_ROWS * GEMVT_COLS}>;
+@compute @workgroup_size(${GEMVT_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let M = u_(${L.MM_M}u); let N = u_(${L.MM_N}u); let K = u_(${L.MM_K}u);
+  let n0 = wid.x * ${GEMVT_COLS}u;
+  let b = wid.z;
+  let aBase = u_(${L.MM_OFF_A}u) + b * u_(${L.MM_SA}u);
+  let sAm = u_(${L.MM_SA + 1}u); let sAk = u_(${L.MM_SA + 2}u);
+  let bBase = u_(${L.MM_OFF_B}u) + b * u_(${L.MM_SB}u);
+  let sBn = u_(${L.MM_SB + 2}u);
+  ${accs.map(([r, c]) => `var a${r}_${c} = 0.0;`).join(' ')}
+  // columns past N read column N - 1 (in bounds) and are never stored
+  ${cols.map((c) => `let col${c} = bBase + min(n0 + ${c}u, N - 1u) * sBn;`).join(' ')}
+  for (var k = lid; k < K; k += ${GEMVT_WG}u) {
+    ${cols.map((c) => `let b${c} = B[col${c} + k];`).join(' ')}
+    let ak = aBase + k * sAk;
+${rows.map((r) => `    if (${r}u < M) { let x = A[ak + ${r}u * sAm]; ${cols.map((c) => `a${r}_${c} += x * b${c};`).join(' ')} }`).join('\n')}
+  }
+  ${accs.map(([r, c], i) => `red[${i}u * ${GEMVT_WG}u + lid] = a${r}_${c};`).join(' ')}
+  workgroupBarrier();
+  for (var s = ${GEMVT_WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      for (var i = 0u; i < ${accs.length}u; i++) { red[i * ${GEMVT_WG}u + lid] += red[i * ${GEMVT_WG}u + lid + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (lid < ${accs.length}u) {
+    let r = lid / ${GEMVT_COLS}u; let c = lid % ${GEMVT_COLS}u;
+    if (r < M && n0 + c < N) { C[u_(${L.MM_OFF_C}u) + b * M * N + r * N + n0 + c] = red[lid * ${GEMVT_WG}u]; }
+  }
+}`;
+}
+
 function wgsl(variant: string, ctx: KernelContext): string {
   if (variant === 'gemv') return gemvWgsl();
+  if (variant === 'gemvt') return gemvtWgsl();
   const { wgx, wgy, tm, tn, bk } = ctx.tile;
   // layout hints: A rows / B rows contiguous and 16-byte aligned -> one vec4 global load each
   const a4 = variant.includes('a4');
@@ -145,9 +193,12 @@ export function matmulCall(a: View, b: View, c: View, ctx: KernelContext): Kerne
   u.set(b.strides, L.MM_SB);
   const { wgx, wgy, tm, tn } = ctx.tile;
   if (M <= GEMV_ROWS) {
+    // B's columns contiguous (x @ W^T) on a GPU: threads share each column; else a column per
+    // thread (on CPU adapters too, where the workgroup's reduction costs 10x: measured)
+    const t = !ctx.cpu && b.strides[1] === 1 && N > 1;
     return {
-      kernel: matmulKernel, variant: 'gemv', inputs: [a, b], outputs: [c], uniforms: u,
-      grid: [Math.max(1, Math.ceil(N / GEMV_WG)), 1, batch], op: 'matmul',
+      kernel: matmulKernel, variant: t ? 'gemvt' : 'gemv', inputs: [a, b], outputs: [c], uniforms: u,
+      grid: [Math.max(1, t ? Math.ceil(N / GEMVT_COLS) : Math.ceil(N / GEMV_WG)), 1, batch], op: 'matmul',
     };
   }
   const al = (x: number) => x % 4 === 0;

@@ -2,12 +2,12 @@
 // (kernels/quant.ts, assembly/quant.ts), in llama.cpp's formats: Q8_0 (blocks of 32 int8, 9 bits a
 // weight here) and Q4_0 (32 nibbles, 5 bits), which can also be made from float weights at load
 // time, and GGUF's k-quants Q4_K (4.75 bits) and Q6_K (6.6 bits), repacked as the file has them.
-import { record } from '../core/autograd.js';
+import { noGrad, record } from '../core/autograd.js';
 import { matmul } from '../core/ops/matmul.js';
 import { KilnError, fmtShape } from '../core/errors.js';
 import { fromValues } from '../core/ops/creation.js';
 import { add, cast } from '../core/ops/pointwise.js';
-import { contiguous, reshape } from '../core/ops/shape.js';
+import { contiguous, reshape, transpose } from '../core/ops/shape.js';
 import { disposeTemps } from '../core/ops/util.js';
 import { Tensor } from '../core/tensor.js';
 import { f16BitsToF32 } from '../core/dtype.js';
@@ -132,6 +132,12 @@ export function fromGGUF(type: QuantType, raw: Uint8Array, N: number, K: number)
   return { qs: new Int32Array(out.buffer), scales };
 }
 
+/**
+ * From this many rows on, qlinear dequantizes the weight once and runs the tiled matmul (prefill
+ * 1.6x faster on wasm); below, the fused kernels read the blocks as they are.
+ */
+export const DEQUANT_ROWS = 16;
+
 /** The weight as f32 (N, K) on its device. */
 export function dequantize(w: QWeight): Tensor {
   const y = Tensor.empty(w.qs.backend, [w.N, w.K], 'f32');
@@ -152,8 +158,18 @@ export function qlinear(x: Tensor, w: QWeight, bias: Tensor | null = null): Tens
   const xf = cast(x, 'f32');
   const xr = reshape(xf, [M, K]);
   const x2 = contiguous(xr); // (M, K)
-  const y = Tensor.empty(be, [...x.shape.slice(0, -1), w.N], 'f32');
-  if (y.size) be.run(qmatmulCall(QMATMUL[w.type], x2, w.qs, w.scales, y, M, w.N, K));
+  let y: Tensor;
+  if (M >= DEQUANT_ROWS) {
+    // many rows (prefill): dequantize once into a transient f32 matrix, then the tiled matmul
+    const wf = dequantize(w);
+    const wt = transpose(wf);
+    const y2 = noGrad(() => matmul(x2, wt)); // (M, N)
+    y = reshape(y2, [...x.shape.slice(0, -1), w.N]);
+    disposeTemps([y], [y2, wt, wf]); // the f32 copy goes back to the pool at once
+  } else {
+    y = Tensor.empty(be, [...x.shape.slice(0, -1), w.N], 'f32');
+    if (y.size) be.run(qmatmulCall(QMATMUL[w.type], x2, w.qs, w.scales, y, M, w.N, K));
+  }
   disposeTemps([x], [xf, xr, x2]);
   record(y, 'qlinear', [x], (g) => {
     const wf = dequantize(w);

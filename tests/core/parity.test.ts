@@ -8,13 +8,16 @@ import { assertClose, type Tol } from '../helpers/assert-close.js';
 
 let wasm: Backend;
 let gpu: Backend;
+/** WebGPU with the GPU schedules forced (this adapter may be a CPU one, which gets other schedules) */
+let gpuSchedules: Backend;
 beforeAll(async () => {
   wasm = await k.createBackend('wasm');
   gpu = await k.createBackend('webgpu');
+  gpuSchedules = await k.createBackend('webgpu', { schedule: 'gpu' });
 });
 
 /** Runs fn on both backends with the same seeded inputs and compares every output. */
-async function parity(inputs: (b: Backend, g: k.Generator) => Tensor[], fn: (...xs: Tensor[]) => Tensor | Tensor[], tol: Tol = {}): Promise<void> {
+async function parity(inputs: (b: Backend, g: k.Generator) => Tensor[], fn: (...xs: Tensor[]) => Tensor | Tensor[], tol: Tol = {}, other = () => gpu): Promise<void> {
   const run = async (b: Backend) => {
     k.use(b);
     const xs = inputs(b, new k.Generator(99));
@@ -25,7 +28,7 @@ async function parity(inputs: (b: Backend, g: k.Generator) => Tensor[], fn: (...
     return res;
   };
   const a = await run(wasm);
-  const b = await run(gpu);
+  const b = await run(other());
   expect(b.map((x) => [x.shape, x.dtype])).toEqual(a.map((x) => [x.shape, x.dtype]));
   a.forEach((x, i) => assertClose(b[i].data, x.data, tol, `output ${i}`));
 }
@@ -40,6 +43,13 @@ describe('parity wasm vs webgpu', () => {
       await parity(two([M, K], [K, N]), k.matmul, { atol: 2e-4 * Math.sqrt(K), rtol: 1e-4 });
     });
   }
+  it('x @ W^T with one to four rows (the decode GEMV that shares each weight row across threads)', async () => {
+    for (const [M, K, N] of [[1, 640, 1727], [2, 37, 5], [3, 1000, 4], [4, 129, 9], [1, 4096, 3]]) {
+      await parity(two([M, K], [N, K]), (x, w) => k.linear(x, w), { atol: 2e-4 * Math.sqrt(K), rtol: 1e-4 });
+    }
+    // batched, with an offset view of the weights
+    await parity(two([3, 2, 50], [3, 9, 50]), (x, w) => k.matmul(x, k.transpose(k.slice(w, 1, 2, 9))), { atol: 1e-4 });
+  });
   it('matmul with both operands transposed and a broadcast batch', async () => {
     await parity(two([3, 1, 37, 19], [4, 23, 37]), (a, b) => k.matmul(k.transpose(a), k.transpose(b)), { atol: 1e-4 });
   });
@@ -79,5 +89,17 @@ describe('parity wasm vs webgpu', () => {
       loss.backward();
       return [loss, x.grad!];
     }, { atol: 1e-5 });
+  });
+});
+
+describe('parity wasm vs the GPU schedules of WebGPU', () => {
+  it('x @ W^T with one to four rows: the GEMV whose threads share each weight row', async () => {
+    for (const [M, K, N] of [[1, 640, 1727], [2, 37, 5], [3, 1000, 4], [4, 129, 9]]) {
+      await parity(two([M, K], [N, K]), (x, w) => k.linear(x, w), { atol: 2e-4 * Math.sqrt(K), rtol: 1e-4 }, () => gpuSchedules);
+    }
+    await parity(two([3, 2, 50], [3, 9, 50]), (x, w) => k.matmul(x, k.transpose(k.slice(w, 1, 2, 9))), { atol: 1e-4 }, () => gpuSchedules);
+  });
+  it('the 64x64 matmul tiles', async () => {
+    await parity(two([67, 131], [131, 61]), k.matmul, { atol: 3e-3, rtol: 1e-4 }, () => gpuSchedules);
   });
 });

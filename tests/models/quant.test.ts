@@ -89,7 +89,7 @@ describeBackends('Quantized weights', (ctx) => {
       const w = qWeight(fromGGUF(type, raw, N, K), N, K, undefined, type);
       assertClose(await dequantize(w).toArray(), deq, { atol: 0, rtol: 1e-6 }, `${type} dequantize`);
       const wt = k.tensor(deq, { shape: [N, K] });
-      for (const M of [1, 3]) {
+      for (const M of [1, 3, 20]) { // 20 rows: dequantized once, then the tiled matmul
         const xs = Array.from({ length: M * K }, (_, i) => Math.cos(i * 0.13));
         const got = await k.noGrad(() => qlinear(k.tensor(xs, { shape: [M, K] }), w)).toArray();
         const want = await k.linear(k.tensor(xs, { shape: [M, K] }), wt).toArray();

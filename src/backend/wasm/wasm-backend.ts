@@ -47,7 +47,7 @@ const noHost = (): never => {
  */
 export class WasmBackend implements Backend {
   readonly name = 'wasm' as const;
-  readonly ctx: KernelContext = { f16: false, tile: { wgx: 1, wgy: 1, tm: 4, tn: 8, bk: 256 } };
+  readonly ctx: KernelContext = { f16: false, tile: { wgx: 1, wgy: 1, tm: 4, tn: 8, bk: 256 }, cpu: true };
   readonly simd: boolean;
   private readonly exports: Record<string, unknown>;
   private readonly mem: WebAssembly.Memory;

@@ -37,11 +37,25 @@ const KEY_LIMITS = [
  * tiles); CPU adapters (SwiftShader, lavapipe) run a workgroup's threads as fibers whose barriers
  * are costly, so they get 4x4 threads (16x16 tiles): 2.7x faster there (256x64x64, measured).
  */
+/**
+ * Kernel schedules: 'auto' follows the adapter (CPU adapters get the schedules without workgroup
+ * sharing); 'gpu' / 'cpu' force one (tests run the GPU schedules on a software adapter).
+ */
+export type WebGPUSchedule = 'auto' | 'gpu' | 'cpu';
+
+export interface WebGPUOptions {
+  powerPreference?: GPUPowerPreference;
+  schedule?: WebGPUSchedule;
+}
+
 /** Timestamps a profiling query set holds: two per dispatch. */
 const PROFILE_QUERIES = 4096;
 
-export function chooseTile(limits: GPUSupportedLimits, report?: Pick<AdapterReport, 'fallback' | 'architecture' | 'vendor' | 'description'>): MatmulTile {
-  const cpu = report && (report.fallback || /swiftshader|llvmpipe|lavapipe/i.test(`${report.architecture} ${report.vendor} ${report.description}`));
+/** Whether an adapter runs shaders on the CPU (SwiftShader, lavapipe / llvmpipe, a fallback adapter). */
+export const isCpuAdapter = (report: Pick<AdapterReport, 'fallback' | 'architecture' | 'vendor' | 'description'>): boolean =>
+  report.fallback || /swiftshader|llvmpipe|lavapipe/i.test(`${report.architecture} ${report.vendor} ${report.description}`);
+
+export function chooseTile(limits: GPUSupportedLimits, report?: Pick<AdapterReport, 'fallback' | 'architecture' | 'vendor' | 'description'>, cpu = report ? isCpuAdapter(report) : false): MatmulTile {
   if (cpu) return { wgx: 4, wgy: 4, tm: 4, tn: 4, bk: 16 };
   if (limits.maxComputeInvocationsPerWorkgroup >= 256 && limits.maxComputeWorkgroupStorageSize >= 16384) {
     return { wgx: 16, wgy: 16, tm: 4, tn: 4, bk: 16 };
@@ -103,9 +117,10 @@ export class WebGPUBackend implements Backend {
   /** The GPU object must outlive the device: Dawn in Node crashes if it is collected. */
   private gpu: GPU | null = null;
 
-  constructor(readonly device: GPUDevice, adapter: GPUAdapter) {
+  constructor(readonly device: GPUDevice, adapter: GPUAdapter, schedule: WebGPUSchedule = 'auto') {
     this.report = describeAdapter(adapter);
-    this.ctx = { f16: device.features.has('shader-f16'), tile: chooseTile(device.limits, this.report) };
+    const cpu = schedule === 'auto' ? isCpuAdapter(this.report) : schedule === 'cpu';
+    this.ctx = { f16: device.features.has('shader-f16'), tile: chooseTile(device.limits, this.report, cpu), cpu };
     this.arena = device.createBuffer({ size: this.arenaCpu.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.status = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     void device.lost.then((info) => {
@@ -114,7 +129,7 @@ export class WebGPUBackend implements Backend {
   }
 
   /** Requests an adapter and a device with the adapter's full limits. */
-  static async create(gpu: GPU, opts: { powerPreference?: GPUPowerPreference } = {}): Promise<WebGPUBackend> {
+  static async create(gpu: GPU, opts: WebGPUOptions = {}): Promise<WebGPUBackend> {
     const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
     if (!adapter) throw new KilnError('backend', 'webgpu', 'requestAdapter() returned null: no WebGPU adapter is available');
     const requiredFeatures: GPUFeatureName[] = [];
@@ -122,7 +137,7 @@ export class WebGPUBackend implements Backend {
     const requiredLimits: Record<string, number> = {};
     for (const k of KEY_LIMITS) if (!k.startsWith('min')) requiredLimits[k] = (adapter.limits as unknown as Record<string, number>)[k];
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-    const backend = new WebGPUBackend(device, adapter);
+    const backend = new WebGPUBackend(device, adapter, opts.schedule);
     backend.gpu = gpu;
     return backend;
   }
