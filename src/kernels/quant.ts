@@ -3,7 +3,7 @@
 // words (int8 with sign extension, nibbles, or Q6_K's nibble plus 2-bit pair), dotted with x, and
 // scaled once per block or sub-block.
 import * as L from '../../assembly/layout.js';
-import { grid1d, type Kernel, type KernelCall, type View } from '../backend/backend.js';
+import { grid1d, type Kernel, type KernelCall, type KernelContext, type View } from '../backend/backend.js';
 import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
 
 const WG = 64;
@@ -104,10 +104,99 @@ const wgslQ6K = (): string =>
       }
     }`);
 
-export const qmatmul8Kernel: Kernel = { name: 'qmatmul8', wgsl: wgsl8, wasm: 'qmatmul8' };
-export const qmatmul4Kernel: Kernel = { name: 'qmatmul4', wgsl: wgsl4, wasm: 'qmatmul4' };
-export const qmatmulQ4KKernel: Kernel = { name: 'qmatmulQ4K', wgsl: wgslQ4K, wasm: 'qmatmulQ4K' };
-export const qmatmulQ6KKernel: Kernel = { name: 'qmatmulQ6K', wgsl: wgslQ6K, wasm: 'qmatmulQ6K' };
+// The GPU schedule: a workgroup per weight row whose threads stride along the row's words
+// together (coalesced), each word giving one or two runs of four consecutive weights (g0, g1:
+// values and their first column), dotted with up to four rows of x; then summed across the
+// workgroup. CPU adapters keep the thread-per-output frame above (no barriers).
+const CW = 64; // threads
+const CR = 4; // rows of x per workgroup (grid z covers the rest)
+const WORD: Record<string, { words: string; body: string; two: boolean }> = {
+  q8_0: {
+    words: 'K / 4u',
+    two: false,
+    body: `let q = bitcast<i32>(QS[n * WR + w]); let s = SC[n * (K / 32u) + w / 8u];
+      let g0v = s * vec4<f32>(f32(extractBits(q, 0u, 8u)), f32(extractBits(q, 8u, 8u)), f32(extractBits(q, 16u, 8u)), f32(extractBits(q, 24u, 8u)));
+      let g0k = w * 4u;`,
+  },
+  q4_0: {
+    words: 'K / 8u',
+    two: true,
+    body: `let q = QS[n * WR + w]; let s = SC[n * (K / 32u) + w / 4u];
+      let g0v = s * (nib(q, 0u) - 8.0); let g1v = s * (nib(q, 4u) - 8.0);
+      let g0k = (w / 4u) * 32u + (w % 4u) * 4u; let g1k = g0k + 16u;`,
+  },
+  q4_k: {
+    words: 'K / 8u',
+    two: true,
+    body: `let sb = w / 32u; let wi = w % 32u; let c = wi / 8u;
+      let blk = n * (K / 256u) + sb; let base = blk * 36u;
+      let d = SC[2u * blk]; let dmin = SC[2u * blk + 1u];
+      let q = QS[base + 4u + wi];
+      let g0v = d * f32(qbyte(base, 2u * c)) * nib(q, 0u) - dmin * f32(qbyte(base + 2u, 2u * c));
+      let g1v = d * f32(qbyte(base, 2u * c + 1u)) * nib(q, 4u) - dmin * f32(qbyte(base + 2u, 2u * c + 1u));
+      let g0k = sb * 256u + c * 64u + (wi % 8u) * 4u; let g1k = g0k + 32u;`,
+  },
+  q6_k: {
+    words: 'K / 8u',
+    two: true,
+    body: `let sb = w / 32u; let wi = w % 32u; let half = wi / 16u; let wq = wi % 16u; let s1 = wq / 8u; let l0 = (wq % 8u) * 4u;
+      let blk = n * (K / 256u) + sb; let base = blk * 52u;
+      let d = SC[blk];
+      let ql = QS[base + half * 16u + wq]; let qh = QS[base + 32u + half * 8u + wq % 8u];
+      let lo = vec4<f32>(q6(ql, qh, 0u, 2u * s1), q6(ql, qh, 1u, 2u * s1), q6(ql, qh, 2u, 2u * s1), q6(ql, qh, 3u, 2u * s1));
+      let hi = vec4<f32>(q6(ql >> 4u, qh, 0u, 2u * s1 + 4u), q6(ql >> 4u, qh, 1u, 2u * s1 + 4u), q6(ql >> 4u, qh, 2u, 2u * s1 + 4u), q6(ql >> 4u, qh, 3u, 2u * s1 + 4u));
+      let i0 = half * 8u + 2u * s1 + l0 / 16u; let i1 = i0 + 4u;
+      let g0v = d * f32(extractBits(bitcast<i32>(QS[base + 48u + i0 / 4u]), (i0 % 4u) * 8u, 8u)) * lo;
+      let g1v = d * f32(extractBits(bitcast<i32>(QS[base + 48u + i1 / 4u]), (i1 % 4u) * 8u, 8u)) * hi;
+      let g0k = sb * 256u + half * 128u + s1 * 32u + l0; let g1k = g0k + 64u;`,
+  },
+};
+
+function coopWgsl(type: string): string {
+  const t = WORD[type];
+  const rows = [...Array(CR).keys()];
+  const dot = (g: string, r: number) => `dot(${g}v, vec4<f32>(X[xr${r} + ${g}k], X[xr${r} + ${g}k + 1u], X[xr${r} + ${g}k + 2u], X[xr${r} + ${g}k + 3u]))`;
+  return `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> QS: array<u32>;
+@group(0) @binding(2) var<storage, read> SC: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+${uniformBlock(4, L.QM_WORDS)}
+var<workgroup> red: array<f32, ${CW * CR}>;
+fn qbyte(w: u32, i: u32) -> u32 { return (QS[w + i / 4u] >> ((i % 4u) * 8u)) & 255u; }
+// the four low (sh 0) or high (sh 4) nibbles of a word
+fn nib(q: u32, sh: u32) -> vec4<f32> { return vec4<f32>(f32((q >> sh) & 15u), f32((q >> (sh + 8u)) & 15u), f32((q >> (sh + 16u)) & 15u), f32((q >> (sh + 24u)) & 15u)); }
+// Q6_K: byte i's nibble (of ql, pre-shifted) with its two high bits from qh (at bit 8i + hs), minus 32
+fn q6(ql: u32, qh: u32, i: u32, hs: u32) -> f32 { return f32(i32(((ql >> (8u * i)) & 15u) | (((qh >> (8u * i + hs)) & 3u) << 4u)) - 32); }
+@compute @workgroup_size(${CW})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let M = u_(${L.QM_M}u); let N = u_(${L.QM_N}u); let K = u_(${L.QM_K}u);
+  let n = wid.y * nwg.x + wid.x;
+  let m0 = wid.z * ${CR}u;
+  let live = n < N;
+  let nn = min(n, N - 1u); // out-of-range groups read row N - 1 and store nothing
+  let WR = ${t.words};
+  ${rows.map((r) => `var a${r} = 0.0; let xr${r} = u_(${L.QM_OFF_X}u) + min(m0 + ${r}u, M - 1u) * K;`).join('\n  ')}
+  for (var w = lid; w < WR; w += ${CW}u) {
+      let n = nn;
+      ${t.body}
+${rows.map((r) => `      a${r} += ${dot('g0', r)}${t.two ? ` + ${dot('g1', r)}` : ''};`).join('\n')}
+  }
+  ${rows.map((r) => `red[${r}u * ${CW}u + lid] = a${r};`).join(' ')}
+  workgroupBarrier();
+  for (var s = ${CW / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { for (var r = 0u; r < ${CR}u; r++) { red[r * ${CW}u + lid] += red[r * ${CW}u + lid + s]; } }
+    workgroupBarrier();
+  }
+  if (live && lid < ${CR}u && m0 + lid < M) { Y[(m0 + lid) * N + n] = red[lid * ${CW}u]; }
+}`;
+}
+
+const pick = (frame: () => string, type: string) => (variant: string): string => (variant === 'coop' ? coopWgsl(type) : frame());
+export const qmatmul8Kernel: Kernel = { name: 'qmatmul8', wgsl: pick(wgsl8, 'q8_0'), wasm: 'qmatmul8' };
+export const qmatmul4Kernel: Kernel = { name: 'qmatmul4', wgsl: pick(wgsl4, 'q4_0'), wasm: 'qmatmul4' };
+export const qmatmulQ4KKernel: Kernel = { name: 'qmatmulQ4K', wgsl: pick(wgslQ4K, 'q4_k'), wasm: 'qmatmulQ4K' };
+export const qmatmulQ6KKernel: Kernel = { name: 'qmatmulQ6K', wgsl: pick(wgslQ6K, 'q6_k'), wasm: 'qmatmulQ6K' };
 
 /** The WGSL expression for weight (n, k) of format `type`, as assembly/quant.ts's element(). */
 const ELEMENT: Record<string, string> = {
@@ -158,9 +247,16 @@ export function qdequantCall(type: keyof typeof QMATMUL, qs: View, scales: View,
 /** The kernel for each kept format. */
 export const QMATMUL = { q8_0: qmatmul8Kernel, q4_0: qmatmul4Kernel, q4_k: qmatmulQ4KKernel, q6_k: qmatmulQ6KKernel } as const;
 
-/** y (M, N) = x (M, K) @ dequant(W (N, K))^T; x contiguous rows (any offset), qs and scales contiguous. */
-export function qmatmulCall(kernel: Kernel, x: View, qs: View, scales: View, y: View, M: number, N: number, K: number): KernelCall {
+/**
+ * y (M, N) = x (M, K) @ dequant(W (N, K))^T; x contiguous rows (any offset), qs and scales
+ * contiguous. GPUs get the cooperative schedule, CPUs (and CPU adapters) a thread per output.
+ */
+export function qmatmulCall(kernel: Kernel, x: View, qs: View, scales: View, y: View, M: number, N: number, K: number, ctx: KernelContext): KernelCall {
   const u = new Uint32Array(L.QM_WORDS);
   u[L.QM_M] = M; u[L.QM_N] = N; u[L.QM_K] = K; u[L.QM_OFF_X] = x.offset;
+  if (!ctx.cpu) {
+    const [gx, gy] = grid1d(N);
+    return { kernel, variant: 'coop', inputs: [x, qs, scales], outputs: [y], uniforms: u, grid: [gx, gy, Math.ceil(M / CR)], op: 'qlinear' };
+  }
   return { kernel, variant: '', inputs: [x, qs, scales], outputs: [y], uniforms: u, grid: grid1d(Math.ceil((M * N) / WG)), op: 'qlinear' };
 }

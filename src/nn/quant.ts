@@ -168,7 +168,7 @@ export function qlinear(x: Tensor, w: QWeight, bias: Tensor | null = null): Tens
     disposeTemps([y], [y2, wt, wf]); // the f32 copy goes back to the pool at once
   } else {
     y = Tensor.empty(be, [...x.shape.slice(0, -1), w.N], 'f32');
-    if (y.size) be.run(qmatmulCall(QMATMUL[w.type], x2, w.qs, w.scales, y, M, w.N, K));
+    if (y.size) be.run(qmatmulCall(QMATMUL[w.type], x2, w.qs, w.scales, y, M, w.N, K, be.ctx));
   }
   disposeTemps([x], [xf, xr, x2]);
   record(y, 'qlinear', [x], (g) => {

@@ -95,6 +95,17 @@ describeBackends('Quantized weights', (ctx) => {
         const want = await k.linear(k.tensor(xs, { shape: [M, K] }), wt).toArray();
         assertClose(got, want, { atol: 1e-4 * maxAbs(want), rtol: 0 }, `${type} M=${M}`);
       }
+      if (ctx.name === 'webgpu') {
+        // the GPU schedule (a workgroup per weight row), which this software adapter does not pick itself
+        const g = await k.createBackend('webgpu', { schedule: 'gpu' });
+        const wg = qWeight(fromGGUF(type, raw, N, K), N, K, g, type);
+        for (const M of [1, 6]) {
+          const xs = Array.from({ length: M * K }, (_, i) => Math.cos(i * 0.13));
+          const got = await k.noGrad(() => qlinear(k.tensor(xs, { shape: [M, K], backend: g }), wg)).toArray();
+          const want = await k.linear(k.tensor(xs, { shape: [M, K] }), wt).toArray();
+          assertClose(got, want, { atol: 1e-4 * maxAbs(want), rtol: 0 }, `${type} GPU schedule M=${M}`);
+        }
+      }
       // the weight is frozen; x gets dy @ dequant(W)
       const x = k.tensor(Array.from({ length: 2 * K }, (_, i) => Math.sin(i * 0.07)), { shape: [2, K], requiresGrad: true });
       const dy = k.tensor(Array.from({ length: 2 * N }, (_, i) => (i % 5) - 2), { shape: [2, N] });
