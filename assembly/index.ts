@@ -13,3 +13,4 @@ export { flashFwd, flashBwdDq, flashBwdDkv, flashBwd } from './attention';
 export { normFwd, normBwd } from './norm';
 export { qmatmul8, qmatmul4, qmatmulQ4K, qmatmulQ6K, qdequant } from './quant';
 export { sample } from './sample';
+export { rope } from './rope';

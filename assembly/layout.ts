@@ -126,6 +126,21 @@ export const QM_OFF_X = 3;
 export const QM_TYPE = 4; // 0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K
 export const QM_WORDS = 5;
 
+// rotary position embedding, fused: y (B, H, T, D) contiguous = rope(x view) at position ids
+export const RP_B = 0;
+export const RP_H = 1;
+export const RP_T = 2;
+export const RP_D = 3;
+export const RP_RD = 4; // rotary dims (the rest pass through)
+export const RP_OFF_X = 5;
+export const RP_SX = 6; // 4 words: strides of x over (B, H, T, D)
+export const RP_OFF_P = 10;
+export const RP_SPB = 11; // position ids' stride over B (0: one row shared by the batch)
+export const RP_INTERLEAVED = 12; // 1: pairs (2i, 2i+1) (GPT-J); 0: halves (i, i + rd/2) (Llama, NeoX)
+export const RP_SIGN = 13; // f32: 1 forward, -1 backward (the inverse rotation)
+export const RP_NPOS = 14; // rows of the cos / sin tables: a position id outside them is ERR_INDEX
+export const RP_WORDS = 15;
+
 // sampling the next token on the device, one row of logits per workgroup (src/kernels/sample.ts)
 export const SP_V = 0;
 export const SP_OFF = 1; // element offset of the logits (rows of V follow one another)

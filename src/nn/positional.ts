@@ -1,14 +1,16 @@
 // Positions: rotary embeddings (RoPE) with the Hugging Face scaling types, ALiBi, learned.
 // Frequencies and the cos/sin tables are computed on the host in float64 (as the reference does
-// its inverse frequencies), then gathered per position id on the device, so packed sequences
-// with restarting positions cost one lookup.
+// its inverse frequencies); one fused kernel rotates q or k, reading the tables at each row's
+// position id, so packed sequences with restarting positions cost nothing extra.
 import type { Backend } from '../backend/backend.js';
-import { KilnError } from '../core/errors.js';
+import { record } from '../core/autograd.js';
+import { KilnError, fmtShape } from '../core/errors.js';
 import { fromValues } from '../core/ops/creation.js';
-import { indexSelect } from '../core/ops/index.js';
-import { add, mul, neg } from '../core/ops/pointwise.js';
-import { concat, reshape, slice } from '../core/ops/shape.js';
-import { keep, type Tensor } from '../core/tensor.js';
+import { cast } from '../core/ops/pointwise.js';
+import { contiguous } from '../core/ops/shape.js';
+import { disposeTemps } from '../core/ops/util.js';
+import { keep, Tensor } from '../core/tensor.js';
+import { ropeCall } from '../kernels/rope.js';
 import { normal, type InitOptions } from './init.js';
 import { Module } from './module.js';
 import { embedding } from '../core/ops/index.js';
@@ -80,6 +82,30 @@ export function ropeInvFreq(cfg: RopeConfig, seqLen = 0): { invFreq: Float64Arra
 }
 
 /**
+ * The rotation itself, one fused kernel each way: x (B, H, T, D) at positionIds (B, T) or (T),
+ * with cos / sin tables (positions, rd) holding each frequency at both dims of its pair
+ * (RotaryEmbedding builds them); dims past rd pass through. The gradient is the inverse rotation.
+ */
+export function rope(x: Tensor, cos: Tensor, sin: Tensor, positionIds: Tensor, rd: number, interleaved = false): Tensor {
+  const [B, , T, D] = x.shape;
+  const p = positionIds;
+  if (x.ndim !== 4 || rd > D || rd % 2) throw new KilnError('shape', 'rope', `x must be (B, H, T, D) with an even rotary dim <= D, got ${fmtShape(x.shape)} and ${rd}`);
+  if (p.dtype !== 'i32' || !((p.ndim === 1 && p.shape[0] === T) || (p.ndim === 2 && p.shape[0] === B && p.shape[1] === T))) {
+    throw new KilnError('shape', 'rope', `positionIds must be (B, T) = (${B}, ${T}) or (T) i32, got ${p.dtype}${fmtShape(p.shape)}`);
+  }
+  const be = x.backend;
+  const run = (src: Tensor, inverse: boolean): Tensor => {
+    const sf = cast(src, 'f32');
+    const pc = contiguous(p);
+    const y = Tensor.empty(be, src.shape, 'f32');
+    if (y.size) be.run(ropeCall(sf, cos, sin, pc, y, rd, interleaved, inverse));
+    disposeTemps([src, p], [sf, pc]);
+    return y;
+  };
+  return record(run(x, false), 'rope', [x], (g) => [run(g, true)]);
+}
+
+/**
  * Rotary position embedding. Shapes: x (B, H, T, headDim), positionIds (B, T) or (T) i32.
  * Caches cos/sin tables for maxPositionEmbeddings positions (extended on demand).
  */
@@ -126,27 +152,9 @@ export class RotaryEmbedding {
    * rescales for it, as transformers does for the longest sequence seen.
    */
   apply(x: Tensor, positionIds: Tensor, maxPosition?: number): Tensor {
-    const [B, , T] = x.shape;
     const need = maxPosition ?? this.cfg.maxPositionEmbeddings ?? 2048;
     const { cos, sin } = this.tables(x.backend, need);
-    const ids = reshape(positionIds, [-1]);
-    const lead = positionIds.ndim === 1 ? [1, 1, T] : [B, 1, T];
-    const c = reshape(indexSelect(cos, 0, ids), [...lead, this.rotaryDim]); // (B|1, 1, T, rd)
-    const s = reshape(indexSelect(sin, 0, ids), [...lead, this.rotaryDim]);
-    const rd = this.rotaryDim;
-    const xr = rd === x.shape[3] ? x : slice(x, 3, 0, rd);
-    const rotated = add(mul(xr, c), mul(this.rotate(xr), s));
-    return rd === x.shape[3] ? rotated : concat([rotated, slice(x, 3, rd)], 3);
-  }
-
-  /** rotate_half: (x1, x2) -> (-x2, x1); interleaved: (a, b) pairs -> (-b, a). */
-  private rotate(x: Tensor): Tensor {
-    const d = x.shape[3];
-    if (this.layout === 'half') return concat([neg(slice(x, 3, d / 2)), slice(x, 3, 0, d / 2)], 3);
-    const pairs = reshape(x, [...x.shape.slice(0, 3), d / 2, 2]); // (B, H, T, d/2, 2)
-    const a = slice(pairs, 4, 0, 1);
-    const b = slice(pairs, 4, 1, 2);
-    return reshape(concat([neg(b), a], 4), x.shape);
+    return rope(x, cos, sin, positionIds, this.rotaryDim, this.layout === 'interleaved');
   }
 
   dispose(): void {

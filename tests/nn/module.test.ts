@@ -157,3 +157,15 @@ it('bad transformer configuration is a typed error naming the module', () => {
   expect(() => new nn.GatedMLP({ hiddenSize: 4, intermediateSize: 8, act: 'swish' as never })).toThrow(/MLP: unknown activation 'swish'/);
   expect(() => new nn.GroupNorm(4, 6)).toThrow(/GroupNorm: 6 channels do not split into 4 groups/);
 });
+
+describeBackends('RoPE position ids', () => {
+  it('outside the cos / sin tables are an index error (both backends), wrong shapes a shape error', async () => {
+    const rope = new nn.RotaryEmbedding({ headDim: 8, maxPositionEmbeddings: 16 });
+    const x = k.randn([1, 2, 2, 8]);
+    const run = async (pos: number[]) => rope.apply(x, k.tensor(pos, { dtype: 'i32' })).toArray();
+    await expect(run([0, 16])).rejects.toMatchObject({ code: 'index' });
+    await expect(run([-1, 3])).rejects.toMatchObject({ code: 'index' });
+    expect((await run([0, 15])).length).toBe(32);
+    expect(() => rope.apply(x, k.tensor([0, 1, 2], { dtype: 'i32' }))).toThrow(/rope: positionIds must be \(B, T\) = \(1, 2\)/);
+  });
+});
