@@ -20,6 +20,7 @@ export interface AdapterReport {
 
 const UNIFORM_SLOT = 256; // >= minUniformBufferOffsetAlignment on every adapter
 const ARENA_SLOTS = 2048;
+const BIND_CACHE = 8192; // bind groups kept (cleared whole when full)
 const KEY_LIMITS = [
   'maxBufferSize',
   'maxStorageBufferBindingSize',
@@ -249,16 +250,8 @@ export class WebGPUBackend implements Backend {
     const slot = this.slots++;
     const u = call.uniforms;
     new Uint32Array(this.arenaCpu.buffer, slot * UNIFORM_SLOT, u.length).set(u);
-    const entries: GPUBindGroupEntry[] = [];
-    let b = 0;
-    for (const v of call.inputs) entries.push({ binding: b++, resource: { buffer: (v.storage as GpuStorage).buffer } });
-    for (const v of call.outputs) entries.push({ binding: b++, resource: { buffer: (v.storage as GpuStorage).buffer } });
-    entries.push({ binding: b++, resource: { buffer: this.arena, offset: slot * UNIFORM_SLOT, size: Math.ceil((u.length * 4) / 16) * 16 } });
-    if (call.kernel.status) {
-      entries.push({ binding: b++, resource: { buffer: this.status } });
-      this.statusDirty = true;
-    }
-    const bind = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    if (call.kernel.status) this.statusDirty = true;
+    const bind = this.bindGroup(pipeline, call, slot);
     if (this.prof) {
       // profiling: a pass of its own, timestamped at both ends
       const i = this.prof.calls.push(call) - 1;
@@ -270,6 +263,40 @@ export class WebGPUBackend implements Backend {
     this.pass.dispatchWorkgroups(call.grid[0], call.grid[1], call.grid[2]);
     if (this.prof) this.endPass();
     this.pending++;
+  }
+
+  /**
+   * Bind groups by pipeline, buffers and uniform slot. Decoding repeats the same dispatches on
+   * the same pooled buffers step after step, so most are found here instead of made again (the
+   * largest share of a dispatch's CPU cost). Pooled buffers live until emptyCache, which clears it.
+   */
+  private binds = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+
+  private bindGroup(pipeline: GPUComputePipeline, call: KernelCall, slot: number): GPUBindGroup {
+    const size = Math.ceil((call.uniforms.length * 4) / 16) * 16;
+    let key = `${call.kernel.name}|${call.variant}|${slot}|${size}`;
+    for (const v of call.inputs) key += `|${this.bufferId((v.storage as GpuStorage).buffer)}`;
+    for (const v of call.outputs) key += `|${this.bufferId((v.storage as GpuStorage).buffer)}`;
+    let bind = this.binds.get(key);
+    if (bind) return bind;
+    const entries: GPUBindGroupEntry[] = [];
+    let b = 0;
+    for (const v of call.inputs) entries.push({ binding: b++, resource: { buffer: (v.storage as GpuStorage).buffer } });
+    for (const v of call.outputs) entries.push({ binding: b++, resource: { buffer: (v.storage as GpuStorage).buffer } });
+    entries.push({ binding: b++, resource: { buffer: this.arena, offset: slot * UNIFORM_SLOT, size } });
+    if (call.kernel.status) entries.push({ binding: b++, resource: { buffer: this.status } });
+    bind = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    if (this.binds.size >= BIND_CACHE) this.binds.clear();
+    this.binds.set(key, bind);
+    return bind;
   }
 
   /** While profiling: the timestamp queries, the calls they time, the table they add up to. */
@@ -382,6 +409,7 @@ export class WebGPUBackend implements Backend {
 
   emptyCache(): void {
     this.flush();
+    this.binds.clear(); // they may name the buffers destroyed here
     for (const list of this.pool.values()) for (const b of list) b.destroy();
     this.pool.clear();
     this.pooledBytes = 0;
