@@ -88,6 +88,22 @@ async function profileDecode(model: k.models.DecoderLM, backend: k.Backend, name
   const p = await k.profile(async () => { for (let i = 0; i < 16; i++) await gen.next(); }, backend);
   await gen.return('length');
   emit({ profile: name, steps: 16, wallMsPerStep: +(p.wallMs / 16).toFixed(3), kernelMsPerStep: +(p.kernelMs / 16).toFixed(3), top: p.kernels.slice(0, 12).map((r) => ({ key: r.key, calls: r.calls / 16, msPerStep: +(r.ms / 16).toFixed(4) })) });
+  // the host's share (no profiling): recording kernels (run) and submitting (flush), per step
+  const be = backend as unknown as { run: (c: unknown) => void; flush: () => void };
+  const [run, flush] = [be.run.bind(be), be.flush.bind(be)];
+  const t = { run: 0, flush: 0, runs: 0 };
+  be.run = (c) => { const t0 = performance.now(); run(c); t.run += performance.now() - t0; t.runs++; };
+  be.flush = () => { const t0 = performance.now(); flush(); t.flush += performance.now() - t0; };
+  const g2 = generateTokens(model, ids, { greedy: true, maxTokens: 18 });
+  await g2.next();
+  await g2.next();
+  Object.assign(t, { run: 0, flush: 0, runs: 0 });
+  const t0 = performance.now();
+  for (let i = 0; i < 16; i++) await g2.next();
+  const wall = performance.now() - t0;
+  await g2.return('length');
+  Object.assign(be, { run, flush });
+  emit({ host: name, wallMsPerStep: +(wall / 16).toFixed(3), dispatchesPerStep: t.runs / 16, runMsPerStep: +(t.run / 16).toFixed(3), flushMsPerStep: +(t.flush / 16).toFixed(3) });
 }
 
 async function speed(backend: k.Backend, adapter: string): Promise<void> {

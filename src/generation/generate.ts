@@ -4,6 +4,7 @@
 import { KilnError } from '../core/errors.js';
 import { noGrad } from '../core/autograd.js';
 import { slice } from '../core/ops/shape.js';
+import { cast } from '../core/ops/pointwise.js';
 import { tensor } from '../core/ops/creation.js';
 import { tidy, type Tensor } from '../core/tensor.js';
 import type { KVCache } from '../nn/attention.js';
@@ -63,38 +64,54 @@ export async function* generateTokens(model: DecoderLM, prompt: readonly number[
 
   // one cache for the whole generation, written in place: no per-token cache allocation
   let cache: KVCache[] = model.allocateCache(1, Math.min(ctx, ids.length + maxTokens));
-  const step = (input: number[]): Tensor =>
-    noGrad(() =>
-      tidy(() => {
-        const out = model.call({ inputIds: tensor(input, { shape: [1, input.length], dtype: 'i32', backend }), past: cache, logitsToKeep: 1 }) as { logits: Tensor; cache: KVCache[] };
-        cache = out.cache;
-        return { row: lastRow(out.logits) }; // the row outlives this step
-      }),
-    ).row;
-
   // the processors and the draw run on the device: one token and its log-probability come back
   const sampler = new DeviceSampler(backend, [ids], V, opts);
-  const pick = async (r: Tensor): Promise<{ token: number; logprob: number }> => {
-    const two = sampler.sample(r);
-    const [token, logprob] = await two.toArray();
-    two.dispose();
-    return { token, logprob };
+  /** One forward step (the prompt from the host, then each token from the device): its (1, 2) pick. */
+  const step = (input: number[] | Tensor): Tensor => {
+    const pick = noGrad(() =>
+      tidy(() => {
+        const inputIds = Array.isArray(input) ? tensor(input, { shape: [1, input.length], dtype: 'i32', backend }) : input;
+        const out = model.call({ inputIds, past: cache, logitsToKeep: 1 }) as { logits: Tensor; cache: KVCache[] };
+        cache = out.cache;
+        return { pick: sampler.sample(lastRow(out.logits)) }; // (1, 2): token, log-probability
+      }),
+    ).pick;
+    if (!Array.isArray(input)) input.dispose();
+    return pick;
   };
+  /** The step after `p`, fed the token p holds on the device: (1, 1) i32. */
+  const stepFrom = (p: Tensor): Tensor => step(noGrad(() => tidy(() => ({ t: cast(slice(p, 1, 0, 1), 'i32') })).t));
 
-  let row = step(ids);
+  // Decoding runs one step ahead: step n + 1 is recorded from the token still on the device and
+  // submitted, with the copy that brings its token back, as one command buffer while step n's
+  // token travels back, so the GPU never waits for the host's round trip. A stop token found
+  // late costs one step whose result is dropped.
+  let picked = step(ids);
+  let pending = picked.toArray(); // submits the prefill and starts its readback
+  let ahead: Tensor | null = null;
+  let aheadPending: Promise<Float32Array | Int32Array | Uint32Array> | null = null;
   try {
     for (let n = 0; n < maxTokens; n++) {
-      const { token, logprob } = await pick(row);
-      row.dispose();
+      const more = n + 1 < maxTokens && ids.length + n + 1 < ctx;
+      if (more) {
+        ahead = stepFrom(picked);
+        aheadPending = ahead.toArray();
+        aheadPending.catch(() => {}); // awaited next round, or dropped after a stop
+      }
+      const [token, logprob] = await pending;
       generated.push(token);
       yield { token, logprob };
       if (stopIds.has(token)) return 'stop';
-      if (ids.length + generated.length >= ctx) return 'length';
-      if (n + 1 === maxTokens) break;
-      row = step([token]);
+      if (!more) return 'length';
+      picked.dispose();
+      picked = ahead!;
+      pending = aheadPending!;
+      ahead = null;
     }
     return 'length';
   } finally {
+    picked.dispose();
+    ahead?.dispose();
     sampler.dispose();
     for (const l of cache) {
       l.key.dispose();
