@@ -69,10 +69,10 @@ export function bf16BitsToF32(h: number): number {
   return f32[0];
 }
 
-/** Pack numbers into the storage bytes of `dtype`. */
-export function encode(dtype: DType, values: ArrayLike<number>): ArrayBuffer {
+/** Pack numbers into the storage bytes of `dtype` (into `into` when given: it must be long enough). */
+export function encode(dtype: DType, values: ArrayLike<number>, into?: ArrayBuffer): ArrayBuffer {
   const n = values.length;
-  const out = new ArrayBuffer(storageBytes(dtype, n));
+  const out = into ?? new ArrayBuffer(storageBytes(dtype, n));
   switch (dtype) {
     case 'f32': new Float32Array(out).set(values); break;
     case 'i32': new Int32Array(out).set(values); break;

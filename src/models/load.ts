@@ -87,10 +87,14 @@ function writeRaw(param: Tensor, bytes: Uint8Array, fileDtype: string, where: st
   const n = param.size;
   const width = fileDtype === 'F32' ? 4 : 2;
   if (fileDtype.toLowerCase() === param.dtype) return be.write(param.storage, bytes, 0);
+  // one chunk's buffers, reused: no garbage the size of the tensor waits for the collector
+  const vals = new Float32Array(Math.min(CHUNK, n));
+  const packed = param.dtype === 'f32' ? null : new ArrayBuffer(vals.length * 4);
   for (let i = 0; i < n; i += CHUNK) {
     const m = Math.min(CHUNK, n - i);
-    const vals = toFloat32(bytes.subarray(i * width, (i + m) * width), fileDtype, where);
-    be.write(param.storage, param.dtype === 'f32' ? vals : new Uint8Array(encode(param.dtype, vals)), i * itemSize(param.dtype));
+    const v = toFloat32(bytes.subarray(i * width, (i + m) * width), fileDtype, where, vals);
+    const data = packed ? new Uint8Array(encode(param.dtype, v, packed), 0, m * itemSize(param.dtype)) : v;
+    be.write(param.storage, data, i * itemSize(param.dtype));
   }
 }
 

@@ -157,14 +157,14 @@ export class SafetensorsFile {
   }
 }
 
-/** Little-endian F32/F16/BF16 bytes as float32. */
-export function toFloat32(b: Uint8Array, dtype: string, where: string): Float32Array {
+/** Little-endian F32/F16/BF16 bytes as float32 (into `out` when given: its first n values). */
+export function toFloat32(b: Uint8Array, dtype: string, where: string, into?: Float32Array): Float32Array {
   const n = b.byteLength / (dtype === 'F32' ? 4 : 2);
-  const out = new Float32Array(n);
+  const out = into ? into.subarray(0, n) : new Float32Array(n);
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (dtype === 'F32') for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
   else if (dtype === 'BF16') {
-    const u32 = new Uint32Array(out.buffer);
+    const u32 = new Uint32Array(out.buffer, out.byteOffset, n);
     for (let i = 0; i < n; i++) u32[i] = dv.getUint16(2 * i, true) << 16;
   } else if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f16BitsToF32(dv.getUint16(2 * i, true));
   else throw new KilnError('dtype', 'load', `${where}: dtype ${dtype} is not a float format kiln loads (F32, F16, BF16)`);
