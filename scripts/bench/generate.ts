@@ -12,7 +12,8 @@ import { qWeight, quantizeQ4, quantizeQ8 } from '../../src/nn/quant.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
-async function measure(model: k.models.DecoderLM, backend: k.Backend, prompt: number, decode: number) {
+/** Prefill and decode tokens/s (greedy, after a warm-up) and device memory; real-gpu.ts uses it too. */
+export async function measure(model: k.models.DecoderLM, backend: k.Backend, prompt: number, decode: number) {
   const ids = Array.from({ length: prompt }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
   // warm up (JIT, kernel compiles, memory growth), as the peer is warmed up
   for await (const _ of generateTokens(model, ids, { greedy: true, maxTokens: 2 }));

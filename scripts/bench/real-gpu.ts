@@ -13,6 +13,7 @@ import * as k from '../../src/index.js';
 import { DeviceSampler, generateTokens, pickToken, processLogits, Rng } from '../../src/generation/index.js';
 import { loadModel } from '../../src/models/load.js';
 import { qWeight, type QuantType } from '../../src/nn/quant.js';
+import { measure } from './generate.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const dir = join(root, 'tests/golden/checkpoints');
@@ -57,27 +58,6 @@ async function conformance(backend: k.Backend): Promise<void> {
   }
   sampler.dispose();
   emit({ check: 'device sampler vs host reference', vocab: V, steps: 32, sameToken: same });
-}
-
-async function measure(model: k.models.DecoderLM, backend: k.Backend, prompt: number, decode: number) {
-  const ids = Array.from({ length: prompt }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
-  for await (const _ of generateTokens(model, ids.slice(0, 16), { greedy: true, maxTokens: 4 }));
-  backend.resetPeak();
-  const base = backend.memory().liveBytes;
-  const t0 = performance.now();
-  let tFirst = 0;
-  let n = 0;
-  for await (const _ of generateTokens(model, ids, { greedy: true, maxTokens: decode })) {
-    if (!n) tFirst = performance.now();
-    n++;
-  }
-  const t1 = performance.now();
-  return {
-    prefillTokS: +(prompt / ((tFirst - t0) / 1000)).toFixed(1),
-    decodeTokS: +((n - 1) / ((t1 - tFirst) / 1000)).toFixed(2),
-    residentMiB: +(base / 2 ** 20).toFixed(0),
-    peakMiB: +((backend.memory().peakLiveBytes - base) / 2 ** 20).toFixed(0),
-  };
 }
 
 /** Where a decode step's time goes: GPU time per kernel (timestamp queries) against wall time. */

@@ -5,7 +5,7 @@
 // AssemblyScript twin: assembly/attention.ts; composed reference: nn/attention.ts.
 import * as L from '../../assembly/layout.js';
 import type { Kernel, KernelCall, View } from '../backend/backend.js';
-import { uniformBlock } from './wgsl.js';
+import { uniformBlock, workgroupReduce } from './wgsl.js';
 
 const BQ = 64; // query rows (threads) per workgroup
 const BK = 16; // keys per tile
@@ -206,19 +206,8 @@ ${COMMON}
 ${snippetFns(variant.split('|')[1])}
 var<workgroup> qs: array<f32, ${MD}>;
 var<workgroup> sc: array<f32, ${DCK}>;
-var<workgroup> red: array<f32, ${DW}>;
+${workgroupReduce(DW, true)}
 const NEG = -3.4028234e38;
-fn reduce(v: f32, lid: u32, isMax: bool) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${DW / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = select(red[lid] + red[lid + s], max(red[lid], red[lid + s]), isMax); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 @compute @workgroup_size(${DW})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let H = u_(${L.FA_H}u); let Hkv = u_(${L.FA_HKV}u); let Tq = u_(${L.FA_TQ}u); let Tk = u_(${L.FA_TK}u); let D = u_(${L.FA_D}u);
@@ -249,7 +238,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       sc[j - c0] = s;
       cm = max(cm, s);
     }
-    cm = reduce(cm, lid, true);
+    cm = treeMax(lid, cm);
     let mn = max(m, cm);
     let corr = select(1.0, exp(m - mn), m > NEG);
     var ps = 0.0;
@@ -259,7 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       ps += p; // the undropped sum normalises; only what reaches V is dropped
       sc[j - c0] = p * dropMul(b, h, 0u, j);
     }
-    let cs = reduce(ps, lid, false); // its barriers also publish sc to every thread
+    let cs = treeSum(lid, ps); // its barriers also publish sc to every thread
     l = l * corr + cs;
     ${dims.map((i) => `{
       let d = lid + ${i * DW}u;

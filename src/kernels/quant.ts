@@ -8,16 +8,22 @@ import { GROUP_INDEX, MAIN_ARGS, uniformBlock } from './wgsl.js';
 
 const WG = 64;
 
-/** The frame: thread t computes y[m, n] into acc; `body` loops over row n's nb blocks. */
-function kernel(blockK: number, body: string): string {
-  return `
+/** Byte i of the words starting at w. */
+const QBYTE = 'fn qbyte(w: u32, i: u32) -> u32 { return (QS[w + i / 4u] >> ((i % 4u) * 8u)) & 255u; }';
+
+/** Bindings of the matmuls. */
+const HEADER = `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> QS: array<u32>;
 @group(0) @binding(2) var<storage, read> SC: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 ${uniformBlock(4, L.QM_WORDS)}
-// byte i of the words starting at w
-fn qbyte(w: u32, i: u32) -> u32 { return (QS[w + i / 4u] >> ((i % 4u) * 8u)) & 255u; }
+${QBYTE}`;
+
+/** The frame: thread t computes y[m, n] into acc; `body` loops over row n's nb blocks. */
+function kernel(blockK: number, body: string): string {
+  return `
+${HEADER}
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   ${GROUP_INDEX}
@@ -157,13 +163,8 @@ function coopWgsl(type: string): string {
   const rows = [...Array(CR).keys()];
   const dot = (g: string, r: number) => `dot(${g}v, vec4<f32>(X[xr${r} + ${g}k], X[xr${r} + ${g}k + 1u], X[xr${r} + ${g}k + 2u], X[xr${r} + ${g}k + 3u]))`;
   return `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> QS: array<u32>;
-@group(0) @binding(2) var<storage, read> SC: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-${uniformBlock(4, L.QM_WORDS)}
+${HEADER}
 var<workgroup> red: array<f32, ${CW * CR}>;
-fn qbyte(w: u32, i: u32) -> u32 { return (QS[w + i / 4u] >> ((i % 4u) * 8u)) & 255u; }
 // the four low (sh 0) or high (sh 4) nibbles of a word
 fn nib(q: u32, sh: u32) -> vec4<f32> { return vec4<f32>(f32((q >> sh) & 15u), f32((q >> (sh + 8u)) & 15u), f32((q >> (sh + 16u)) & 15u), f32((q >> (sh + 24u)) & 15u)); }
 // Q6_K: byte i's nibble (of ql, pre-shifted) with its two high bits from qh (at bit 8i + hs), minus 32
@@ -222,7 +223,7 @@ const dequantWgsl = (type: string): string => `
 @group(0) @binding(1) var<storage, read> SC: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${uniformBlock(3, L.QM_WORDS)}
-fn qbyte(w: u32, i: u32) -> u32 { return (QS[w + i / 4u] >> ((i % 4u) * 8u)) & 255u; }
+${QBYTE}
 fn element(n: u32, k: u32, K: u32) -> f32 {
   ${ELEMENT[type]}
 }

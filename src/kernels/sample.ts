@@ -4,7 +4,7 @@
 // contiguous chunks, needs the scores other threads wrote.
 import * as L from '../../assembly/layout.js';
 import type { Kernel, KernelCall, View } from '../backend/backend.js';
-import { uniformBlock } from './wgsl.js';
+import { uniformBlock, workgroupReduce } from './wgsl.js';
 
 const WG = 256;
 
@@ -16,22 +16,11 @@ const wgsl = (): string => `
 @group(0) @binding(4) var<storage, read_write> HIST: array<i32>;
 @group(0) @binding(5) var<storage, read_write> OUT: array<f32>;
 ${uniformBlock(6, L.SP_WORDS)}
-var<workgroup> rf: array<f32, ${WG}>;
 var<workgroup> ri: array<u32, ${WG}>;
+${workgroupReduce(WG, true)}
 
 fn key(v: f32) -> u32 { let b = bitcast<u32>(v); return select(b | 0x80000000u, ~b, (b >> 31u) == 1u); }
 fn mid(lo: u32, hi: u32) -> u32 { return lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u); }
-fn sumAll(v: f32, lid: u32) -> f32 {
-  rf[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { rf[lid] += rf[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = rf[0];
-  workgroupBarrier();
-  return r;
-}
 fn countAll(v: u32, lid: u32) -> u32 {
   ri[lid] = v;
   workgroupBarrier();
@@ -45,16 +34,16 @@ fn countAll(v: u32, lid: u32) -> u32 {
 }
 // the max and its first index: (index, bits of the max)
 fn argmaxAll(v: f32, i: u32, lid: u32) -> vec2<u32> {
-  rf[lid] = v; ri[lid] = i;
+  sh[lid] = v; ri[lid] = i;
   workgroupBarrier();
   for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
     if (lid < s) {
-      let w = rf[lid + s]; let j = ri[lid + s];
-      if (w > rf[lid] || (w == rf[lid] && j < ri[lid])) { rf[lid] = w; ri[lid] = j; }
+      let w = sh[lid + s]; let j = ri[lid + s];
+      if (w > sh[lid] || (w == sh[lid] && j < ri[lid])) { sh[lid] = w; ri[lid] = j; }
     }
     workgroupBarrier();
   }
-  let r = vec2<u32>(ri[0], bitcast<u32>(rf[0]));
+  let r = vec2<u32>(ri[0], bitcast<u32>(sh[0]));
   workgroupBarrier();
   return r;
 }
@@ -72,17 +61,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   var rm = NEG;
   for (var i = lid; i < V; i += ${WG}u) { rm = max(rm, LG[lo0 + i]); }
-  rf[lid] = rm;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { rf[lid] = max(rf[lid], rf[lid + s]); }
-    workgroupBarrier();
-  }
-  let rawMax = rf[0];
-  workgroupBarrier();
+  let rawMax = treeMax(lid, rm);
   var acc = 0.0;
   for (var i = lid; i < V; i += ${WG}u) { acc += exp(LG[lo0 + i] - rawMax); }
-  let rawSum = sumAll(acc, lid);
+  let rawSum = treeSum(lid, acc);
 
   // the penalized (and tempered) scores, their max and first argmax
   var m = NEG; var arg = 0u;
@@ -114,7 +96,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     acc = 0.0;
     for (var i = lid; i < V; i += ${WG}u) { let v = S[so + i]; if (key(v) >= tk) { acc += exp(v - mx); } }
-    let Z = sumAll(acc, lid);
+    let Z = treeSum(lid, acc);
     var tp = tk;
     if (topP < 1.0) {
       var hi = 0xffffffffu;
@@ -122,7 +104,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let t = mid(tp, hi);
         var mass = 0.0;
         for (var i = lid; i < V; i += ${WG}u) { let v = S[so + i]; if (key(v) >= t) { mass += exp(v - mx); } }
-        let total = sumAll(mass, lid);
+        let total = treeSum(lid, mass);
         if (tp < hi) { if (total >= topP * Z) { tp = t; } else { hi = t - 1u; } }
       }
     }
@@ -133,16 +115,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     acc = 0.0;
     for (var i = lid * C; i < min(V, lid * C + C); i++) { let v = S[so + i]; if (key(v) >= tp && v >= floor) { acc += exp(v - mx); } }
-    rf[lid] = acc;
+    sh[lid] = acc;
     workgroupBarrier();
     if (lid == 0u) {
       var Zf = 0.0;
-      for (var j = 0u; j < ${WG}u; j++) { Zf += rf[j]; }
+      for (var j = 0u; j < ${WG}u; j++) { Zf += sh[j]; }
       let goal = UN[b] * Zf;
       var cum = 0.0;
       var done = false;
       for (var j = 0u; j < ${WG}u && !done; j++) {
-        if (cum + rf[j] > goal) {
+        if (cum + sh[j] > goal) {
           for (var i = j * C; i < min(V, j * C + C); i++) {
             let v = S[so + i];
             if (key(v) >= tp && v >= floor) {
@@ -151,7 +133,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
           }
           done = true;
-        } else { cum += rf[j]; }
+        } else { cum += sh[j]; }
       }
     }
   }
