@@ -116,9 +116,8 @@ const loadKVTile = (MD: number): string => `for (var e = lid; e < ${BK}u * D; e 
       Vs[r * ${MD}u + c] = vv;
     }`;
 
-function fwdWgsl(variant: string): string {
-  const MD = Number(variant.split('|')[0].slice(1));
-  return `
+/** The forward kernels' bindings and shared functions. */
+const fwdHeader = (variant: string): string => `
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
@@ -127,7 +126,12 @@ function fwdWgsl(variant: string): string {
 @group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
 ${uniformBlock(6, L.FA_WORDS)}
 ${COMMON}
-${snippetFns(variant.split('|')[1])}
+${snippetFns(variant.split('|')[1])}`;
+
+function fwdWgsl(variant: string): string {
+  const MD = Number(variant.split('|')[0].slice(1));
+  return `
+${fwdHeader(variant)}
 var<workgroup> Ks: array<f32, ${BK * MD}>;
 var<workgroup> Vs: array<f32, ${BK * MD}>;
 @compute @workgroup_size(${BQ})
@@ -195,15 +199,7 @@ function decodeWgsl(variant: string): string {
   const per = Math.max(1, MD / DW); // output dims per thread
   const dims = [...Array(per).keys()];
   return `
-@group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read> AUX: array<i32>;
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;
-@group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
-${uniformBlock(6, L.FA_WORDS)}
-${COMMON}
-${snippetFns(variant.split('|')[1])}
+${fwdHeader(variant)}
 var<workgroup> qs: array<f32, ${MD}>;
 var<workgroup> sc: array<f32, ${DCK}>;
 ${workgroupReduce(DW, true)}
