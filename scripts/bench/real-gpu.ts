@@ -100,6 +100,12 @@ async function speed(backend: k.Backend, adapter: string): Promise<void> {
     const params = [...model.namedParameters()].reduce((a, [, p]) => a + p.size, 0);
     emit({ bench: 'generate', backend: 'webgpu', adapter, model: name, params, prompt, decode, weights: 'f32', ...(await measure(model, backend, prompt, decode)) });
     await profileDecode(model, backend, `${name} f32`, prompt);
+    {
+      // and a prefill's kernels
+      const ids = Array.from({ length: prompt }, (_, i) => (i * 7 + 3) % model.config.vocabSize);
+      const p = await k.profile(async () => { for await (const _ of generateTokens(model, ids, { greedy: true, maxTokens: 1 })); }, backend);
+      emit({ profile: `${name} f32 prefill of ${prompt}`, wallMs: +p.wallMs.toFixed(2), kernelMs: +p.kernelMs.toFixed(2), top: p.kernels.slice(0, 8).map((r) => ({ key: r.key, calls: r.calls, ms: +r.ms.toFixed(3) })) });
+    }
     for (const type of ['q8_0', 'q4_0'] as QuantType[]) {
       for (const [n, m] of model.namedModules()) {
         if (!(m instanceof k.nn.Linear) || !/layers\.\d+\./.test(n)) continue;

@@ -105,6 +105,10 @@ fn keyRange(q0: u32, q1: u32) -> vec2<u32> {
 }`;
 
 /** The workgroup stages keys and values [k0, k0 + BK) of its head in Ks and Vs (zeros past Tk). */
+// Loops over a head dim run to the variant's MD, a constant, so they unroll and the private rows
+// stay in registers (a loop to the runtime D indexes them dynamically, from local memory: on an
+// H200 a 512-token prefill's attention took 6x as long). Past D the tiles and rows hold zeros
+// (WGSL zero-fills workgroup and private memory; the loads write columns below D only).
 const loadKVTile = (MD: number): string => `for (var e = lid; e < ${BK}u * D; e += ${BQ}u) {
       let r = e / D; let c = e % D;
       var kv = 0.0; var vv = 0.0;
@@ -163,14 +167,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (kj >= kr.y) { break; }
         if (!visible(b, h, qi, kj)) { continue; }
         var s = 0.0;
-        for (var d = 0u; d < D; d++) { s += qv[d] * Ks[j * ${MD}u + d]; }
+        for (var d = 0u; d < ${MD}u; d++) { s += qv[d] * Ks[j * ${MD}u + d]; }
         s = modded(capped(s * scale), b, h, qi, kj);
         let mn = max(m, s);
         let corr = exp(m - mn);
         let p = exp(s - mn);
         l = l * corr + p; // the undropped sum normalises; only what reaches V is dropped
         let pd = p * dropMul(b, h, qi, kj);
-        for (var d = 0u; d < D; d++) { acc[d] = acc[d] * corr + pd * Vs[j * ${MD}u + d]; }
+        for (var d = 0u; d < ${MD}u; d++) { acc[d] = acc[d] * corr + pd * Vs[j * ${MD}u + d]; }
         m = mn;
       }
     }
@@ -310,10 +314,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (kj >= kr.y) { break; }
         if (!visible(b, h, qi, kj)) { continue; }
         var s = 0.0; var dp = 0.0;
-        for (var d = 0u; d < D; d++) { s += qv[d] * Ks[j * ${MD}u + d]; dp += gv[d] * Vs[j * ${MD}u + d]; }
+        for (var d = 0u; d < ${MD}u; d++) { s += qv[d] * Ks[j * ${MD}u + d]; dp += gv[d] * Vs[j * ${MD}u + d]; }
         let c = capped(s * scale);
         let ds = exp(modded(c, b, h, qi, kj) - Lr) * (dp * dropMul(b, h, qi, kj) - Ds) * scoreGrad(c, b, h, qi, kj) * scale;
-        for (var d = 0u; d < D; d++) { acc[d] += ds * Ks[j * ${MD}u + d]; }
+        for (var d = 0u; d < ${MD}u; d++) { acc[d] += ds * Ks[j * ${MD}u + d]; }
       }
     }
     workgroupBarrier();
@@ -393,12 +397,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           let Lr = Ss[2u * j];
           if (Lr <= -3.4028234663852886e38 || !visible(b, h, qi, kj)) { continue; }
           var s = 0.0; var dp = 0.0;
-          for (var d = 0u; d < D; d++) { s += Qs[j * ${MD}u + d] * kv[d]; dp += Gs[j * ${MD}u + d] * vv[d]; }
+          for (var d = 0u; d < ${MD}u; d++) { s += Qs[j * ${MD}u + d] * kv[d]; dp += Gs[j * ${MD}u + d] * vv[d]; }
           let c = capped(s * scale);
           let p = exp(modded(c, b, h, qi, kj) - Lr);
           let dm = dropMul(b, h, qi, kj);
           let ds = p * (dp * dm - Ss[2u * j + 1u]) * scoreGrad(c, b, h, qi, kj) * scale;
-          for (var d = 0u; d < D; d++) { av[d] += p * dm * Gs[j * ${MD}u + d]; ak[d] += ds * Qs[j * ${MD}u + d]; }
+          for (var d = 0u; d < ${MD}u; d++) { av[d] += p * dm * Gs[j * ${MD}u + d]; ak[d] += ds * Qs[j * ${MD}u + d]; }
         }
       }
       workgroupBarrier();
