@@ -55,6 +55,7 @@ function apply(op: u32, a: f32, b: f32, c: f32, p0: f32, p1: f32): f32 {
     case 49: return a == b ? f32(1) : f32(0); // eq
     case 50: return a >= b ? f32(1) : f32(0); // ge
     case 51: return b * pow_(a, b - f32(1)); // powGradBase
+    case 52: return a / (f32(1) + Mathf.exp(-a)) * b; // siluMul
     case 60: return a != f32(0) ? b : c; // where
     case 61: return a + p0 * b * c; // addcmul
   }
@@ -122,6 +123,7 @@ export function pointwise(in0: usize, in1: usize, in2: usize, out: usize, u: usi
     case 49: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); const b = load<f32>(x1 + (i << 2)); store<f32>(o + (i << 2), a == b ? f32(1) : f32(0)); } return; // eq
     case 50: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); const b = load<f32>(x1 + (i << 2)); store<f32>(o + (i << 2), a >= b ? f32(1) : f32(0)); } return; // ge
     case 51: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); const b = load<f32>(x1 + (i << 2)); store<f32>(o + (i << 2), b * pow_(a, b - f32(1))); } return; // powGradBase
+    case 52: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); const b = load<f32>(x1 + (i << 2)); store<f32>(o + (i << 2), a / (f32(1) + Mathf.exp(-a)) * b); } return; // siluMul
     case 60: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); const b = load<f32>(x1 + (i << 2)); const c = load<f32>(x2 + (i << 2)); store<f32>(o + (i << 2), a != f32(0) ? b : c); } return; // where
     case 61: for (let i: usize = 0; i < n; i++) { const a = load<f32>(x0 + (i << 2)); const b = load<f32>(x1 + (i << 2)); const c = load<f32>(x2 + (i << 2)); store<f32>(o + (i << 2), a + p0 * b * c); } return; // addcmul
     }

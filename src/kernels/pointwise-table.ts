@@ -66,6 +66,8 @@ export const POINTWISE = {
   ge: { code: 50, arity: 2, wgsl: 'select(0.0, 1.0, a >= b)', as: 'a >= b ? f32(1) : f32(0)' },
   // d/da of pow(a, b) times nothing: b * a^(b-1)
   powGradBase: { code: 51, arity: 2, wgsl: 'b * pow_(a, b - 1.0)', as: 'b * pow_(a, b - f32(1))' },
+  // SwiGLU's product, fused: silu(a) * b
+  siluMul: { code: 52, arity: 2, wgsl: 'a / (1.0 + exp(-a)) * b', as: 'a / (f32(1) + Mathf.exp(-a)) * b' },
   // arity 3
   where: { code: 60, arity: 3, wgsl: 'select(c, b, a != 0.0)', as: 'a != f32(0) ? b : c' },
   addcmul: { code: 61, arity: 3, wgsl: 'a + p0 * b * c', as: 'a + p0 * b * c' },

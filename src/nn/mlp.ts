@@ -1,6 +1,6 @@
 // Feed-forward blocks, parameters named as in the Hugging Face checkpoints.
 import { KilnError } from '../core/errors.js';
-import { gelu, mul, relu, silu } from '../core/ops/pointwise.js';
+import { gelu, mul, relu, silu, siluMul } from '../core/ops/pointwise.js';
 import type { Tensor } from '../core/tensor.js';
 import type { InitOptions } from './init.js';
 import { Linear } from './layers.js';
@@ -47,7 +47,9 @@ export class GatedMLP extends Module {
   }
   forward(x: Tensor): Tensor {
     const [gate, up, down] = ['gate_proj', 'up_proj', 'down_proj'].map((n) => this.child<Linear>(n));
-    return down.call(mul(activation(this.act, gate.call(x) as Tensor), up.call(x) as Tensor)) as Tensor;
+    const g = gate.call(x) as Tensor;
+    const u = up.call(x) as Tensor;
+    return down.call(this.act === 'silu' ? siluMul(g, u) : mul(activation(this.act, g), u)) as Tensor; // SwiGLU: one kernel
   }
 }
 

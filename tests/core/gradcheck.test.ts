@@ -27,7 +27,7 @@ const CASES: [string, (...xs: Tensor[]) => Tensor, GradcheckInput[]][] = [
   ['powScalar', (x) => k.pow(x, 3), [inp([5])]], ['square', k.square, [inp([4])]], ['sin', k.sin, [inp([4])]], ['cos', k.cos, [inp([4])]],
   ['div scalar', (x) => k.div(x, 4), [inp([3])]], ['sub scalar', (x) => k.sub(x, 4), [inp([3])]],
   ['add bcast', k.add, [inp([2, 1, 3]), inp([4, 1])]], ['sub bcast', k.sub, [inp([3]), inp([2, 3])]],
-  ['mul bcast', k.mul, [inp([2, 3]), inp([1, 3])]], ['div bcast', k.div, [inp([2, 3]), inp([3], pos(3))]],
+  ['mul bcast', k.mul, [inp([2, 3]), inp([1, 3])]], ['siluMul (SwiGLU) bcast', k.siluMul, [inp([2, 3]), inp([1, 3])]], ['div bcast', k.div, [inp([2, 3]), inp([3], pos(3))]],
   ['pow', k.pow, [inp([2, 2], pos(4)), inp([2, 2])]],
   ['maximum', k.maximum, [inp([2, 3]), inp([2, 3])]], ['minimum', k.minimum, [inp([3]), inp([2, 3])]],
   ['sum axes', (x) => k.sum(x, [0, 2]), [inp([2, 3, 2])]], ['mean', (x) => k.mean(x, 1, { keepdim: true }), [inp([2, 3])]],

@@ -50,6 +50,13 @@ describe('parity wasm vs webgpu', () => {
     // batched, with an offset view of the weights
     await parity(two([3, 2, 50], [3, 9, 50]), (x, w) => k.matmul(x, k.transpose(k.slice(w, 1, 2, 9))), { atol: 1e-4 });
   });
+  it('siluMul (SwiGLU) equals silu(a) * b on each backend, and across them', async () => {
+    await parity(two([3, 700], [3, 700]), k.siluMul, { atol: 1e-5 });
+    for (const b of [wasm, gpu]) {
+      const [x, y] = two([3, 700], [3, 700])(b, new k.Generator(5));
+      assertClose(await k.siluMul(x, y).toArray(), await k.mul(k.silu(x), y).toArray(), { atol: 1e-5 }, b.name);
+    }
+  });
   it('matmul with both operands transposed and a broadcast batch', async () => {
     await parity(two([3, 1, 37, 19], [4, 23, 37]), (a, b) => k.matmul(k.transpose(a), k.transpose(b)), { atol: 1e-4 });
   });

@@ -75,6 +75,7 @@ const BINARY_GRAD: Partial<Record<PointwiseOp, BinaryGrad>> = {
   add: (g) => [g, g],
   sub: (g) => [g, neg(g)],
   mul: (g, a, b) => [mul(g, b), mul(g, a)],
+  siluMul: (g, a, b) => [mul(g, mul(b, pointwise('siluGrad', [a]))), mul(g, pointwise('silu', [a]))],
   div: (g, _a, b, y) => [div(g, b), neg(div(mul(g, y), b))],
   pow: (g, a, b, y) => [mul(g, pointwise('powGradBase', [a, b])), mul(g, mul(y, pointwise('log', [a])))],
   // ties split the gradient evenly, as torch.maximum / torch.minimum
@@ -114,6 +115,8 @@ export const tanh = (x: Tensor): Tensor => unary('tanh', x);
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 export const silu = (x: Tensor): Tensor => unary('silu', x);
+/** silu(a) * b in one kernel (SwiGLU's gate times up). */
+export const siluMul = (a: Tensor, b: Tensor): Tensor => binary('siluMul', a, b);
 /** GELU; approximate 'tanh' is the GPT-2 form, 'none' the exact erf form (torch's default). */
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => unary(approximate === 'tanh' ? 'geluTanh' : 'gelu', x);
 export const square = (x: Tensor): Tensor => unary('square', x);
