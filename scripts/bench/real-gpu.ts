@@ -36,7 +36,7 @@ async function conformance(backend: k.Backend): Promise<void> {
     const greedyOk = JSON.stringify([...prompt, ...tokens]) === JSON.stringify(g.greedy.data);
     emit({ check: 'checkpoint', arch, logitsRelErr: relErr(await logits.toArray(), g.logits.data), tolerance: 1e-3, greedyIdentical: greedyOk });
   }
-  for (const [file, golden] of [['tiny-llama.gguf', 'golden.json'], ['tiny-qwen2.gguf', 'golden-qwen2.json']]) {
+  for (const [file, golden] of [['tiny-llama.gguf', 'golden.json'], ['tiny-qwen2.gguf', 'golden-qwen2.json'], ['tiny-gemma.gguf', 'golden-gemma.json'], ['tiny-phi3.gguf', 'golden-phi3.json']]) {
     const g = JSON.parse(readFileSync(join(dir, 'gguf', golden), 'utf8'));
     const { model } = await loadModel(join(dir, 'gguf', file), { backend });
     const kept = [...model.namedModules()].flatMap(([, m]) => (m instanceof k.nn.Linear && m.quantized ? [m.quantized.type] : []));

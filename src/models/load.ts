@@ -254,7 +254,7 @@ export async function loadModel(from: string | ModelFiles, opts: LoadOptions = {
 
 // ---------------------------------------------------------------- GGUF
 
-const GGUF_ARCHS = ['llama', 'qwen2'];
+const GGUF_ARCHS = ['llama', 'qwen2', 'gemma', 'phi3'];
 
 /** config from GGUF metadata ({arch}.* keys). */
 function configFromGGUF(m: Map<string, GGUFValue>, where: string): { cfg: DecoderConfig; arch: string } {
@@ -281,6 +281,14 @@ function configFromGGUF(m: Map<string, GGUFValue>, where: string): { cfg: Decode
     ropeLayout: arch === 'llama' ? 'interleaved' : 'half',
     qkvBias: arch === 'qwen2',
   };
+  if (m.has(`${arch}.attention.key_length`)) cfg.headDim = num('attention.key_length');
+  const headDim = cfg.headDim ?? cfg.hiddenSize / heads;
+  if (m.has(`${arch}.rope.dimension_count`)) cfg.partialRotaryFactor = num('rope.dimension_count') / headDim;
+  if (arch === 'gemma') {
+    // the converter stores Gemma's norms as 1 + w already: plain RMSNorm here
+    Object.assign(cfg, { embeddingScale: Math.sqrt(cfg.hiddenSize), act: 'gelu_tanh', tieWordEmbeddings: true });
+  }
+  if (arch === 'phi3' && m.has('phi3.attention.sliding_window')) cfg.slidingWindow = num('attention.sliding_window');
   return { cfg, arch };
 }
 
@@ -370,16 +378,39 @@ function tokenizerFromSpm(m: Map<string, GGUFValue>): Tokenizer {
 }
 
 /** GGUF tensor names (llama.cpp) -> kiln's. */
-function ggufName(n: string): string | null {
+/** Where a kiln parameter comes from in a GGUF file: a tensor, or a band of a fused tensor's rows. */
+interface GGUFSource {
+  tensor: string;
+  rows?: [number, number];
+}
+
+/** The GGUF tensor (and rows) behind each kiln parameter. Phi-3 files fuse q/k/v and gate/up. */
+function ggufSources(names: Iterable<string>, cfg: DecoderConfig): Map<string, GGUFSource> {
   const fixed: Record<string, string> = { 'token_embd.weight': 'model.embed_tokens.weight', 'output_norm.weight': 'model.norm.weight', 'output.weight': 'lm_head.weight' };
-  if (fixed[n]) return fixed[n];
-  const m = /^blk\.(\d+)\.(\w+)\.(weight|bias)$/.exec(n);
-  if (!m) return null;
   const part: Record<string, string> = {
     attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm', attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj',
     attn_output: 'self_attn.o_proj', ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
   };
-  return part[m[2]] ? `model.layers.${m[1]}.${part[m[2]]}.${m[3]}` : null;
+  const D = cfg.headDim ?? cfg.hiddenSize / cfg.numHeads;
+  const [q, kv, I] = [cfg.numHeads * D, (cfg.numKVHeads ?? cfg.numHeads) * D, cfg.intermediateSize];
+  const out = new Map<string, GGUFSource>();
+  const all = new Set(names);
+  for (const n of all) {
+    if (fixed[n]) { out.set(fixed[n], { tensor: n }); continue; }
+    const m = /^blk\.(\d+)\.(\w+)\.(weight|bias)$/.exec(n);
+    if (!m) continue;
+    const at = (p: string) => `model.layers.${m[1]}.${p}.${m[3]}`;
+    if (m[2] === 'attn_qkv') {
+      out.set(at('self_attn.q_proj'), { tensor: n, rows: [0, q] });
+      out.set(at('self_attn.k_proj'), { tensor: n, rows: [q, q + kv] });
+      out.set(at('self_attn.v_proj'), { tensor: n, rows: [q + kv, q + 2 * kv] });
+    } else if (m[2] === 'ffn_up' && !all.has(`blk.${m[1]}.ffn_gate.${m[3]}`)) {
+      // no ffn_gate beside it: ffn_up holds gate then up (Phi-3)
+      out.set(at('mlp.gate_proj'), { tensor: n, rows: [0, I] });
+      out.set(at('mlp.up_proj'), { tensor: n, rows: [I, 2 * I] });
+    } else if (part[m[2]]) out.set(at(part[m[2]]), { tensor: n });
+  }
+  return out;
 }
 
 /** Loads a .gguf file (a path in Node/Deno, a Blob/File, bytes, or a ByteSource); quantized linear weights stay quantized unless `quantize: 'none'`. */
@@ -388,33 +419,41 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
   try {
     const g = await GGUFFile.open(src);
     const { cfg, arch } = configFromGGUF(g.metadata, src.name);
-    const byKiln = new Map<string, string>();
-    for (const n of g.tensors.keys()) {
-      const k = ggufName(n);
-      if (k) byKiln.set(k, n);
+    const sources = ggufSources(g.tensors.keys(), cfg);
+    if (!sources.has('lm_head.weight')) cfg.tieWordEmbeddings = true;
+    if ([...g.tensors.keys()].some((n) => n.startsWith('rope_factors'))) {
+      throw new KilnError('config', 'loadGGUF', `${src.name}: rope_factors tensors (LongRoPE scaling) are not supported`);
     }
-    if (!byKiln.has('lm_head.weight')) cfg.tieWordEmbeddings = true;
     const model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true, dtype: opts.dtype });
     const params = new Map(model.namedParameters());
     // check every parameter's tensor and shape before reading any data
     for (const [name, p] of params) {
-      const gn = byKiln.get(name);
-      if (!gn) throw new KilnError('config', 'loadGGUF', `${src.name}: missing tensor for ${name}`);
-      const t = g.tensors.get(gn)!;
-      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
-        throw new KilnError('shape', 'loadGGUF', `${src.name}: tensor '${gn}' is ${JSON.stringify(t.shape)} but the metadata makes ${name} ${JSON.stringify(p.shape)}`);
+      const s = sources.get(name);
+      if (!s) throw new KilnError('config', 'loadGGUF', `${src.name}: missing tensor for ${name}`);
+      const t = g.tensors.get(s.tensor)!;
+      const shape = s.rows ? [s.rows[1] - s.rows[0], ...t.shape.slice(1)] : t.shape;
+      if ((s.rows && (t.shape.length !== 2 || s.rows[1] > t.shape[0])) || shape.length !== p.shape.length || shape.some((d, i) => d !== p.shape[i])) {
+        const what = s.rows ? `rows ${s.rows[0]}..${s.rows[1]} of tensor '${s.tensor}' ${JSON.stringify(t.shape)}` : `tensor '${s.tensor}' is ${JSON.stringify(t.shape)} but`;
+        throw new KilnError('shape', 'loadGGUF', `${src.name}: ${what} the metadata makes ${name} ${JSON.stringify(p.shape)}`);
+      }
     }
     for (const [name, p] of params) {
-      const info = g.tensors.get(byKiln.get(name)!)!;
+      const s = sources.get(name)!;
+      const info = g.tensors.get(s.tensor)!;
       const shape = [...p.shape];
       const type = keptAs(name, shape, opts, info.type);
+      // the band of the tensor's bytes this parameter takes (rows are whole blocks: quantized rows split too)
+      const rowBytes = (info.end - info.begin) / info.shape[0];
+      const [r0, r1] = s.rows ?? [0, info.shape[0]];
+      const bytes = () => src.read(info.begin + r0 * rowBytes, (r1 - r0) * rowBytes);
       if (!type && rawWritable(p, info.type)) {
-        writeRaw(p, await src.read(info.begin, info.end - info.begin), info.type, `${src.name}: tensor '${info.name}'`);
+        writeRaw(p, await bytes(), info.type, `${src.name}: tensor '${info.name}'`);
         continue;
       }
       // a tensor already in the kept type goes over block for block, without a second quantization
-      const q = type && info.type === type.toUpperCase() ? fromGGUF(type, await src.read(info.begin, info.end - info.begin), shape[0], shape[1]) : undefined;
-      place(model, p, name, shape, q ? null : await g.float32(info.name), opts, type, q);
+      const q = type && info.type === type.toUpperCase() ? fromGGUF(type, await bytes(), shape[0], shape[1]) : undefined;
+      const values = q ? null : s.rows ? (await g.float32(info.name)).subarray(r0 * shape[1], r1 * shape[1]) : await g.float32(info.name);
+      place(model, p, name, shape, values, opts, type, q);
     }
     return { model: model.eval(), modelType: arch as ModelType, hfConfig: Object.fromEntries([...g.metadata].filter(([k]) => !k.startsWith('tokenizer.')).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])), tokenizer: tokenizerFromGGUF(g.metadata, src.name), generationConfig: null };
   } finally {

@@ -367,18 +367,29 @@ def gguf_model(arch, fname):
     cfg = {"vocabSize": V, "hiddenSize": 256, "numLayers": 1, "numHeads": 4, "numKVHeads": 2, "intermediateSize": 512, "maxPositionEmbeddings": 64, "normEps": 1e-5}
     if arch == "qwen2":
         cfg.update({"qkvBias": True, "ropeTheta": 1e6})
+    if arch == "gemma":  # head dim from attention.key_length, (1 + w) norms, GeGLU, scaled embeddings, tied head
+        cfg.update({"normOffset": True, "act": "gelu_tanh", "tieWordEmbeddings": True, "headDim": 48, "embeddingScale": math.sqrt(256)})
     W = params(cfg)
     for n, w in W.items():  # projections at std 1/sqrt(fan-in), as a trained model's are about
         if w.dim() == 2 and "embed" not in n:
             W[n] = w / 0.3 / math.sqrt(w.shape[1])
-    kinds = {"model.embed_tokens.weight": "F16", "self_attn.q_proj": "Q4_K", "self_attn.k_proj": "Q6_K", "self_attn.v_proj": "Q8_0", "self_attn.o_proj": "Q4_0",
+    # phi3 files hold q, k, v as one attn_qkv and gate, up as one ffn_up (rows stacked in that order)
+    fused = {"model.layers.0.self_attn.qkv_proj.weight": ["q_proj", "k_proj", "v_proj"], "model.layers.0.mlp.gate_up_proj.weight": ["gate_proj", "up_proj"]}
+    if arch == "phi3":
+        for fname_, parts in fused.items():
+            pre = fname_.rsplit(".", 2)[0]
+            full = [f"{pre}.{q}.weight" for q in parts]
+            W[fname_] = torch.cat([W.pop(q) for q in full], 0)
+    kinds = {"model.embed_tokens.weight": "F16", "self_attn.qkv_proj": "Q4_K", "mlp.gate_up_proj": "Q6_K", "self_attn.q_proj": "Q4_K", "self_attn.k_proj": "Q6_K", "self_attn.v_proj": "Q8_0", "self_attn.o_proj": "Q4_0",
              "mlp.gate_proj": "Q4_K", "mlp.up_proj": "Q6_K", "mlp.down_proj": "Q8_0", "lm_head.weight": "BF16" if arch == "llama" else "Q6_K"}
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
     for s, g in (("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
                  ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")):
         names[f"model.layers.0.{s}.weight"] = f"blk.0.{g}.weight"
         names[f"model.layers.0.{s}.bias"] = f"blk.0.{g}.bias"
-    H, Hkv, D = 4, 2, 64
+    names["model.layers.0.self_attn.qkv_proj.weight"] = "blk.0.attn_qkv.weight"
+    names["model.layers.0.mlp.gate_up_proj.weight"] = "blk.0.ffn_up.weight"
+    H, Hkv, D = 4, 2, cfg.get("headDim", 64)
 
     def permute(w, n_head):  # llama.cpp's convert reorders Q/K rows for ggml's pairwise RoPE
         return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
@@ -392,6 +403,8 @@ def gguf_model(arch, fname):
     for name, w in W.items():
         kind = next((v for k, v in kinds.items() if k in name), "F32") if name.endswith("weight") else "F32"
         a = w.numpy().astype(np.float32)
+        if arch == "gemma" and name.endswith("norm.weight"):  # llama.cpp's converter stores Gemma's norms as 1 + w
+            a = a + 1
         if arch == "llama" and name.endswith("q_proj.weight"):
             a = permute(a, H)
         if arch == "llama" and name.endswith("k_proj.weight"):
@@ -411,6 +424,14 @@ def gguf_model(arch, fname):
             d = torch.from_numpy(np.ascontiguousarray(unpermute(d.numpy(), H)))
         if arch == "llama" and name.endswith("k_proj.weight"):
             d = torch.from_numpy(np.ascontiguousarray(unpermute(d.numpy(), Hkv)))
+        if arch == "gemma" and name.endswith("norm.weight"):
+            d = w  # the reference applies 1 + w itself
+        if name in fused:  # the reference reads the separate projections
+            sizes = {"q_proj": H * D, "k_proj": Hkv * D, "v_proj": Hkv * D, "gate_proj": cfg["intermediateSize"], "up_proj": cfg["intermediateSize"]}
+            pre = name.rsplit(".", 2)[0]
+            for part, piece in zip(fused[name], torch.split(d, [sizes[q] for q in fused[name]], 0)):
+                deqW[f"{pre}.{part}.weight"] = piece.contiguous()
+            continue
         deqW[name] = d
     a_ = arch
     meta = {"general.architecture": arch, "general.name": "kiln tiny", "general.alignment": 32, f"{a_}.context_length": 64, f"{a_}.embedding_length": 256,
@@ -419,11 +440,19 @@ def gguf_model(arch, fname):
             "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt-2", "tokenizer.ggml.tokens": ("str", tokens),
             "tokenizer.ggml.token_type": ("i32", [1] * (V - 1) + [3]), "tokenizer.ggml.merges": ("str", merges),
             "tokenizer.ggml.bos_token_id": V - 1, "tokenizer.ggml.eos_token_id": V - 1,
+            **({f"{a_}.attention.key_length": D, f"{a_}.attention.value_length": D} if arch == "gemma" else {}),
+            **({f"{a_}.rope.dimension_count": D} if arch == "phi3" else {}),
             "tokenizer.chat_template": "{% for m in messages %}<{{ m.role }}>{{ m.content }}<|end|>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"}
     out_dir = os.path.join(HERE, "checkpoints", "gguf")
     os.makedirs(out_dir, exist_ok=True)
     write_gguf(os.path.join(out_dir, fname), meta, tens)
     ids = torch.tensor([[5, 77, 200, 31, 290, 3, 101]], dtype=torch.int32)
+    if arch == "phi3":  # the float reference reads the separate projections too
+        for fname_, parts in fused.items():
+            pre = fname_.rsplit(".", 2)[0]
+            sizes = {"q_proj": H * D, "k_proj": Hkv * D, "v_proj": Hkv * D, "gate_proj": cfg["intermediateSize"], "up_proj": cfg["intermediateSize"]}
+            for part, piece in zip(parts, torch.split(W.pop(fname_), [sizes[q] for q in parts], 0)):
+                W[f"{pre}.{part}.weight"] = piece.contiguous()
     with torch.no_grad():
         logits_deq = decoder_forward(cfg, deqW, ids)
         logits_f32 = decoder_forward(cfg, W, ids)
@@ -435,3 +464,5 @@ def gguf_model(arch, fname):
 
 gguf_model("llama", "tiny-llama.gguf")
 gguf_model("qwen2", "tiny-qwen2.gguf")
+gguf_model("gemma", "tiny-gemma.gguf")
+gguf_model("phi3", "tiny-phi3.gguf")

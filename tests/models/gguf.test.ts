@@ -1,5 +1,6 @@
-// GGUF: a Llama-shaped file written by tests/golden/checkpoints.py with every matrix in another
-// ggml type (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K) and a byte-level BPE tokenizer in its metadata.
+// GGUF: Llama-, Qwen2-, Gemma- and Phi-3-shaped files written by tests/golden/checkpoints.py with
+// every matrix in another ggml type (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K), laid out as llama.cpp's
+// converter lays them out, and a byte-level BPE tokenizer in the metadata.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -26,6 +27,22 @@ describeBackends('GGUF', ({ name }) => {
     assertClose(got, g.logits.data, { atol: (name === 'wasm' ? 1e-4 : 1e-3) * maxAbs(g.logits.data), rtol: 0 }, 'logits vs dequantized reference');
     assertClose(got, g.floatLogits.data, { atol: 0.2 * maxAbs(g.floatLogits.data), rtol: 0 }, 'logits vs float reference');
     expect(tokenizer).not.toBeNull();
+  });
+
+  it('gemma (norms stored as 1 + w, head dim from key_length, GeGLU, scaled embeddings, tied head) and phi3 (fused attn_qkv and ffn_up, split by rows, kept quantized)', async () => {
+    for (const arch of ['gemma', 'phi3']) {
+      const q = JSON.parse(readFileSync(join(dir, `golden-${arch}.json`), 'utf8'));
+      const { model, modelType } = await loadModel(join(dir, `tiny-${arch}.gguf`));
+      expect(modelType).toBe(arch);
+      const { logits } = model.call({ inputIds: k.tensor(q.ids.data, { shape: q.ids.shape, dtype: 'i32' }) }) as { logits: Tensor };
+      assertClose(await logits.toArray(), q.logits.data, { atol: (name === 'wasm' ? 1e-4 : 1e-3) * maxAbs(q.logits.data), rtol: 0 }, `${arch} logits vs dequantized reference`);
+      const types = [...model.namedModules()].flatMap(([, m]) => (m instanceof k.nn.Linear && m.quantized ? [m.quantized.type] : []));
+      expect(types.length).toBe(arch === 'phi3' ? 8 : 7); // the fused tensors' bands stay quantized too (and phi3's Q6_K lm_head)
+      // dequantized to floats: the bands are cut from the float values instead
+      const f = await loadModel(join(dir, `tiny-${arch}.gguf`), { quantize: 'none' });
+      const { logits: fl } = f.model.call({ inputIds: k.tensor(q.ids.data, { shape: q.ids.shape, dtype: 'i32' }) }) as { logits: Tensor };
+      assertClose(await fl.toArray(), q.logits.data, { atol: (name === 'wasm' ? 1e-4 : 1e-3) * maxAbs(q.logits.data), rtol: 0 }, `${arch} dequantized`);
+    }
   });
 
   it('qwen2: qkv biases, rotate-half RoPE (no reordered rows), theta 1e6', async () => {
