@@ -94,6 +94,8 @@ function wgsl(variant: string, ctx: KernelContext): string {
   // layout hints: A rows / B rows contiguous and 16-byte aligned -> one vec4 global load each
   const a4 = variant.includes('a4');
   const b4 = variant.includes('b4');
+  // B's columns contiguous and aligned (x @ W^T): vec4 loads along k, spread into the n-major tile
+  const bt4 = variant.includes('bt4');
   const BM = wgy * tm;
   const BN = wgx * tn;
   const threads = wgx * wgy;
@@ -116,7 +118,7 @@ ${kks.map((j) => `      if (nc + ${j}u < N) { C[cBase + m * N + nc + ${j}u] = ac
     .join('\n');
   return `
 @group(0) @binding(0) var<storage, read> A: array<${a4 ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(1) var<storage, read> B: array<${b4 ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> B: array<${b4 || bt4 ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${uniformBlock(3, L.MM_WORDS)}
 // As[m][k/4] holds vec4s along k, Bs[k][n/4] vec4s along n: each thread stages whole vec4s
@@ -149,7 +151,17 @@ ${a4 ? '        if (k < K) { v = A[(row + k) / 4u]; }' : `        if (k < K) { v
       }
       As[e] = v;
     }
-    for (var j = 0u; j < ${loadsB}u; j++) {
+${bt4 ? `    for (var j = 0u; j < ${loadsB}u; j++) {
+      let e = lid + j * ${threads}u;
+      let n = e / ${K4}u; let k = (e % ${K4}u) * 4u;
+      var v = vec4<f32>();
+      if (n0 + n < N && k0 + k < K) { v = B[(bBase + (n0 + n) * sBn + k0 + k) / 4u]; }
+      let q = n / 4u; let c = n % 4u;
+      Bs[k * ${BN / 4}u + q][c] = v.x;
+      Bs[(k + 1u) * ${BN / 4}u + q][c] = v.y;
+      Bs[(k + 2u) * ${BN / 4}u + q][c] = v.z;
+      Bs[(k + 3u) * ${BN / 4}u + q][c] = v.w;
+    }` : `    for (var j = 0u; j < ${loadsB}u; j++) {
       let e = lid + j * ${threads}u;
       let k = e / ${BN / 4}u; let n = n0 + (e % ${BN / 4}u) * 4u;
       let row = bBase + (k0 + k) * sBk;
@@ -161,7 +173,7 @@ ${b4 ? '        if (n < N) { v = B[(row + n) / 4u]; }' : `        if (n < N) { v
         if (n + 3u < N) { v.w = B[row + (n + 3u) * sBn]; }`}
       }
       Bs[e] = v;
-    }
+    }`}
     workgroupBarrier();
     for (var k4 = 0u; k4 < ${K4}u; k4++) {
 ${fma}
@@ -204,9 +216,10 @@ export function matmulCall(a: View, b: View, c: View, ctx: KernelContext): Kerne
   const al = (x: number) => x % 4 === 0;
   const a4 = a.strides[2] === 1 && al(K) && al(a.strides[1]) && al(a.strides[0]) && al(a.offset);
   const b4 = b.strides[2] === 1 && al(N) && al(b.strides[1]) && al(b.strides[0]) && al(b.offset);
+  const bt4 = !b4 && b.strides[1] === 1 && al(K) && al(b.strides[2]) && al(b.strides[0]) && al(b.offset);
   return {
     kernel: matmulKernel,
-    variant: `${wgx}x${wgy}${a4 ? '|a4' : ''}${b4 ? '|b4' : ''}`,
+    variant: `${wgx}x${wgy}${a4 ? '|a4' : ''}${b4 ? '|b4' : ''}${bt4 ? '|bt4' : ''}`,
     inputs: [a, b],
     outputs: [c],
     uniforms: u,

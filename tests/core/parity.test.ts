@@ -109,4 +109,11 @@ describe('parity wasm vs the GPU schedules of WebGPU', () => {
   it('the 64x64 matmul tiles', async () => {
     await parity(two([67, 131], [131, 61]), k.matmul, { atol: 3e-3, rtol: 1e-4 }, () => gpuSchedules);
   });
+  it('x @ W^T through the tiles: vec4 loads along W\'s rows (K a multiple of 4), else strided', async () => {
+    for (const [M, K, N] of [[67, 132, 61], [70, 64, 130], [33, 131, 17]]) {
+      await parity(two([M, K], [N, K]), (x, w) => k.linear(x, w), { atol: 3e-3, rtol: 1e-4 }, () => gpuSchedules);
+      await parity(two([M, K], [N, K]), (x, w) => k.linear(x, w), { atol: 3e-3, rtol: 1e-4 });
+    }
+    await parity(two([2, 40, 64], [2, 12, 64]), (x, w) => k.matmul(x, k.transpose(k.slice(w, 1, 4, 12))), { atol: 1e-4 }, () => gpuSchedules);
+  });
 });
