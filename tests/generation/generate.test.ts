@@ -133,6 +133,15 @@ describeBackends('the device sampler', (ctx) => {
       expect(exact).toBeGreaterThanOrEqual(22); // of 24 draws
     });
   }
+
+  it('logits that are not its rows of the vocab are a typed error naming the shapes', () => {
+    const sampler = new DeviceSampler(ctx.backend, [[1], [2]], V, {});
+    try {
+      expect(() => sampler.sample(k.zeros([1, 1, V]))).toThrow(/sample: logits \[1, 1, 3000\] are not 2 contiguous rows of 3000/);
+    } finally {
+      sampler.dispose();
+    }
+  });
 });
 
 describe('generateText', () => {

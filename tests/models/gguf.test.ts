@@ -97,6 +97,10 @@ describe('GGUF metadata', () => {
     const lie = Buffer.from(bytes);
     lie.writeBigUInt64LE(BigInt(1e12), at + 17 + 4 + 8 * nd + 4); // its offset
     expect(await bad('lie.gguf', lie)).toMatch(/past the end of the file|not aligned/);
+    // Phi-3's LongRoPE factors: a tensor kiln would ignore, so the file is refused rather than run wrong
+    const phi = Buffer.from(readFileSync(join(dir, 'tiny-phi3.gguf')));
+    phi.write('rope_factors_long.weight', phi.indexOf(Buffer.from('blk.0.attn_output.weight'))); // same length
+    expect(await bad('longrope.gguf', phi)).toMatch(/rope_factors tensors \(LongRoPE scaling\) are not supported/);
   });
 });
 
