@@ -5,6 +5,13 @@ let top: usize = 0;
 
 @inline function align16(p: usize): usize { return (p + 15) & ~(<usize>15); }
 
+/** The smallest power of two at least n and at least `least` (itself a power of two): table and buffer capacities. */
+export function pow2AtLeast(n: i32, least: i32): i32 {
+  let c = least;
+  while (c < n) c <<= 1;
+  return c;
+}
+
 export function alloc(n: usize): usize {
   if (top == 0) top = align16(__heap_base);
   const p = align16(top);

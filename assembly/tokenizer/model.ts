@@ -1,7 +1,7 @@
 // The tokenizer models over pre-tokenized words (UTF-8 bytes): BPE (byte-level or by character,
 // with byte fallback and unk fusing), WordPiece (greedy longest match), Unigram (Viterbi) and
 // WordLevel. Each follows the Hugging Face `tokenizers` crate step for step, so ids match it.
-import { alloc, bytesEqual, fnv, fnvByte, FNV_SEED, regrow, utf8Len } from './mem';
+import { alloc, bytesEqual, fnv, fnvByte, FNV_SEED, pow2AtLeast, regrow, utf8Len } from './mem';
 import { maxKeyBytes, mergeFind, prefixHas, vocabFind, vocabFind2 } from './vocab';
 
 export const MODEL_BPE = 0;
@@ -84,8 +84,7 @@ let tN: i32 = 0;
 
 function ensureTokens(n: i32): void {
   if (n <= tCap) return;
-  let c = max(tCap * 2, 64);
-  while (c < n) c <<= 1;
+  const c = pow2AtLeast(max(n, tCap * 2), 64);
   tId = alloc(<usize>c << 2);
   tS = alloc(<usize>c << 2);
   tE = alloc(<usize>c << 2);
@@ -115,8 +114,7 @@ let nSym: i32 = 0;
 
 function ensureSymbols(n: i32): void {
   if (n <= sCap) return;
-  let c = max(sCap * 2, 256);
-  while (c < n) c <<= 1;
+  const c = pow2AtLeast(max(n, sCap * 2), 256);
   symId = alloc(<usize>c << 2);
   symS = alloc(<usize>c << 2);
   symE = alloc(<usize>c << 2);
@@ -328,8 +326,7 @@ function fallbackOrUnk(p: usize, s: i32, e: i32): i32 {
 
 function unigramWord(p: usize, n: i32): i32 {
   if (n + 1 > lCap) {
-    let c = max(lCap * 2, 256);
-    while (c < n + 1) c <<= 1;
+    const c = pow2AtLeast(max(n + 1, lCap * 2), 256);
     bestScore = alloc(<usize>c << 3);
     bestStart = alloc(<usize>c << 2);
     bestId = alloc(<usize>c << 2);

@@ -4,7 +4,7 @@
 //          into the leftmost row with room (a max segment tree over the rows' free space)
 //   NEXT   greedy streaming: pieces in order, a new row when the next one does not fit
 //   CONCAT greedy streaming that cuts pieces at row ends (no padding but the last row)
-import { alloc } from './mem';
+import { alloc, pow2AtLeast } from './mem';
 
 export const PACK_FFD = 0;
 export const PACK_NEXT = 1;
@@ -21,8 +21,7 @@ let nRows: i32 = 0;
 
 function reserve(n: i32): void {
   if (n <= pCap) return;
-  let c = max(pCap * 2, 1024);
-  while (c < n) c <<= 1;
+  const c = pow2AtLeast(max(n, pCap * 2), 1024);
   pDoc = alloc(<usize>c << 2);
   pStart = alloc(<usize>c << 2);
   pLen = alloc(<usize>c << 2);

@@ -1,7 +1,7 @@
 // Byte-level BPE training, the reference trainer's algorithm: count adjacent pairs over the
 // unique words (weighted by frequency), repeatedly merge the most frequent pair (ties: the
 // smaller pair of ids), updating only the words that hold it, with a lazily re-keyed max-heap.
-import { alloc } from './mem';
+import { alloc, pow2AtLeast } from './mem';
 import { vocabAdd, vocabFind, vocabReserve } from './vocab';
 
 // words: symbols back to back; each word's offset, live length and frequency
@@ -193,8 +193,7 @@ export function trainInit(symbols: usize, offsets: usize, counts: usize, n: i32,
   }
   nTok = firstId + tokens;
 
-  let cap2: u32 = 1024;
-  while (cap2 < <u32>total * 2) cap2 <<= 1;
+  const cap2 = <u32>pow2AtLeast(total * 2, 1024);
   pTab = alloc(<usize>cap2 << 5);
   memory.fill(pTab, 0xff, <usize>cap2 << 5);
   pMask = cap2 - 1;

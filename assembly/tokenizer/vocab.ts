@@ -1,6 +1,6 @@
 // The model's lookup tables: token bytes -> id (open addressing, FNV-1a), and for BPE the
 // merge table (left id, right id) -> (rank, merged id).
-import { alloc, bytesEqual, fnv, FNV_SEED } from './mem';
+import { alloc, bytesEqual, fnv, FNV_SEED, pow2AtLeast } from './mem';
 
 // Vocab slot: [hash u32, key pointer u32, key length + 1 u32 (0 = empty), id i32]. Keys live in
 // arena chunks; a chunk that fills up is followed by a new one.
@@ -11,8 +11,7 @@ let vArenaEnd: usize = 0;
 export let maxKeyBytes: i32 = 0;
 
 export function vocabReserve(count: u32, keyBytes: u32): void {
-  let cap: u32 = 16;
-  while (cap < count * 2) cap <<= 1;
+  const cap = <u32>pow2AtLeast(<i32>count * 2, 16); // half full at most
   vTab = alloc(<usize>cap << 4);
   memory.fill(vTab, 0, <usize>cap << 4);
   vMask = cap - 1;
@@ -27,8 +26,7 @@ let phTab: usize = 0;
 let phMask: u32 = 0;
 
 export function prefixReserve(count: u32): void {
-  let cap: u32 = 16;
-  while (cap < count * 2) cap <<= 1;
+  const cap = <u32>pow2AtLeast(<i32>count * 2, 16); // half full at most
   phTab = alloc(<usize>cap << 2);
   memory.fill(phTab, 0, <usize>cap << 2);
   phMask = cap - 1;
@@ -115,8 +113,7 @@ let mMask: u32 = 0;
 }
 
 export function mergeReserve(count: u32): void {
-  let cap: u32 = 16;
-  while (cap < count * 2) cap <<= 1;
+  const cap = <u32>pow2AtLeast(<i32>count * 2, 16); // half full at most
   mTab = alloc(<usize>cap << 4);
   memory.fill(mTab, 0xff, <usize>cap << 4);
   mMask = cap - 1;
