@@ -3,6 +3,7 @@
 // Every header, name and shape is checked before any weight is read, so a bad checkpoint never
 // leaves a half-loaded model; then tensors are read and copied to the device one at a time.
 import { KilnError } from '../core/errors.js';
+import { nodeModule } from '../core/env.js';
 import { encode, isFloat, itemSize } from '../core/dtype.js';
 import { fromValues } from '../core/ops/creation.js';
 import type { Tensor } from '../core/tensor.js';
@@ -114,7 +115,7 @@ interface Folder {
 }
 
 async function pathFolder(dir: string): Promise<Folder> {
-  const fs = await import('node:fs/promises');
+  const fs = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
   const join = (f: string): string => `${dir.replace(/\/+$/, '')}/${f}`;
   try {
     if (!(await fs.stat(dir)).isDirectory()) throw new Error('not a folder');

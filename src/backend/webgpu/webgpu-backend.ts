@@ -1,5 +1,6 @@
 /// <reference types="@webgpu/types" />
 import { KilnError } from '../../core/errors.js';
+import { envVar } from '../../core/env.js';
 import { ERR_INDEX } from '../../../assembly/layout.js';
 import { bucketSize, tally, type Backend, type KernelCall, type KernelContext, type KernelTime, type MatmulTile, type MemoryStats, type Storage } from '../backend.js';
 
@@ -113,7 +114,7 @@ export class WebGPUBackend implements Backend {
   /** bytes read back so far (tests check that generation reads back only the tokens) */
   readBytes = 0;
   /** Prints each generated WGSL kernel as it is compiled (also set by KILN_DEBUG_WGSL=1). */
-  debugWgsl = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_DEBUG_WGSL === '1';
+  debugWgsl = envVar('KILN_DEBUG_WGSL') === '1';
 
   /** The GPU object must outlive the device: Dawn in Node crashes if it is collected. */
   private gpu: GPU | null = null;

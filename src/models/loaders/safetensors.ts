@@ -3,6 +3,7 @@
 // the raw little-endian tensor bytes. Written for packed datasets; read one tensor at a time, with
 // every header field checked against the file before anything is read.
 import { KilnError } from '../../core/errors.js';
+import { nodeModule } from '../../core/env.js';
 import { f16BitsToF32 } from '../../core/dtype.js';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
@@ -60,7 +61,7 @@ export function blobSource(blob: Blob, name = (blob as File).name ?? 'blob'): By
 
 /** A file on disk (Node, Deno): read piece by piece, never whole. */
 export async function fileSource(path: string): Promise<ByteSource> {
-  const fs = await import('node:fs/promises');
+  const fs = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
   let fh;
   try {
     fh = await fs.open(path, 'r');
