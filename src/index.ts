@@ -15,6 +15,6 @@ export * as models from './models/index.js';
 export * from './tokenizers/index.js';
 export { packSequences, type PackOptions, type PackedRows, type PackStrategy } from './data/packing.js';
 export { parseRows, tokenizeRows, shuffled, trainValidationSplit, type Row, type TokenizedDocument, type TokenizeOptions } from './data/dataset.js';
-export { loadModel, type LoadedModel, type LoadOptions, type ModelFiles } from './models/load.js';
+export { loadModel, loadGGUF, listCachedModels, deleteCachedModel, type LoadedModel, type LoadOptions, type ModelFiles, type ProgressEvent, type CachedModel } from './models/load.js';
 export { configFromHF, SUPPORTED_MODEL_TYPES } from './models/hf.js';
 export * from './generation/index.js';

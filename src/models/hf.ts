@@ -4,14 +4,15 @@
 import { KilnError, fmtShape } from '../core/errors.js';
 import type { RopeScaling } from '../nn/positional.js';
 import type { Activation } from '../nn/mlp.js';
-import type { DecoderConfig } from './config.js';
+import type { ConfigKeys, DecoderConfig } from './config.js';
 
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gemma', 'gpt2', 'phi3', 'mixtral'] as const;
 export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const bad = (path: string, msg: string): KilnError => new KilnError('config', 'config.json', `${path}: ${msg}`);
+let file = 'config.json'; // the file configFromHF reads, for messages
+const bad = (path: string, msg: string): KilnError => new KilnError('config', 'loadModel', `${file}: ${path}: ${msg}`);
 
 function num(j: Json, key: string, dflt?: number): number {
   const v = j[key] ?? dflt;
@@ -58,8 +59,22 @@ function ropeScaling(j: Json): RopeScaling | null {
   }
 }
 
-/** config.json to the decoder's config; an unknown model_type is an error listing the supported ones. */
-export function configFromHF(j: Json): DecoderConfig {
+/** The config.json key behind each field, for validateConfig's messages. */
+export function hfConfigKeys(type: ModelType): ConfigKeys {
+  if (type === 'gpt2') return { vocabSize: 'vocab_size', hiddenSize: 'n_embd', numLayers: 'n_layer', numHeads: 'n_head', intermediateSize: 'n_inner', normEps: 'layer_norm_epsilon', maxPositionEmbeddings: 'n_positions' };
+  return {
+    vocabSize: 'vocab_size', hiddenSize: 'hidden_size', numLayers: 'num_hidden_layers', numHeads: 'num_attention_heads', numKVHeads: 'num_key_value_heads', headDim: 'head_dim',
+    intermediateSize: 'intermediate_size', normEps: 'rms_norm_eps', ropeTheta: 'rope_theta', ropeScaling: 'rope_scaling', maxPositionEmbeddings: 'max_position_embeddings',
+    slidingWindow: 'sliding_window', partialRotaryFactor: 'partial_rotary_factor', moe: 'num_local_experts/num_experts_per_tok',
+  };
+}
+
+/**
+ * config.json to the decoder's config; an unknown model_type is an error listing the supported
+ * ones. Values are range-checked by validateConfig (config.ts) before a model is built.
+ */
+export function configFromHF(j: Json, where = 'config.json'): DecoderConfig {
+  file = where;
   const type = j?.model_type;
   if (!SUPPORTED_MODEL_TYPES.includes(type)) throw bad('model_type', `unsupported model_type ${JSON.stringify(type)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   if (type === 'gpt2') {

@@ -6,7 +6,7 @@ import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as k from '../../src/index.js';
-import { fileSource, type ByteSource } from '../../src/models/loaders/safetensors.js';
+import { fileSource, type ByteSource } from '../../src/models/sources.js';
 
 describe('streamed loading', () => {
   it('peak host memory while loading a ~330 MB checkpoint stays near the largest tensor, far from the file size', { timeout: 300_000 }, async () => {

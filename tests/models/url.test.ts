@@ -46,7 +46,7 @@ describe('loadModel from a URL', () => {
     };
     try {
       const progress = new Map<string, [number, number | null]>();
-      const lm = await k.loadModel(`${base}/llama`, { onProgress: (f, loaded, total) => progress.set(f, [loaded, total]) });
+      const lm = await k.loadModel(`${base}/llama`, { onProgress: ({ file, loaded, total }) => progress.set(file, [loaded, total]) });
       const { logits } = lm.model.call({ inputIds: k.tensor(g.ids.data, { shape: g.ids.shape, dtype: 'i32' }) }) as { logits: Tensor };
       assertClose(await logits.toArray(), g.logits.data, { atol: 1e-4, rtol: 1e-4 }, 'logits');
       for (const f of ['config.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {

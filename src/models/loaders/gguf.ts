@@ -3,7 +3,7 @@
 // count, length, type and offset is checked against the file before data is read.
 import { KilnError } from '../../core/errors.js';
 import { f16BitsToF32 } from '../../core/dtype.js';
-import type { ByteSource } from './safetensors.js';
+import type { ByteSource } from '../sources.js';
 
 export type GGUFValue = number | bigint | boolean | string | GGUFValue[];
 
@@ -132,8 +132,9 @@ export class GGUFFile {
       for (let d = 0; d < nd; d++) ne.push(r.u64());
       infos.push({ name, ne, type: r.u32(), offset: r.u64() });
     }
-    const align = Number(metadata.get('general.alignment') ?? 32);
-    if (!(align > 0 && (align & (align - 1)) === 0)) throw fail(`general.alignment ${align} is not a power of two`);
+    const alignment = metadata.get('general.alignment') ?? 32;
+    const align = typeof alignment === 'number' || typeof alignment === 'bigint' ? Number(alignment) : NaN;
+    if (!(align > 0 && align <= 1 << 20 && (align & (align - 1)) === 0)) throw fail(`general.alignment: must be a power of two up to 2^20, got ${String(alignment)}`);
     const dataStart = Math.ceil(r.pos / align) * align;
     const tensors = new Map<string, GGUFTensor>();
     for (const t of infos) {
@@ -150,6 +151,14 @@ export class GGUFFile {
     }
     const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
     for (let i = 1; i < sorted.length; i++) if (sorted[i].begin < sorted[i - 1].end) throw fail(`tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap: the header lies about offsets`);
+    // the tensors tile the data, each at the previous end rounded up to the alignment (as llama.cpp
+    // writes them): a wrong tensor count or alignment leaves bytes that no tensor claims
+    let at = dataStart;
+    for (const t of sorted) {
+      if (t.begin !== at) throw fail(`bytes ${at}..${t.begin} before tensor '${t.name}' belong to no tensor: the header's tensor count (${nTensors}) or general.alignment (${align}) disagrees with the data`);
+      at = Math.ceil(t.end / align) * align;
+    }
+    if (source.size > at) throw fail(`${source.size - at} bytes after the last tensor belong to no tensor: the header's tensor count (${nTensors}) or general.alignment (${align}) disagrees with the data`);
     return new GGUFFile(source, version, metadata, tensors);
   }
 

@@ -3,7 +3,7 @@
 // the raw little-endian tensor bytes. Written for packed datasets; read one tensor at a time, with
 // every header field checked against the file before anything is read.
 import { KilnError } from '../../core/errors.js';
-import { nodeModule } from '../../core/env.js';
+import type { ByteSource } from '../sources.js';
 import { f16BitsToF32 } from '../../core/dtype.js';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
@@ -42,45 +42,7 @@ export function writeSafetensors(tensors: Record<string, SafetensorsEntry>, meta
 
 // ---------------------------------------------------------------- reading
 
-/** Random access to a file's bytes, wherever it lives (memory, a Blob/File, a path). */
-export interface ByteSource {
-  readonly name: string;
-  readonly size: number;
-  read(offset: number, length: number): Promise<Uint8Array>;
-  close?(): Promise<void>;
-}
-
-export function bytesSource(name: string, data: ArrayBuffer | Uint8Array): ByteSource {
-  const u8 = data instanceof Uint8Array ? data : new Uint8Array(data);
-  return { name, size: u8.length, read: async (o, n) => u8.subarray(o, o + n) };
-}
-
-export function blobSource(blob: Blob, name = (blob as File).name ?? 'blob'): ByteSource {
-  return { name, size: blob.size, read: async (o, n) => new Uint8Array(await blob.slice(o, o + n).arrayBuffer()) };
-}
-
-/** A file on disk (Node, Deno): read piece by piece, never whole. */
-export async function fileSource(path: string): Promise<ByteSource> {
-  const fs = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
-  let fh;
-  try {
-    fh = await fs.open(path, 'r');
-  } catch (e) {
-    throw new KilnError('argument', 'load', `${path}: ${(e as Error).message}`);
-  }
-  const { size } = await fh.stat();
-  return {
-    name: path,
-    size,
-    read: async (o, n) => {
-      const buf = new Uint8Array(n);
-      const { bytesRead } = await fh.read(buf, 0, n, o);
-      if (bytesRead !== n) throw new KilnError('config', 'load', `${path}: read ${bytesRead} of ${n} bytes at offset ${o} (file truncated?)`);
-      return buf;
-    },
-    close: () => fh.close(),
-  };
-}
+export type { ByteSource } from '../sources.js';
 
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1, U16: 2, U32: 4, U64: 8 };
 
@@ -170,47 +132,4 @@ export function toFloat32(b: Uint8Array, dtype: string, where: string, into?: Fl
   } else if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f16BitsToF32(dv.getUint16(2 * i, true));
   else throw new KilnError('dtype', 'load', `${where}: dtype ${dtype} is not a float format kiln loads (F32, F16, BF16)`);
   return out;
-}
-
-// ---------------------------------------------------------------- URLs
-
-export interface DownloadOptions {
-  /** called as bytes arrive: (file, bytes loaded, total bytes or null when the server does not say) */
-  onProgress?: (file: string, loaded: number, total: number | null) => void;
-  /** Cache Storage name (browsers, Deno): a file found there is not downloaded again; false: no cache */
-  cache?: string | false;
-}
-
-/** A file at a URL: streamed down with progress, kept in Cache Storage where the runtime has it. */
-export async function urlSource(url: string, opts: DownloadOptions = {}): Promise<ByteSource> {
-  const name = url.split('/').pop() ?? url;
-  const store = opts.cache !== false && typeof caches !== 'undefined' ? await caches.open(opts.cache ?? 'kiln-models') : null;
-  const hit = store ? await store.match(url) : undefined;
-  if (hit) {
-    const blob = await hit.blob();
-    opts.onProgress?.(name, blob.size, blob.size);
-    return blobSource(blob, url);
-  }
-  let res: Response;
-  try {
-    res = await fetch(url);
-  } catch (e) {
-    throw new KilnError('argument', 'load', `${url}: ${(e as Error).message}`);
-  }
-  if (!res.ok || !res.body) throw new KilnError('argument', 'load', `${url}: HTTP ${res.status} ${res.statusText}`);
-  const total = Number(res.headers.get('content-length')) || null;
-  const parts: Uint8Array[] = [];
-  let loaded = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    loaded += value.length;
-    opts.onProgress?.(name, loaded, total);
-  }
-  if (total !== null && loaded !== total) throw new KilnError('config', 'load', `${url}: the download stopped at ${loaded} of ${total} bytes`);
-  const blob = new Blob(parts as BlobPart[]);
-  if (store) await store.put(url, new Response(blob, { headers: { 'content-length': String(blob.size) } }));
-  return blobSource(blob, url);
 }
