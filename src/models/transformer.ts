@@ -176,6 +176,7 @@ export class DecoderLM extends Module {
     let h = model.child('embed_tokens').call(ids) as Tensor;
     if (c.embeddingScale) h = mul(h, c.embeddingScale);
     if (c.positional === 'learned') h = add(h, model.child('embed_positions').call(positionIds) as Tensor);
+    this.rope?.reserve(pastLen + T); // the RoPE tables grow to the positions used, not maxPositionEmbeddings
     const bias = c.positional === 'alibi' ? alibiBias(c.numHeads, T, pastLen + T, { backend: ids.backend }) : null;
     const cache: KVCache[] = [];
     this.layers.items.forEach((layer, i) => {

@@ -105,14 +105,20 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor, positionIds: Tensor, r
   return record(run(x, false), 'rope', [x], (g) => [run(g, true)]);
 }
 
+/** Positions the tables cover before anything asks for more (min maxPositionEmbeddings): 4 MB at rd 128. */
+const ROPE_PREBUILT = 4096;
+
 /**
  * Rotary position embedding. Shapes: x (B, H, T, headDim), positionIds (B, T) or (T) i32.
- * Caches cos/sin tables for maxPositionEmbeddings positions (extended on demand).
+ * Caches cos/sin tables for the positions used: min(maxPositionEmbeddings, 4096) to begin with,
+ * grown (doubling) to what reserve() or apply's maxPosition ask for, so a 2^26-position config
+ * costs nothing until a sequence that long runs. A position id outside the tables is an index error.
  */
 export class RotaryEmbedding {
   readonly rotaryDim: number;
   readonly layout: 'half' | 'interleaved';
   private table: { cos: Tensor; sin: Tensor; len: number; backend: Backend } | null = null;
+  private reserved = 0;
   constructor(readonly cfg: RopeConfig) {
     this.rotaryDim = cfg.rotaryDim ?? cfg.headDim;
     this.layout = cfg.layout ?? 'half';
@@ -123,7 +129,7 @@ export class RotaryEmbedding {
   private tables(backend: Backend, len: number): { cos: Tensor; sin: Tensor } {
     const dynamic = this.cfg.scaling?.type === 'dynamic';
     if (this.table && this.table.backend === backend && this.table.len >= len && !dynamic) return this.table;
-    const n = Math.max(len, dynamic ? len : this.cfg.maxPositionEmbeddings ?? 2048);
+    const n = dynamic ? len : Math.max(len, Math.min(2 * (this.table?.len ?? 0), this.cfg.maxPositionEmbeddings ?? 2048));
     const { invFreq, attentionScaling } = ropeInvFreq(this.cfg, len);
     const d = this.rotaryDim;
     const cos = new Float32Array(n * d);
@@ -148,13 +154,18 @@ export class RotaryEmbedding {
 
   /**
    * Rotates x (B, H, T, headDim) at positionIds (B, T) or (T). maxPosition: one more than the
-   * largest position id (the table covers at least maxPositionEmbeddings); dynamic NTK scaling
-   * rescales for it, as transformers does for the longest sequence seen.
+   * largest position id (default: what reserve() asked for, at least min(maxPositionEmbeddings,
+   * 4096)); dynamic NTK scaling rescales for it, as transformers does for the longest sequence seen.
    */
   apply(x: Tensor, positionIds: Tensor, maxPosition?: number): Tensor {
-    const need = maxPosition ?? this.cfg.maxPositionEmbeddings ?? 2048;
+    const need = maxPosition ?? Math.max(this.reserved, Math.min(this.cfg.maxPositionEmbeddings ?? 2048, ROPE_PREBUILT));
     const { cos, sin } = this.tables(x.backend, need);
     return rope(x, cos, sin, positionIds, this.rotaryDim, this.layout === 'interleaved');
+  }
+
+  /** Makes later apply() calls cover positions below `len` (DecoderLM: cached + new tokens). */
+  reserve(len: number): void {
+    this.reserved = Math.max(this.reserved, len);
   }
 
   dispose(): void {
