@@ -104,8 +104,8 @@ export const ARCHITECTURES = {
 /** Where each field came from (a JSON path or a GGUF key), for messages; fields not named print as themselves. */
 export type ConfigKeys = Partial<Record<keyof DecoderConfig, string>>;
 
-/** Positions beyond this: no device holds a KV cache that long (and a typo like 2^31 is caught). */
-export const MAX_POSITIONS = 2 ** 24;
+/** 128M positions: 13x the longest released context (10M); past it a typo, and 2^31 overflows i32 position ids. */
+export const MAX_POSITIONS = 2 ** 27;
 const MAX_SIZE = 2 ** 31 - 1;
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -146,7 +146,7 @@ export class GGUFFile {
       const size = (n / blk) * bytes;
       if (t.offset % align) throw fail(`tensor '${t.name}': offset ${t.offset} is not aligned to ${align}`);
       const begin = dataStart + t.offset;
-      if (begin + size > source.size) throw fail(`tensor '${t.name}' (${tname} ${JSON.stringify([...t.ne].reverse())}) ends at byte ${begin + size}, past the end of the file (${source.size}): truncated, or the header lies`);
+      if (begin + size > source.size) throw fail(`tensor '${t.name}' (${tname} ${JSON.stringify([...t.ne].reverse())}) ends at byte ${begin + size}, past the end of the file (${source.size}): truncated, or the header lies (its offsets, tensor count or general.alignment ${align})`);
       tensors.set(t.name, { name: t.name, type: tname, shape: [...t.ne].reverse(), begin, end: begin + size });
     }
     const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
