@@ -3,7 +3,6 @@
 // a file name. Sources and folders: sources.ts; a Hugging Face folder: hf-load.ts; GGUF metadata:
 // gguf-config.ts and gguf-tokenizer.ts; placing weights: weights.ts.
 import { KilnError } from '../core/errors.js';
-import { nodeModule } from '../core/env.js';
 import type { Backend } from '../backend/backend.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { ModelType } from './hf.js';
@@ -13,7 +12,7 @@ import { tokenizerFromGGUF } from './gguf-tokenizer.js';
 import { GGUFFile } from './loaders/gguf.js';
 import { loadFolder } from './hf-load.js';
 import {
-  filesFolder, fileSource, hubFolder, isRepoId, pathFolder, Progress, sniff, sniffSource, toSource, trackedSource, urlFolder, urlHead, urlSource,
+  filesFolder, fileSource, hubFolder, isRepoId, pathFolder, pathKind, Progress, sniff, sniffSource, toSource, trackedSource, urlFolder, urlHead, urlSource,
   type ByteSource, type Folder, type ModelFiles, type SourceOptions,
 } from './sources.js';
 import { DecoderLM } from './transformer.js';
@@ -85,9 +84,12 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
       if (head && sniff(head) === 'gguf') return done(await loadGGUF(await urlSource(from, opts, progress), opts, progress));
       if (head && sniff(head) === 'safetensors') throw new KilnError('argument', 'loadModel', `${from}: a safetensors file alone has no config.json; pass the folder's URL`);
     }
-    return done(await loadFolder(urlFolder(from, opts), opts, progress));
+    // a hub's resolve URL (https://huggingface.co/ORG/NAME/resolve/REV): listed through the hub's API, so nothing is probed
+    const hub = /^(https?:\/\/.+?)\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/?$/.exec(from);
+    const listed = hub ? await hubFolder(hub[2], { ...opts, hubUrl: hub[1], revision: decodeURIComponent(hub[3]) }).catch(() => null) : null;
+    return done(listed ? await loadFromHub(listed, opts, progress) : await loadFolder(urlFolder(from, opts), opts, progress));
   }
-  const local = await localKind(from);
+  const local = await pathKind(from);
   if (local === 'dir') return done(await loadFolder(await pathFolder(from, opts), opts, progress));
   if (local === null && isRepoId(from)) return done(await loadFromHub(await hubFolder(from, opts), opts, progress));
   // a file (or nothing there: fileSource says which, in one line)
@@ -97,17 +99,6 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
     throw new KilnError('argument', 'loadModel', `${from}: not a GGUF file, nor a model folder`);
   }
   return done(await loadGGUF(src, opts, progress));
-}
-
-/** 'dir' or 'file' for an existing path; null where nothing is there or there are no paths (browsers). */
-async function localKind(path: string): Promise<'dir' | 'file' | null> {
-  if (typeof (globalThis as { process?: unknown }).process === 'undefined' && typeof (globalThis as { Deno?: unknown }).Deno === 'undefined') return null;
-  try {
-    const fs = await nodeModule<typeof import('node:fs/promises')>('node:fs/promises');
-    return (await fs.stat(path)).isDirectory() ? 'dir' : 'file';
-  } catch {
-    return null;
-  }
 }
 
 /** A hub repo: its Hugging Face files, else its one GGUF file. */

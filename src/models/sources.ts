@@ -202,6 +202,17 @@ export async function fileSource(path: string, opts: SourceOptions = {}): Promis
   };
 }
 
+/** 'dir' or 'file' for an existing path; null where nothing is there or the runtime has no paths (browsers). */
+export async function pathKind(path: string): Promise<'dir' | 'file' | null> {
+  const g = globalThis as { process?: { versions?: { node?: string } }; Deno?: unknown };
+  if (!g.process?.versions?.node && !g.Deno) return null;
+  try {
+    return (await (await fsModule()).stat(path)).isDirectory() ? 'dir' : 'file';
+  } catch {
+    return null;
+  }
+}
+
 /** Cache Storage where the runtime has it (browsers, Deno); null in Node or with cache: false. */
 async function cacheStore(opts: SourceOptions): Promise<Cache | null> {
   return opts.cache !== false && typeof caches !== 'undefined' ? caches.open(opts.cache ?? DEFAULT_CACHE) : null;

@@ -169,6 +169,12 @@ describe('sources', () => {
     expect(requests.map((r) => r.url).sort()).toEqual(['/api/models/kiln/tiny-llama/revision/main?blobs=true', ...REPOS['kiln/tiny-llama'].files.map((f) => `/kiln/tiny-llama/resolve/main/${f}`)].sort());
     checkProgress(events, REPOS['kiln/tiny-llama'].files.map((f) => [f, statSync(join(llama, f)).size]));
 
+    // the same repo by its resolve URL: listed through the API too, no probing
+    requests.length = 0;
+    expect(await logitsOf(await loadModel(`${hub}/kiln/tiny-llama/resolve/main`), g.ids)).toEqual(folderLogits);
+    expect(requests.filter((r) => r.status !== 200)).toEqual([]);
+    expect(requests[0].url).toBe('/api/models/kiln/tiny-llama/revision/main?blobs=true');
+
     // a revision, the endpoint from HF_ENDPOINT, and a repo holding one GGUF file
     process.env.HF_ENDPOINT = hub;
     try {
