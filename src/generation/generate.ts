@@ -80,6 +80,11 @@ export async function* generateText(model: DecoderLM, tokenizer: Tokenizer, prom
   const op = 'generateText';
   if (!tokenizer || typeof tokenizer.decodeStream !== 'function') throw new KilnError('argument', op, 'a tokenizer is needed to decode text (the model folder has no tokenizer.json?); generateTokens decodes none');
   validateOptions(op, opts, model.config.vocabSize);
+  return yield* textChunks(op, model, tokenizer, prompt, opts);
+}
+
+/** generateText after validation (chatCompletion validates its request once and calls this). */
+export async function* textChunks(op: string, model: DecoderLM, tokenizer: Tokenizer, prompt: string | readonly number[], opts: GenerateOptions): AsyncGenerator<TextChunk, FinishReason> {
   if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw new KilnError('argument', op, `the prompt must be a string or an array of token ids, got ${typeof prompt}`);
   const ids = typeof prompt === 'string' ? tokenizer.encodeIds(prompt) : prompt;
   const stream = tokenizer.decodeStream({ skipSpecialTokens: true });
