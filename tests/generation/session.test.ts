@@ -132,7 +132,7 @@ describeBackends('generation frees its device buffers', (ctx) => {
 
 describeBackends('one decoding session for a batch', (ctx) => {
   it('rows of different lengths: each equals PyTorch\'s greedy continuation and the row generated alone', async () => {
-    for (const arch of ['llama', 'gpt2']) { // RoPE and learned positions: padding shifts neither
+    for (const arch of ['llama', 'gpt2', 'mistral']) { // RoPE, learned positions, a sliding window: padding shifts none
       const { model } = await loadModel(join(dir, arch));
       const g = golden(arch);
       const prompt = g.ids.data as number[];
@@ -171,6 +171,25 @@ describeBackends('one decoding session for a batch', (ctx) => {
     expect(perStep.length).toBe(12);
     // every step that records the next one writes the same bytes (draws, positions, uniforms)
     expect(new Set(perStep.slice(0, -1)).size, perStep.join(' ')).toBe(1);
+  });
+
+  it('WebGPU: a batch decodes one step ahead too: one submit and 8 bytes per row read back per step', async () => {
+    if (ctx.name !== 'webgpu') return void expect(ctx.name).toBe('wasm'); // the counters are WebGPU's
+    const be = ctx.backend as k.WebGPUBackend;
+    const { model } = await loadModel(join(dir, 'llama'));
+    const s = new DecodingSession(model, { temperature: 0.8, topK: 20, seed: 3, maxTokens: 8 });
+    const at: [number, number][] = [];
+    try {
+      s.prefill([[1, 2, 3, 4], [5], [6, 7]]);
+      while (!s.done) {
+        await s.step();
+        at.push([be.submits, be.readBytes]);
+      }
+    } finally {
+      s.dispose();
+    }
+    const diffs = at.slice(1).map((x, i) => [x[0] - at[i][0], x[1] - at[i][1]]);
+    expect(diffs).toEqual([...Array(6).fill([1, 24]), [0, 0]]);
   });
 
   it('rows stop on their own; a stopped row yields null and the batch ends when all have', async () => {
