@@ -40,9 +40,13 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
+    // a throw ends the scope too: what it made is freed, or every failed step would leak
     scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
   }
+  scopes.pop();
   if (result instanceof Promise) throw new KilnError('argument', 'tidy', 'the function must be synchronous (it returned a Promise)');
   const returned = new Set<Tensor>();
   collect(result, returned);

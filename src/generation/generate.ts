@@ -1,26 +1,27 @@
-// Text generation: prefill the prompt, then one token at a time through the KV cache, each step
-// sampling on the device and reading back only the token; stop tokens, stop strings, max tokens;
-// text as it is decoded (never half a character), with the token's log-probability.
+// Text generation over one decoding session (session.ts): token by token for one prompt, as text
+// (never half a character, stop strings held back), or a left-padded batch. Every entry point
+// validates its options once (options.ts) and frees the session in a finally, so a consumer's
+// break, an error or an abort leaves no device buffer behind.
 import { KilnError } from '../core/errors.js';
-import { noGrad } from '../core/autograd.js';
-import { slice } from '../core/ops/shape.js';
-import { cast } from '../core/ops/pointwise.js';
-import { tensor } from '../core/ops/creation.js';
-import { tidy, type Tensor } from '../core/tensor.js';
-import type { KVCache } from '../nn/attention.js';
 import type { DecoderLM } from '../models/transformer.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { checkSampling, DeviceSampler, type SamplingOptions } from './sampling.js';
+import type { SamplingOptions } from './sampling.js';
+import { throwIfAborted, validateOptions } from './options.js';
+import { checkPrompt, DecodingSession, type FinishReason } from './session.js';
+
+export type { FinishReason } from './session.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** most new tokens (default 128) */
   maxTokens?: number;
   /** ids that end generation (default: the model's EOS ids from generation_config / tokenizer_config) */
   stopTokenIds?: number[];
-  /** strings that end generation; the text stops before them */
-  stop?: string[];
+  /** strings that end generation (generateText); the text stops before them */
+  stop?: string | string[];
   /** cut the prompt's start when prompt + output would pass the context window (else an error) */
   truncatePrompt?: boolean;
+  /** ends generation at the next step with the signal's reason (an AbortError), as fetch does */
+  signal?: AbortSignal;
 }
 
 export interface TokenStep {
@@ -34,89 +35,29 @@ export interface TextChunk extends TokenStep {
   text: string;
 }
 
-export type FinishReason = 'stop' | 'length';
-
-function lastRow(logits: Tensor): Tensor {
-  const [, T] = logits.shape;
-  return slice(logits, 1, T - 1, T); // (1, 1, V)
-}
-
 /**
  * Token by token generation for one prompt. Yields each new token; the generator's return value
  * is the finish reason.
  */
 export async function* generateTokens(model: DecoderLM, prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<TokenStep, FinishReason> {
-  checkSampling(opts);
-  const maxTokens = opts.maxTokens ?? 128;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new KilnError('argument', 'generate', `maxTokens must be a non-negative integer, got ${maxTokens}`);
-  if (!prompt.length) throw new KilnError('argument', 'generate', 'the prompt has no tokens');
-  const ctx = model.config.maxPositionEmbeddings;
-  let ids = [...prompt];
-  if (ids.length >= ctx) {
-    if (!opts.truncatePrompt) throw new KilnError('argument', 'generate', `the prompt has ${ids.length} tokens; the context window holds ${ctx} (set truncatePrompt to keep its end)`);
-    ids = ids.slice(ids.length - ctx + Math.min(maxTokens, ctx - 1));
-  }
-  const V = model.config.vocabSize;
-  for (const t of ids) if (!(Number.isInteger(t) && t >= 0 && t < V)) throw new KilnError('index', 'generate', `prompt token ${t} is outside the vocab (size ${V})`);
-  const stopIds = new Set(opts.stopTokenIds ?? []);
-  const generated: number[] = [];
-  const backend = model.backend;
+  validateOptions('generateTokens', opts, model.config.vocabSize);
+  return yield* tokens('generateTokens', model, prompt, opts);
+}
 
-  // one cache for the whole generation, written in place: no per-token cache allocation
-  let cache: KVCache[] = model.allocateCache(1, Math.min(ctx, ids.length + maxTokens));
-  // the processors and the draw run on the device: one token and its log-probability come back
-  const sampler = new DeviceSampler(backend, [ids], V, opts);
-  /** One forward step (the prompt from the host, then each token from the device): its (1, 2) pick. */
-  const step = (input: number[] | Tensor): Tensor => {
-    const pick = noGrad(() =>
-      tidy(() => {
-        const inputIds = Array.isArray(input) ? tensor(input, { shape: [1, input.length], dtype: 'i32', backend }) : input;
-        const out = model.call({ inputIds, past: cache, logitsToKeep: 1 }) as { logits: Tensor; cache: KVCache[] };
-        cache = out.cache;
-        return { pick: sampler.sample(lastRow(out.logits)) }; // (1, 2): token, log-probability
-      }),
-    ).pick;
-    if (!Array.isArray(input)) input.dispose();
-    return pick;
-  };
-  /** The step after `p`, fed the token p holds on the device: (1, 1) i32. */
-  const stepFrom = (p: Tensor): Tensor => step(noGrad(() => tidy(() => ({ t: cast(slice(p, 1, 0, 1), 'i32') })).t));
-
-  // Decoding runs one step ahead: step n + 1 is recorded from the token still on the device and
-  // submitted, with the copy that brings its token back, as one command buffer while step n's
-  // token travels back, so the GPU never waits for the host's round trip. A stop token found
-  // late costs one step whose result is dropped.
-  let picked = step(ids);
-  let pending = picked.toArray(); // submits the prefill and starts its readback
-  let ahead: Tensor | null = null;
-  let aheadPending: Promise<Float32Array | Int32Array | Uint32Array> | null = null;
+/** generateTokens after validation (generateText validates once and calls this). */
+async function* tokens(op: string, model: DecoderLM, prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<TokenStep, FinishReason> {
+  throwIfAborted(opts.signal);
+  const ids = checkPrompt(op, model, prompt, opts.maxTokens ?? 128, opts.truncatePrompt);
+  const session = new DecodingSession(model, opts);
   try {
-    for (let n = 0; n < maxTokens; n++) {
-      const more = n + 1 < maxTokens && ids.length + n + 1 < ctx;
-      if (more) {
-        ahead = stepFrom(picked);
-        aheadPending = ahead.toArray();
-        aheadPending.catch(() => {}); // awaited next round, or dropped after a stop
-      }
-      const [token, logprob] = await pending;
-      generated.push(token);
-      yield { token, logprob };
-      if (stopIds.has(token)) return 'stop';
-      if (!more) return 'length';
-      picked.dispose();
-      picked = ahead!;
-      pending = aheadPending!;
-      ahead = null;
+    session.prefill([ids]);
+    while (!session.done) {
+      const r = await session.step();
+      yield { token: r.tokens[0]!, logprob: r.logprobs[0]! };
     }
-    return 'length';
+    return session.finish[0]!;
   } finally {
-    picked.dispose();
-    ahead?.dispose();
-    sampler.dispose();
-    for (const l of cache) {
-      l.key.dispose();
-      l.value.dispose();
-    }
+    session.dispose();
   }
 }
 
@@ -136,30 +77,41 @@ export function defaultStopIds(tokenizer: Tokenizer | null, generationConfig: Re
  * end it early: text is held back while it could be the start of one, and never includes it.
  */
 export async function* generateText(model: DecoderLM, tokenizer: Tokenizer, prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<TextChunk, FinishReason> {
-  const ids = typeof prompt === 'string' ? tokenizer.encodeIds(prompt) : [...prompt];
+  const op = 'generateText';
+  if (!tokenizer || typeof tokenizer.decodeStream !== 'function') throw new KilnError('argument', op, 'a tokenizer is needed to decode text (the model folder has no tokenizer.json?); generateTokens decodes none');
+  validateOptions(op, opts, model.config.vocabSize);
+  return yield* textChunks(op, model, tokenizer, prompt, opts);
+}
+
+/** generateText after validation (chatCompletion validates its request once and calls this). */
+export async function* textChunks(op: string, model: DecoderLM, tokenizer: Tokenizer, prompt: string | readonly number[], opts: GenerateOptions): AsyncGenerator<TextChunk, FinishReason> {
+  if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw new KilnError('argument', op, `the prompt must be a string or an array of token ids, got ${typeof prompt}`);
+  const ids = typeof prompt === 'string' ? tokenizer.encodeIds(prompt) : prompt;
   const stream = tokenizer.decodeStream({ skipSpecialTokens: true });
-  const stops = (opts.stop ?? []).filter((s) => s.length > 0);
+  const stops = typeof opts.stop === 'string' ? [opts.stop] : opts.stop ?? [];
   let pending = ''; // decoded text not yet emitted (could begin a stop string)
-  const it = generateTokens(model, ids, opts);
-  for (;;) {
-    const r = await it.next();
-    if (r.done) {
-      if (pending) yield { token: -1, logprob: 0, text: pending };
-      return r.value;
+  const it = tokens(op, model, ids, opts);
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        if (pending) yield { token: -1, logprob: 0, text: pending };
+        return r.value;
+      }
+      pending += stream.step(r.value.token) ?? '';
+      const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
+      if (hit.length) {
+        yield { ...r.value, text: pending.slice(0, Math.min(...hit)) };
+        return 'stop';
+      }
+      // hold back the longest tail that is a prefix of a stop string
+      let hold = 0;
+      for (const s of stops) for (let k = Math.min(s.length - 1, pending.length); k > hold; k--) if (pending.endsWith(s.slice(0, k))) { hold = k; break; }
+      yield { ...r.value, text: pending.slice(0, pending.length - hold) };
+      pending = pending.slice(pending.length - hold);
     }
-    pending += stream.step(r.value.token) ?? '';
-    const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
-    if (hit.length) {
-      const cut = Math.min(...hit);
-      yield { ...r.value, text: pending.slice(0, cut) };
-      await it.return('stop');
-      return 'stop';
-    }
-    // hold back the longest tail that is a prefix of a stop string
-    let hold = 0;
-    for (const s of stops) for (let k = Math.min(s.length - 1, pending.length); k > hold; k--) if (pending.endsWith(s.slice(0, k))) { hold = k; break; }
-    yield { ...r.value, text: pending.slice(0, pending.length - hold) };
-    pending = pending.slice(pending.length - hold);
+  } finally {
+    await it.return('stop'); // a break, an error or a stop string: the session is freed
   }
 }
 
@@ -168,65 +120,22 @@ export async function* generateText(model: DecoderLM, tokenizer: Tokenizer, prom
  * transformers' generate makes them); each row stops on its own. Returns each row's new tokens.
  */
 export async function generateBatch(model: DecoderLM, prompts: readonly (readonly number[])[], opts: GenerateOptions = {}): Promise<{ tokens: number[]; finish: FinishReason }[]> {
-  checkSampling(opts);
+  const op = 'generateBatch';
+  validateOptions(op, opts, model.config.vocabSize);
+  if (!Array.isArray(prompts)) throw new KilnError('argument', op, `prompts must be an array of token id arrays, got ${typeof prompts}`);
+  throwIfAborted(opts.signal);
   if (!prompts.length) return [];
-  const maxTokens = opts.maxTokens ?? 128;
-  const ctx = model.config.maxPositionEmbeddings;
-  const B = prompts.length;
-  const T = Math.max(...prompts.map((p) => p.length));
-  if (prompts.some((p) => !p.length)) throw new KilnError('argument', 'generateBatch', 'a prompt has no tokens');
-  if (T >= ctx) throw new KilnError('argument', 'generateBatch', `the longest prompt has ${T} tokens; the context window holds ${ctx}`);
-  const V = model.config.vocabSize;
-  const backend = model.backend;
-  const stopIds = new Set(opts.stopTokenIds ?? []);
-  const sampler = new DeviceSampler(backend, prompts, V, opts); // row b draws from seed + b
-  const out = prompts.map(() => ({ tokens: [] as number[], finish: 'length' as FinishReason, done: false }));
-  const mask: number[][] = prompts.map((p) => [...new Array(T - p.length).fill(0), ...new Array(p.length).fill(1)]);
-  const next = prompts.map((p) => p.length); // each row's next position
-  let cache: KVCache[] = model.allocateCache(B, Math.min(ctx, T + maxTokens));
-  const step = (input: number[][], positions: number[][]): Tensor =>
-    noGrad(() =>
-      tidy(() => {
-        const L = input[0].length;
-        const o = model.call({
-          inputIds: tensor(input.flat(), { shape: [B, L], dtype: 'i32', backend }),
-          positionIds: tensor(positions.flat(), { shape: [B, L], dtype: 'i32', backend }),
-          attentionMask: tensor(mask.flat(), { shape: [B, mask[0].length], dtype: 'i32', backend }),
-          past: cache,
-          logitsToKeep: 1,
-        }) as { logits: Tensor; cache: KVCache[] };
-        cache = o.cache;
-        return { row: lastRow(o.logits) }; // (B, 1, V)
-      }),
-    ).row;
-  let row = step(
-    prompts.map((p) => [...new Array(T - p.length).fill(0), ...p]),
-    prompts.map((p) => [...new Array(T - p.length).fill(0), ...p.map((_, i) => i)]),
-  );
+  const rows = prompts.map((p, i) => checkPrompt(op, model, p, opts.maxTokens ?? 128, opts.truncatePrompt, `prompts[${i}]`));
+  const out = rows.map(() => [] as number[]);
+  const session = new DecodingSession(model, opts);
   try {
-    for (let n = 0; n < maxTokens && out.some((o) => !o.done); n++) {
-      const picked = sampler.sample(row);
-      row.dispose();
-      const tokens = await picked.toArray(); // (B, 2): token, log-probability
-      picked.dispose();
-      const chosen = prompts.map((_, b) => {
-        if (out[b].done) return 0;
-        const t = tokens[2 * b];
-        out[b].tokens.push(t);
-        if (stopIds.has(t)) Object.assign(out[b], { done: true, finish: 'stop' });
-        else if (T + out[b].tokens.length >= ctx) out[b].done = true;
-        return t;
-      });
-      if (n + 1 === maxTokens || out.every((o) => o.done)) break;
-      mask.forEach((m) => m.push(1));
-      row = step(chosen.map((t) => [t]), next.map((p, b) => [p + out[b].tokens.length - 1]));
+    session.prefill(rows);
+    while (!session.done) {
+      const r = await session.step();
+      r.tokens.forEach((t, b) => t !== null && out[b].push(t));
     }
+    return out.map((tokens, b) => ({ tokens, finish: session.finish[b]! }));
   } finally {
-    sampler.dispose();
-    for (const l of cache) {
-      l.key.dispose();
-      l.value.dispose();
-    }
+    session.dispose();
   }
-  return out.map(({ tokens, finish }) => ({ tokens, finish }));
 }

@@ -22,31 +22,31 @@ export interface SamplingOptions {
   presencePenalty?: number;
   /** token id -> added to its logit (-100 bans it) */
   logitBias?: Record<number, number>;
+  /** a non-negative safe integer; row b of a batch draws from seed + b (default 0) */
   seed?: number;
 }
 
-export function checkSampling(o: SamplingOptions): void {
-  const bad = (msg: string): KilnError => new KilnError('argument', 'generate', msg);
-  if (o.temperature !== undefined && !(o.temperature >= 0)) throw bad(`temperature must be >= 0, got ${o.temperature}`);
-  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw bad(`topK must be a non-negative integer, got ${o.topK}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw bad(`topP must be in (0, 1], got ${o.topP}`);
-  if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) throw bad(`minP must be in [0, 1], got ${o.minP}`);
-  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw bad(`repetitionPenalty must be > 0, got ${o.repetitionPenalty}`);
-}
+const U64 = 0xffffffffffffffffn;
 
-/** PCG32 (O'Neill): the same seed draws the same numbers everywhere. */
+/**
+ * PCG32 (O'Neill): the same seed draws the same numbers everywhere. The seed is an integer in
+ * [0, 2^64) (a number must be exact, so below 2^53): distinct seeds give distinct streams.
+ */
 export class Rng {
   private state = 0n;
   private readonly inc: bigint;
-  constructor(seed = 0) {
-    this.inc = ((BigInt(seed >>> 0) << 1n) | 1n) & 0xffffffffffffffffn;
+  constructor(seed: number | bigint = 0) {
+    const ok = typeof seed === 'bigint' ? seed >= 0n && seed <= U64 : Number.isSafeInteger(seed) && seed >= 0;
+    if (!ok) throw new KilnError('argument', 'Rng', `seed must be an integer in [0, 2^64) (a number below 2^53), got ${seed}`);
+    const s = BigInt(seed);
+    this.inc = ((s << 1n) | 1n) & U64;
     this.next();
-    this.state = (this.state + BigInt(seed >>> 0) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
+    this.state = (this.state + s * 0x9e3779b97f4a7c15n) & U64;
     this.next();
   }
   next(): number {
     const old = this.state;
-    this.state = (old * 6364136223846793005n + this.inc) & 0xffffffffffffffffn;
+    this.state = (old * 6364136223846793005n + this.inc) & U64;
     const xorshifted = Number(((old >> 18n) ^ old) >> 27n & 0xffffffffn) >>> 0;
     const rot = Number(old >> 59n);
     return ((xorshifted >>> rot) | (xorshifted << ((32 - rot) & 31))) >>> 0;
@@ -151,7 +151,7 @@ export class DeviceSampler {
     this.bias = fromValues(b, [V], { backend });
     this.hist = fromValues(h, [rows, V], { backend, dtype: 'i32' });
     this.scores = Tensor.empty(backend, [rows, V], 'f32');
-    this.rngs = prompts.map((_, r) => new Rng(seeds?.[r] ?? (opts.seed ?? 0) + r));
+    this.rngs = prompts.map((_, r) => new Rng(seeds?.[r] ?? BigInt(opts.seed ?? 0) + BigInt(r)));
     const temperature = opts.temperature ?? 1;
     this.params = {
       greedy: !!opts.greedy || temperature === 0,

@@ -171,6 +171,11 @@ export class DecoderLM extends Module {
     if (ids.ndim !== 2 || ids.dtype !== 'i32') throw new KilnError('shape', 'DecoderLM', `inputIds must be (B, T) i32, got ${ids.dtype}${fmtShape(ids.shape)}`);
     const [, T] = ids.shape;
     const pastLen = inp.past?.[0] ? inp.past[0].length ?? inp.past[0].key.shape[2] : 0;
+    // positions come from tables of maxPositionEmbeddings rows (RoPE, learned): say so here, not
+    // as an index error from deep inside the positional kernel
+    if (!inp.positionIds && (c.positional === 'rope' || c.positional === 'learned') && pastLen + T > c.maxPositionEmbeddings) {
+      throw new KilnError('argument', 'DecoderLM', `the sequence has ${pastLen + T} tokens (${pastLen ? `${pastLen} cached + ${T} new` : 'inputIds'}); the context window (max_position_embeddings) holds ${c.maxPositionEmbeddings}`);
+    }
     const positionIds = inp.positionIds ?? arange(pastLen, pastLen + T, 1, { dtype: 'i32', backend: ids.backend });
     const model = this.child('model');
     let h = model.child('embed_tokens').call(ids) as Tensor;

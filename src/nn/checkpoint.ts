@@ -63,7 +63,8 @@ function intercept<T>(be: Backend, policy: CheckpointPolicy, mode: 'save' | 'rep
 export function checkpointWith(policy: CheckpointPolicy, fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
   if (!isGradEnabled()) return fn(...inputs);
   const rng = defaultGenerator.getState();
-  const be = getBackend();
+  // the region's kernels run where its inputs live, which need not be the default backend
+  const be = inputs[0]?.backend ?? getBackend();
   const saved: Tensor[] = [];
   // forward: nothing inside is recorded; only the output (and kept kernel outputs) survive
   const out = intercept(be, policy, 'save', saved, () => noGrad(() => tidy(() => fn(...inputs))));

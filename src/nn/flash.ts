@@ -1,7 +1,7 @@
 // The fused attention op (flash-style kernels in src/kernels/attention.ts) with its backward.
 import { isGradEnabled, record } from '../core/autograd.js';
 import { KilnError, fmtShape } from '../core/errors.js';
-import { defaultGenerator, fromValues } from '../core/ops/creation.js';
+import { defaultGenerator, fromValues, zeros as zerosOf } from '../core/ops/creation.js';
 import { cast, mul, where } from '../core/ops/pointwise.js';
 import { sum } from '../core/ops/reduce.js';
 import { clone, concat, contiguous, reshape, stack } from '../core/ops/shape.js';
@@ -52,7 +52,7 @@ function segments(B: number, Tq: number, Tk: number, o: FlashOptions, be: Tensor
   if (o.keyPadding && (o.keyPadding.shape[0] !== B || o.keyPadding.shape[1] !== Tk)) {
     throw new KilnError('shape', 'flashAttention', `keyPadding ${fmtShape(o.keyPadding.shape)} must be (B, Tk) = (${B}, ${Tk})`);
   }
-  const zeros = (n: number) => fromValues(new Float32Array(n), [B, n / B], { backend: be });
+  const zeros = (n: number) => zerosOf([B, n / B], { backend: be }); // cleared on the device, not uploaded (decoding calls this per token)
   const sq = o.docIds ? cast(o.docIds, 'f32') : zeros(B * Tq);
   let sk = o.docIds ? cast(o.docIds, 'f32') : zeros(B * Tk);
   if (o.keyPadding) sk = where(o.keyPadding, sk, -1);

@@ -4,7 +4,22 @@ import * as k from '../../src/index.js';
 import { assertClose } from '../helpers/assert-close.js';
 import { describeBackends } from '../helpers/backends.js';
 
-describeBackends('memory', ({ name }) => {
+describeBackends('memory', (ctx) => {
+  const { name } = ctx;
+  it('a tidy whose function throws frees what it made, and keeps what was kept', () => {
+    const before = ctx.backend.memory().liveBuffers;
+    let kept: k.Tensor | null = null;
+    const fail = new Error('step failed');
+    expect(() => k.tidy(() => {
+      k.add(k.ones([4]), k.ones([4]));
+      kept = k.keep(k.zeros([2]));
+      throw fail;
+    })).toThrow(fail);
+    expect(ctx.backend.memory().liveBuffers).toBe(before + 1);
+    kept!.dispose();
+    expect(ctx.backend.memory().liveBuffers).toBe(before);
+  });
+
   it('1,000 training steps inside tidy keep live buffers and bytes flat', async () => {
     const gen = new k.Generator(3);
     const w1 = k.mul(k.randn([8, 16], { generator: gen }), 0.3).requiresGrad_();

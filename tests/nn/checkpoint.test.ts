@@ -8,10 +8,10 @@ import { describeBackends } from '../helpers/backends.js';
 const { nn } = k;
 
 class Block extends nn.Module {
-  constructor(width: number, g: k.Generator, readonly p = 0) {
+  constructor(width: number, g: k.Generator, readonly p = 0, backend?: k.Backend) {
     super();
-    this.registerModule('fc', new nn.Linear(width, width, { generator: g }));
-    this.registerModule('norm', new nn.RMSNorm(width));
+    this.registerModule('fc', new nn.Linear(width, width, { generator: g, backend }));
+    this.registerModule('norm', new nn.RMSNorm(width, { backend }));
   }
   forward(x: Tensor): Tensor {
     const h = k.gelu(this.child('fc').call(this.child('norm').call(x)) as Tensor);
@@ -82,6 +82,30 @@ describeBackends('gradient checkpointing', ({ name }) => {
     for (const b of blocks) nn.checkpointModule(b, { keep: ['matmul'] });
     const mod = await grads(blocks, plainRun);
     mod.forEach((g, i) => assertClose(g, ref[i], { atol: 1e-6, rtol: 1e-5 }, `selective module, param ${i}`));
+  });
+
+  it('selective on a backend that is not the default: the kernels of the inputs\' backend are kept', async () => {
+    // the blocks and the input live on the other backend; the default stays this suite's
+    const other = await k.createBackend(name === 'wasm' ? 'webgpu' : 'wasm');
+    expect(k.getBackend()).not.toBe(other);
+    const g = new k.Generator(9);
+    const blocks = Array.from({ length: 4 }, () => new Block(16, g, 0, other));
+    const input = k.randn([3, 16], { generator: new k.Generator(2), backend: other }).requiresGrad_();
+    const params = blocks.flatMap((b) => b.parameters());
+    const run = async (fwd: () => Tensor) => {
+      for (const p of params) p.zeroGrad();
+      let matmuls = 0;
+      const out = fwd();
+      const orig = other.run.bind(other);
+      other.run = (call) => { if (call.op === 'matmul') matmuls++; orig(call); };
+      try { k.sum(k.square(out)).backward(); } finally { delete (other as { run?: unknown }).run; }
+      return { matmuls, grads: await Promise.all(params.map(async (p) => Array.from(await p.grad!.toArray()))) };
+    };
+    const plain = await run(() => blocks.reduce((h, b) => b.call(h) as Tensor, input));
+    const sel = await run(() => nn.checkpointSequentialWith({ keep: ['matmul'] }, blocks, 4, input));
+    // as on the default backend (test above): the 4 forward products are replayed, not recomputed
+    expect([plain.matmuls, sel.matmuls]).toEqual([8, 8]);
+    sel.grads.forEach((gr, i) => assertClose(gr, plain.grads[i], { atol: 1e-6, rtol: 1e-5 }, `param ${i}`));
   });
 
   it('lowers the peak of live bytes during forward and backward', async () => {
