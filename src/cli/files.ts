@@ -23,14 +23,14 @@ export function setMaxFileBytes(flag: number | undefined, op: string): void {
   maxBytes = flag ?? (env ? (parseValue({ ...MAX_FILE_SIZE_FLAG, name: 'max-file-size (from KILN_MAX_FILE_SIZE)' }, env, op) as number) : DEFAULT_MAX_FILE_BYTES);
 }
 
-const mib = (n: number): string => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
+const size = (n: number): string => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
 
 /** A file's bytes ('-': stdin), after checking that it is a file within the cap. */
 export function readInputBytes(path: string, op: string, what = path): Uint8Array {
   if (path === '-') return readFileSync(0);
   const st = statSync(path);
   if (st.isDirectory()) throw new KilnError('argument', op, `${what}: is a folder, not a file`);
-  if (st.size > maxBytes) throw new KilnError('argument', op, `${what} is ${mib(st.size)}, over the ${mib(maxBytes)} input cap (raise it with --max-file-size or KILN_MAX_FILE_SIZE)`);
+  if (st.size > maxBytes) throw new KilnError('argument', op, `${what} is ${size(st.size)}, over the input cap of ${size(maxBytes)} (raise it with --max-file-size or KILN_MAX_FILE_SIZE)`);
   return readFileSync(path);
 }
 
