@@ -12,16 +12,21 @@ export const MAX_FILE_SIZE_FLAG: FlagSpec = {
   name: 'max-file-size',
   kind: 'size',
   value: 'BYTES',
-  help: 'refuse input files larger than this, e.g. 2G (default 512M, or $KILN_MAX_FILE_SIZE)',
+  help: 'refuse input files larger than this, e.g. 2G (default $KILN_MAX_FILE_SIZE, else 512M for text and tokenizer files and the loader\'s own cap for model files)',
 };
 
 let maxBytes = DEFAULT_MAX_FILE_BYTES;
+let explicit: number | undefined;
 
 /** Sets the cap for this run: the flag, else $KILN_MAX_FILE_SIZE, else the default. */
 export function setMaxFileBytes(flag: number | undefined, op: string): void {
   const env = envVar('KILN_MAX_FILE_SIZE');
-  maxBytes = flag ?? (env ? (parseValue({ ...MAX_FILE_SIZE_FLAG, name: 'max-file-size (from KILN_MAX_FILE_SIZE)' }, env, op) as number) : DEFAULT_MAX_FILE_BYTES);
+  explicit = flag ?? (env ? (parseValue({ ...MAX_FILE_SIZE_FLAG, name: 'max-file-size (from KILN_MAX_FILE_SIZE)' }, env, op) as number) : undefined);
+  maxBytes = explicit ?? DEFAULT_MAX_FILE_BYTES;
 }
+
+/** The cap when the user set one (flag or environment), for the model loader's maxFileBytes; its own default otherwise. */
+export const userMaxFileBytes = (): number | undefined => explicit;
 
 const size = (n: number): string => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
 

@@ -113,6 +113,7 @@ const COMMANDS: CommandSpec[] = [
       BACKEND,
       QUANTIZE,
       DTYPE,
+      MAX_FILE_SIZE_FLAG,
     ],
     run: (o) => generateCmd(o),
   },
@@ -129,13 +130,14 @@ const COMMANDS: CommandSpec[] = [
       BACKEND,
       QUANTIZE,
       DTYPE,
+      MAX_FILE_SIZE_FLAG,
     ],
     run: (o) => chatCmd(o),
   },
   {
     name: 'logits',
     summary: '{"logits": [[...] one row per position]}',
-    flags: [MODEL, { name: 'tokens', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, BACKEND, JSON_OUT],
+    flags: [MODEL, { name: 'tokens', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, BACKEND, JSON_OUT, MAX_FILE_SIZE_FLAG],
     run: (o) => logitsCmd(o),
   },
   {

@@ -8,8 +8,8 @@ import { reshape, slice, contiguous } from '../core/ops/shape.js';
 import type { Tensor } from '../core/tensor.js';
 import type { BackendName } from '../backend/backend.js';
 import { defaultStopIds, generateText } from '../generation/generate.js';
-import { loadModel } from '../models/load.js';
-import { readInput } from './files.js';
+import { loadModel, type LoadOptions } from '../models/load.js';
+import { readInput, userMaxFileBytes } from './files.js';
 
 /** --quantize q8_0|q4_0|none and --dtype f16|bf16, as loadModel takes them. */
 export interface WeightFlags {
@@ -20,7 +20,11 @@ export interface WeightFlags {
 /** The model on --backend: 'auto' (the default) is the backend `kiln info` reports for auto. */
 async function open(dir: string, backend: string | undefined, w: WeightFlags = {}) {
   const { backend: b } = await init((backend ?? 'auto') as BackendName | 'auto');
-  return { ...(await loadModel(dir, { backend: b, quantize: w.quantize as 'q8_0' | undefined, dtype: w.dtype as 'f16' | undefined })), backend: b };
+  const opts: LoadOptions = { backend: b, quantize: w.quantize as 'q8_0' | undefined, dtype: w.dtype as 'f16' | undefined };
+  // --max-file-size / KILN_MAX_FILE_SIZE, when set, is the loader's maxFileBytes (assigned, not
+  // written in the literal, so this compiles against loaders with and without the option)
+  if (userMaxFileBytes() !== undefined) Object.assign(opts, { maxFileBytes: userMaxFileBytes() });
+  return { ...(await loadModel(dir, opts)), backend: b };
 }
 
 export async function logitsCmd(o: { model: string; tokens: number[]; backend?: string; json: boolean }): Promise<number> {
