@@ -5,7 +5,8 @@ import { main } from '../dist/cli.js';
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
-    console.error(e);
+    // main never throws; this is the last guard, still one line
+    console.error(`kiln: internal error: ${e?.message ?? e}`);
     process.exit(1);
   },
 );

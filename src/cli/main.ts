@@ -1,192 +1,213 @@
-// The `kiln` command.
+// The `kiln` command: one table of commands and their flags (parsing, --help and did-you-mean
+// come from it), one place that turns an error into one line.
 import { KilnError } from '../core/errors.js';
+import { envVar } from '../core/env.js';
 import type { BackendName } from '../backend/backend.js';
 import { probeBackends } from '../core/runtime.js';
+import { closest, commandHelp, parseFlags, synopsis, type CommandSpec, type FlagSpec } from './args.js';
 import { demo } from './demo.js';
+import { fsErrorLine, MAX_FILE_SIZE_FLAG, setMaxFileBytes } from './files.js';
 import { info } from './info.js';
 import { detokenizeCmd, packCmd, tokenizeCmd, trainTokenizerCmd } from './tokenize.js';
 import { chatCmd, generateCmd, logitsCmd, perplexityCmd } from './model.js';
 
-const USAGE = `kiln — run and fine-tune transformer language models on your device
+const MODEL: FlagSpec = { name: 'model', kind: 'string', value: 'DIR|FILE.gguf', required: true, help: 'a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a GGUF file' };
+const TOKENIZER: FlagSpec = { name: 'tokenizer', kind: 'string', value: 'FILE|DIR|FILE.gguf', required: true, help: 'tokenizer.json, a folder holding it (and tokenizer_config.json), or a GGUF file (its tokenizer metadata)' };
+const BACKEND: FlagSpec = { name: 'backend', kind: 'string', choices: ['auto', 'wasm', 'webgpu'], default: 'auto', help: 'auto: WebGPU where an adapter exists, else wasm (what kiln info reports)' };
+const QUANTIZE: FlagSpec = { name: 'quantize', kind: 'string', choices: ['q8_0', 'q4_0', 'none'], help: "keep the layers' weights quantized (GGUF: quantized unless none)" };
+const DTYPE: FlagSpec = { name: 'dtype', kind: 'string', choices: ['f32', 'f16', 'bf16'], help: 'the float weights kept in this type' };
+const SEED: FlagSpec = { name: 'seed', kind: 'int', help: 'the sampling seed' };
+const JSON_OUT: FlagSpec = { name: 'json', kind: 'bool', help: 'print JSON' };
+
+const COMMANDS: CommandSpec[] = [
+  {
+    name: 'info',
+    summary: 'backends, WebGPU adapter (features, limits), WASM SIMD',
+    flags: [JSON_OUT],
+    run: (o) => info(o.json),
+  },
+  {
+    name: 'demo',
+    summary: 'train a two-layer MLP with autograd, print the loss',
+    flags: [
+      { name: 'backend', kind: 'string', choices: ['auto', 'both', 'wasm', 'webgpu'], default: 'both', help: 'where to train (both: each backend in turn)' },
+      { name: 'steps', kind: 'int', min: 1, default: 200, help: 'optimizer steps' },
+    ],
+    run: async (o) => {
+      const which: string = o.backend;
+      let backends: BackendName[] = [which as BackendName];
+      if (which === 'both' || which === 'auto') {
+        const p = await probeBackends();
+        if (!p.webgpu.available) console.log(`webgpu unavailable (${p.webgpu.reason}); running on wasm only`);
+        backends = p.webgpu.available ? (which === 'both' ? ['wasm', 'webgpu'] : ['webgpu']) : ['wasm'];
+      }
+      await demo(backends, o.steps);
+      return 0;
+    },
+  },
+  {
+    name: 'tokenize',
+    summary: 'ids of a text (special tokens added), or of each line (none added unless --add-special)',
+    flags: [
+      TOKENIZER,
+      { name: 'text', kind: 'string', value: 'S', help: 'the text (or --file)' },
+      { name: 'file', kind: 'string', value: 'F|-', help: 'a text file, - for stdin (or --text)' },
+      { name: 'lines', kind: 'bool', help: 'one line of ids per input line' },
+      { name: 'json', kind: 'bool', help: 'ids as a JSON array' },
+      { name: 'add-special', kind: 'bool', help: 'with --lines: add the special tokens to each line' },
+      { name: 'no-special', kind: 'bool', help: 'without --lines: add no special tokens' },
+      MAX_FILE_SIZE_FLAG,
+    ],
+    run: (o) => tokenizeCmd(o),
+  },
+  {
+    name: 'detokenize',
+    summary: 'the text of token ids',
+    flags: [TOKENIZER, { name: 'ids', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, { name: 'skip-special', kind: 'bool', help: 'leave special tokens out' }, MAX_FILE_SIZE_FLAG],
+    run: (o) => detokenizeCmd(o),
+  },
+  {
+    name: 'train-tokenizer',
+    summary: 'byte-level BPE, written as a Hugging Face tokenizer.json',
+    flags: [
+      { name: 'files', kind: 'list', value: 'F', required: true, help: 'text files, one example a line' },
+      { name: 'vocab-size', kind: 'int', min: 1, required: true, help: 'tokens in the vocab (with the 256 bytes and the special tokens)' },
+      { name: 'out', kind: 'string', value: 'FILE', required: true, help: 'the tokenizer.json to write' },
+      { name: 'min-frequency', kind: 'int', help: 'merge pairs seen at least this often' },
+      { name: 'special-tokens', kind: 'string', value: 'A,B', default: '', help: 'special tokens, by commas' },
+      { name: 'pattern', kind: 'string', choices: ['gpt2', 'llama3'], help: 'the pre-tokenizer split (default gpt2)' },
+      MAX_FILE_SIZE_FLAG,
+    ],
+    run: (o) => trainTokenizerCmd({ ...o, special: String(o.specialTokens).split(',').filter(Boolean) }),
+  },
+  {
+    name: 'pack',
+    summary: 'tokenize a .txt/.jsonl dataset and pack it into rows (DIR/train.safetensors: input_ids, labels, position_ids, document_ids), printing the packing efficiency',
+    flags: [
+      TOKENIZER,
+      { name: 'file', kind: 'string', value: 'F', required: true, help: 'a .txt (documents between blank lines) or .jsonl dataset' },
+      { name: 'seq-len', kind: 'int', min: 2, required: true, help: 'tokens per row' },
+      { name: 'out', kind: 'string', value: 'DIR', required: true, help: 'the folder to write' },
+      { name: 'strategy', kind: 'string', choices: ['ffd', 'greedy', 'concat'], default: 'ffd', help: 'first-fit-decreasing, greedy in order, or cut at row ends' },
+      { name: 'validation', kind: 'float', default: 0, help: 'the validation share (a fraction, or a count of documents)' },
+      { name: 'seed', kind: 'int', default: 0, help: 'the split seed' },
+      MAX_FILE_SIZE_FLAG,
+    ],
+    run: (o, op) => {
+      if (o.validation < 0) throw new KilnError('argument', op, `--validation must be a fraction or a count, got ${o.validation}`);
+      return packCmd(o);
+    },
+  },
+  {
+    name: 'generate',
+    summary: 'stream a continuation (greedy unless --temperature), tokens/s at the end',
+    flags: [
+      MODEL,
+      { name: 'prompt', kind: 'string', value: 'S', required: true, help: 'the prompt' },
+      { name: 'max-tokens', kind: 'int', default: 128, help: 'tokens to generate at most' },
+      { name: 'temperature', kind: 'float', value: 'T', help: 'sampling temperature (0: greedy)' },
+      { name: 'top-p', kind: 'float', value: 'P', help: 'nucleus sampling' },
+      { name: 'top-k', kind: 'int', value: 'K', help: 'sample among the K most likely' },
+      SEED,
+      { name: 'chat', kind: 'bool', help: 'wrap the prompt in the chat template' },
+      BACKEND,
+      QUANTIZE,
+      DTYPE,
+      MAX_FILE_SIZE_FLAG,
+    ],
+    run: (o) => generateCmd(o),
+  },
+  {
+    name: 'chat',
+    summary: 'a conversation on stdin/stdout through the chat template; the oldest turns go when the context fills',
+    flags: [
+      MODEL,
+      { name: 'system', kind: 'string', value: 'S', help: 'the system message' },
+      { name: 'max-tokens', kind: 'int', default: 256, help: 'tokens per reply at most' },
+      { name: 'temperature', kind: 'float', value: 'T', default: 0.7, help: 'sampling temperature (0: greedy)' },
+      { name: 'context', kind: 'int', min: 2, help: "the conversation's token budget (default: the model's context)" },
+      SEED,
+      BACKEND,
+      QUANTIZE,
+      DTYPE,
+      MAX_FILE_SIZE_FLAG,
+    ],
+    run: (o) => chatCmd(o),
+  },
+  {
+    name: 'logits',
+    summary: '{"logits": [[...] one row per position]}',
+    flags: [MODEL, { name: 'tokens', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, BACKEND, JSON_OUT, MAX_FILE_SIZE_FLAG],
+    run: (o) => logitsCmd(o),
+  },
+  {
+    name: 'perplexity',
+    summary: 'perplexity of a text file, with a sliding window',
+    flags: [
+      MODEL,
+      { name: 'file', kind: 'string', value: 'F', required: true, help: 'the text' },
+      { name: 'context', kind: 'int', min: 2, help: "tokens per window (default: the model's context)" },
+      { name: 'stride', kind: 'int', min: 1, help: 'tokens between windows (default: the context)' },
+      BACKEND,
+      MAX_FILE_SIZE_FLAG,
+    ],
+    run: (o) => perplexityCmd(o),
+  },
+];
+
+export function usage(): string {
+  const lines = COMMANDS.map((c) => `  ${synopsis(c)}\n      ${c.summary}`);
+  return `kiln — run and fine-tune transformer language models on your device
 
 usage:
-  kiln info [--json]                         backends, WebGPU adapter (features, limits), WASM SIMD
-  kiln demo [--backend auto|both|wasm|webgpu] [--steps N]
-                                             train a two-layer MLP with autograd, print the loss
-  kiln tokenize --tokenizer FILE|DIR (--text S | --file F|-) [--lines] [--json] [--add-special] [--no-special]
-                                             ids of a text (special tokens added), or of each line
-                                             (none added unless --add-special)
-  kiln detokenize --tokenizer FILE|DIR --ids 1,2,3 [--skip-special]
-  kiln train-tokenizer --files F... --vocab-size N --out tokenizer.json
-                       [--min-frequency N] [--special-tokens A,B] [--pattern gpt2|llama3]
-                                             byte-level BPE, written as a Hugging Face tokenizer.json
-  kiln pack --tokenizer FILE|DIR --file F --seq-len N --out DIR
-            [--strategy ffd|greedy|concat] [--validation FRACTION] [--seed S]
-                                             tokenize a .txt/.jsonl dataset and pack it into rows
-                                             (DIR/train.safetensors: input_ids, labels, position_ids,
-                                             document_ids), printing the packing efficiency
-  kiln generate --model DIR --prompt S [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
-                [--seed S] [--chat] [--backend wasm|webgpu] [--quantize q8_0|q4_0|none] [--dtype f16|bf16]
-                                             stream a continuation (greedy unless --temperature),
-                                             tokens/s at the end; --chat wraps the prompt in the chat template
-  kiln chat --model DIR [--system S] [--max-tokens N] [--temperature T] [--seed S] [--backend wasm|webgpu]
-                                             a conversation on stdin/stdout through the chat template
-  kiln logits --model DIR --tokens 1,2,3 [--backend wasm|webgpu] [--json]
-                                             {"logits": [[...] one row per position]}
-  kiln perplexity --model DIR --file F [--context N] [--stride S] [--backend wasm|webgpu]
+${lines.join('\n')}
+
+--model takes a Hugging Face folder or a .gguf file; --tokenizer takes tokenizer.json, its folder,
+or a .gguf file. kiln <command> --help lists a command's flags.
 `;
-
-/** The values after a flag up to the next flag (for --files). */
-function values(args: string[], name: string): string[] {
-  const i = args.indexOf(name);
-  if (i < 0) return [];
-  const out: string[] = [];
-  for (let k = i + 1; k < args.length && !args[k].startsWith('--'); k++) out.push(args[k]);
-  return out;
 }
 
-function need(args: string[], name: string, op: string): string {
-  const v = flag(args, name);
-  if (v === undefined) throw new KilnError('argument', op, `${name} is required`);
-  return v;
+/** A thrown error as the one line kiln prints (without the 'kiln ...:' op prefix the message may carry). */
+function errorLine(e: unknown): string {
+  if (e instanceof KilnError) return e.message.replace(/^kiln(?: [a-z-]+)?: /, '');
+  const fs = fsErrorLine(e);
+  if (fs) return fs;
+  const err = e as Error;
+  return `internal error: ${err?.message ?? String(e)}${err?.stack ? ' (KILN_DEBUG=1 prints the stack)' : ''}`;
 }
 
-function int(v: string | undefined, name: string, op: string, dflt?: number): number {
-  if (v === undefined && dflt !== undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new KilnError('argument', op, `${name} must be a non-negative integer, got ${v}`);
-  return n;
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new KilnError('argument', 'kiln', `${name} needs a value`);
-  return v;
-}
-
+/** Runs the command line; returns the exit code (0, 1: the command failed, 2: a usage error). Never throws. */
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...args] = argv;
+  const [name, ...args] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    const cmd = COMMANDS.find((c) => c.name === args[0]);
+    (name === undefined ? console.error : console.log)(cmd ? commandHelp(cmd) : usage());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    const near = closest(name, COMMANDS.map((c) => c.name));
+    console.error(`kiln: unknown command '${name}'${near ? `; did you mean '${near}'?` : ''} (kiln --help lists the commands)`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(commandHelp(cmd));
+    return 0;
+  }
+  const op = `kiln ${cmd.name}`;
+  let flags;
   try {
-    switch (cmd) {
-      case 'info':
-        return await info(args.includes('--json'));
-      case 'demo': {
-        const which = flag(args, '--backend') ?? 'both';
-        const steps = Number(flag(args, '--steps') ?? 200);
-        if (!Number.isInteger(steps) || steps < 1) throw new KilnError('argument', 'kiln demo', `--steps must be a positive integer, got ${flag(args, '--steps')}`);
-        let backends: BackendName[];
-        if (which === 'both' || which === 'auto') {
-          const p = await probeBackends();
-          if (!p.webgpu.available) console.log(`webgpu unavailable (${p.webgpu.reason}); running on wasm only`);
-          backends = p.webgpu.available ? (which === 'both' ? ['wasm', 'webgpu'] : ['webgpu']) : ['wasm'];
-        } else if (which === 'wasm' || which === 'webgpu') backends = [which];
-        else throw new KilnError('argument', 'kiln demo', `--backend must be auto, both, wasm or webgpu, got ${which}`);
-        await demo(backends, steps);
-        return 0;
-      }
-      case 'tokenize':
-        return tokenizeCmd({
-          tokenizer: need(args, '--tokenizer', 'kiln tokenize'),
-          text: flag(args, '--text'),
-          file: args.includes('--file') && args[args.indexOf('--file') + 1] === '-' ? '-' : flag(args, '--file'),
-          lines: args.includes('--lines'),
-          json: args.includes('--json'),
-          addSpecial: args.includes('--add-special'),
-          noSpecial: args.includes('--no-special'),
-        });
-      case 'detokenize':
-        return detokenizeCmd({ tokenizer: need(args, '--tokenizer', 'kiln detokenize'), ids: need(args, '--ids', 'kiln detokenize'), skipSpecial: args.includes('--skip-special') });
-      case 'train-tokenizer': {
-        const op = 'kiln train-tokenizer';
-        return trainTokenizerCmd({
-          files: values(args, '--files'),
-          vocabSize: int(need(args, '--vocab-size', op), '--vocab-size', op),
-          out: need(args, '--out', op),
-          minFrequency: flag(args, '--min-frequency') === undefined ? undefined : int(flag(args, '--min-frequency'), '--min-frequency', op),
-          special: (flag(args, '--special-tokens') ?? '').split(',').filter(Boolean),
-          pattern: flag(args, '--pattern'),
-        });
-      }
-      case 'pack': {
-        const op = 'kiln pack';
-        const validation = Number(flag(args, '--validation') ?? 0);
-        if (!(validation >= 0)) throw new KilnError('argument', op, `--validation must be a fraction or a count, got ${flag(args, '--validation')}`);
-        return packCmd({
-          tokenizer: need(args, '--tokenizer', op),
-          file: need(args, '--file', op),
-          seqLen: int(need(args, '--seq-len', op), '--seq-len', op),
-          out: need(args, '--out', op),
-          strategy: flag(args, '--strategy') ?? 'ffd',
-          validation,
-          seed: int(flag(args, '--seed'), '--seed', op, 0),
-        });
-      }
-      case 'logits':
-        return await logitsCmd({ model: need(args, '--model', 'kiln logits'), tokens: need(args, '--tokens', 'kiln logits'), backend: flag(args, '--backend'), json: args.includes('--json') });
-      case 'generate': {
-        const op = 'kiln generate';
-        const real = (name: string): number | undefined => {
-          const v = flag(args, name);
-          if (v === undefined) return undefined;
-          const n = Number(v);
-          if (!Number.isFinite(n)) throw new KilnError('argument', op, `${name} must be a number, got ${v}`);
-          return n;
-        };
-        return await generateCmd({
-          model: need(args, '--model', op),
-          prompt: need(args, '--prompt', op),
-          maxTokens: int(flag(args, '--max-tokens'), '--max-tokens', op, 128),
-          temperature: real('--temperature'),
-          topP: real('--top-p'),
-          topK: flag(args, '--top-k') === undefined ? undefined : int(flag(args, '--top-k'), '--top-k', op),
-          seed: flag(args, '--seed') === undefined ? undefined : int(flag(args, '--seed'), '--seed', op),
-          backend: flag(args, '--backend'),
-          chat: args.includes('--chat'),
-          quantize: flag(args, '--quantize'),
-          dtype: flag(args, '--dtype'),
-        });
-      }
-      case 'chat': {
-        const op = 'kiln chat';
-        const t = flag(args, '--temperature');
-        return await chatCmd({
-          model: need(args, '--model', op),
-          system: flag(args, '--system'),
-          maxTokens: int(flag(args, '--max-tokens'), '--max-tokens', op, 256),
-          temperature: t === undefined ? undefined : Number(t),
-          seed: flag(args, '--seed') === undefined ? undefined : int(flag(args, '--seed'), '--seed', op),
-          backend: flag(args, '--backend'),
-          quantize: flag(args, '--quantize'),
-          dtype: flag(args, '--dtype'),
-        });
-      }
-      case 'perplexity': {
-        const op = 'kiln perplexity';
-        return await perplexityCmd({
-          model: need(args, '--model', op),
-          file: need(args, '--file', op),
-          context: flag(args, '--context') === undefined ? undefined : int(flag(args, '--context'), '--context', op),
-          stride: flag(args, '--stride') === undefined ? undefined : int(flag(args, '--stride'), '--stride', op),
-          backend: flag(args, '--backend'),
-        });
-      }
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        console.log(USAGE);
-        return cmd === undefined ? 1 : 0;
-      default:
-        console.error(`kiln: unknown command '${cmd}'\n\n${USAGE}`);
-        return 2;
-    }
+    flags = parseFlags(cmd, args, op);
+    setMaxFileBytes(flags.maxFileSize, op);
   } catch (e) {
-    if (e instanceof KilnError) {
-      console.error(`kiln: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    console.error(`kiln: ${errorLine(e)}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(flags, op);
+  } catch (e) {
+    console.error(`kiln: ${errorLine(e)}`);
+    if (!(e instanceof KilnError) && !fsErrorLine(e) && envVar('KILN_DEBUG')) console.error((e as Error)?.stack);
+    return 1;
   }
 }

@@ -1,6 +1,6 @@
 // `kiln generate | logits | perplexity`: a Hugging Face model folder from the shell.
 import { KilnError } from '../core/errors.js';
-import { createBackend, use } from '../core/runtime.js';
+import { init } from '../core/runtime.js';
 import { noGrad } from '../core/autograd.js';
 import { tensor } from '../core/ops/creation.js';
 import { crossEntropy } from '../core/ops/loss.js';
@@ -8,7 +8,8 @@ import { reshape, slice, contiguous } from '../core/ops/shape.js';
 import type { Tensor } from '../core/tensor.js';
 import type { BackendName } from '../backend/backend.js';
 import { defaultStopIds, generateText } from '../generation/generate.js';
-import { loadModel } from '../models/load.js';
+import { loadModel, type LoadOptions } from '../models/load.js';
+import { readInput, userMaxFileBytes } from './files.js';
 
 /** --quantize q8_0|q4_0|none and --dtype f16|bf16, as loadModel takes them. */
 export interface WeightFlags {
@@ -16,24 +17,20 @@ export interface WeightFlags {
   dtype?: string;
 }
 
-async function open(dir: string, backend: string | undefined, op: string, w: WeightFlags = {}) {
-  if (backend !== undefined && backend !== 'wasm' && backend !== 'webgpu') throw new KilnError('argument', op, `--backend must be wasm or webgpu, got ${backend}`);
-  if (w.quantize !== undefined && !['q8_0', 'q4_0', 'none'].includes(w.quantize)) throw new KilnError('argument', op, `--quantize must be q8_0, q4_0 or none, got ${w.quantize}`);
-  if (w.dtype !== undefined && w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') throw new KilnError('argument', op, `--dtype must be f32, f16 or bf16, got ${w.dtype}`);
-  const b = await createBackend((backend ?? 'wasm') as BackendName);
-  use(b);
-  return loadModel(dir, { backend: b, quantize: w.quantize as 'q8_0' | undefined, dtype: w.dtype as 'f16' | undefined });
+/** The model on --backend: 'auto' (the default) is the backend `kiln info` reports for auto. */
+async function open(dir: string, backend: string | undefined, w: WeightFlags = {}) {
+  const { backend: b } = await init((backend ?? 'auto') as BackendName | 'auto');
+  const opts: LoadOptions = { backend: b, quantize: w.quantize as 'q8_0' | undefined, dtype: w.dtype as 'f16' | undefined };
+  // --max-file-size / KILN_MAX_FILE_SIZE, when set, is the loader's maxFileBytes (assigned, not
+  // written in the literal, so this compiles against loaders with and without the option)
+  if (userMaxFileBytes() !== undefined) Object.assign(opts, { maxFileBytes: userMaxFileBytes() });
+  return { ...(await loadModel(dir, opts)), backend: b };
 }
 
-export async function logitsCmd(o: { model: string; tokens: string; backend?: string; json: boolean }): Promise<number> {
+export async function logitsCmd(o: { model: string; tokens: number[]; backend?: string; json: boolean }): Promise<number> {
   const op = 'kiln logits';
-  const ids = o.tokens.split(/[\s,]+/).filter(Boolean).map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 0) throw new KilnError('argument', op, `--tokens: '${s}' is not a token id`);
-    return n;
-  });
-  if (!ids.length) throw new KilnError('argument', op, '--tokens is empty');
-  const { model } = await open(o.model, o.backend, op);
+  const ids = o.tokens;
+  const { model } = await open(o.model, o.backend);
   const V = model.config.vocabSize;
   const bad = ids.find((t) => t >= V);
   if (bad !== undefined) throw new KilnError('argument', op, `--tokens: ${bad} is outside the vocab (size ${V})`);
@@ -47,7 +44,7 @@ export async function logitsCmd(o: { model: string; tokens: string; backend?: st
 
 export async function generateCmd(o: { model: string; prompt: string; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; backend?: string; chat: boolean } & WeightFlags): Promise<number> {
   const op = 'kiln generate';
-  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op, o);
+  const { model, tokenizer, generationConfig, backend } = await open(o.model, o.backend, o);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
   const prompt = o.chat ? tokenizer.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : o.prompt;
   const t0 = performance.now();
@@ -67,7 +64,7 @@ export async function generateCmd(o: { model: string; prompt: string; maxTokens:
       const s = (performance.now() - t0) / 1000;
       const decode = n > 1 ? (n - 1) / ((performance.now() - first) / 1000) : 0;
       process.stdout.write('\n');
-      console.error(`[${n} tokens in ${s.toFixed(2)} s; decode ${decode.toFixed(1)} tokens/s; finish: ${r.value}]`);
+      console.error(`[${n} tokens in ${s.toFixed(2)} s; decode ${decode.toFixed(1)} tokens/s; finish: ${r.value}; backend ${backend.name}]`);
       return 0;
     }
     if (r.value.token >= 0) n++;
@@ -79,10 +76,10 @@ export async function generateCmd(o: { model: string; prompt: string; maxTokens:
 /** Perplexity with a sliding window (transformers' strided evaluation): each token scored once, with up to `context` tokens before it. */
 export async function perplexityCmd(o: { model: string; file: string; context?: number; stride?: number; backend?: string }): Promise<number> {
   const op = 'kiln perplexity';
-  const { readFileSync } = await import('node:fs');
-  const { model, tokenizer } = await open(o.model, o.backend, op);
+  const text = readInput(o.file, op);
+  const { model, tokenizer } = await open(o.model, o.backend);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
-  const ids = tokenizer.encodeIds(readFileSync(o.file, 'utf8'));
+  const ids = tokenizer.encodeIds(text);
   const context = Math.min(o.context ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings);
   const stride = o.stride ?? context;
   if (!(stride >= 1 && stride <= context)) throw new KilnError('argument', op, `--stride must be in 1..${context}`);
@@ -109,34 +106,53 @@ export async function perplexityCmd(o: { model: string; file: string; context?: 
   return 0;
 }
 
-/** An interactive chat through the chat template: one line in, the streamed reply out. */
-export async function chatCmd(o: { model: string; system?: string; maxTokens: number; temperature?: number; seed?: number; backend?: string } & WeightFlags): Promise<number> {
+/**
+ * An interactive chat through the chat template: one line in, the streamed reply out. When the
+ * conversation no longer fits the context (with room for a reply), the oldest turns go first;
+ * the system message stays.
+ */
+export async function chatCmd(o: { model: string; system?: string; maxTokens: number; temperature?: number; seed?: number; backend?: string; context?: number } & WeightFlags): Promise<number> {
   const op = 'kiln chat';
-  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, op, o);
+  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, o);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
+  const ctx = Math.min(o.context ?? Infinity, model.config.maxPositionEmbeddings);
+  const room = Math.min(o.maxTokens, Math.floor(ctx / 2)); // what a reply needs left free
   const { createInterface } = await import('node:readline');
-  const rl = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+  const tty = process.stdin.isTTY === true;
+  // in a terminal readline echoes what is typed (and edits it); piped input is not echoed
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, prompt: '> ' });
   const messages: { role: string; content: string }[] = o.system ? [{ role: 'system', content: o.system }] : [];
-  const tty = process.stdin.isTTY;
-  if (tty) process.stdout.write('> ');
+  const first = messages.length; // the system message is never dropped
+  if (tty) rl.prompt();
   for await (const line of rl) {
-    if (!line.trim()) {
-      if (tty) process.stdout.write('> ');
-      continue;
+    if (line.trim()) {
+      messages.push({ role: 'user', content: line });
+      let ids = tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+      let dropped = 0;
+      while (ids.length + room > ctx && messages.length - first > 1) {
+        // one turn: the oldest user message and the reply to it
+        messages.splice(first, messages[first + 1]?.role === 'assistant' ? 2 : 1);
+        dropped++;
+        ids = tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+      }
+      if (dropped) console.error(`[dropped the oldest ${dropped} turn${dropped > 1 ? 's' : ''} to fit the ${ctx}-token context]`);
+      if (ids.length >= ctx) {
+        console.error(`kiln: that message takes ${ids.length} tokens with the template; the context holds ${ctx}: not sent`);
+        messages.pop();
+      } else {
+        let reply = '';
+        const it = generateText(model, tokenizer, ids, { maxTokens: Math.min(o.maxTokens, ctx - ids.length), temperature: o.temperature ?? 0.7, seed: o.seed, stopTokenIds: defaultStopIds(tokenizer, generationConfig) });
+        for (;;) {
+          const r = await it.next();
+          if (r.done) break;
+          reply += r.value.text;
+          process.stdout.write(r.value.text);
+        }
+        process.stdout.write('\n');
+        messages.push({ role: 'assistant', content: reply });
+      }
     }
-    messages.push({ role: 'user', content: line });
-    const ids = tokenizer.encodeChat(messages, { addGenerationPrompt: true });
-    let reply = '';
-    const it = generateText(model, tokenizer, ids, { maxTokens: o.maxTokens, temperature: o.temperature ?? 0.7, seed: o.seed, stopTokenIds: defaultStopIds(tokenizer, generationConfig) });
-    for (;;) {
-      const r = await it.next();
-      if (r.done) break;
-      reply += r.value.text;
-      process.stdout.write(r.value.text);
-    }
-    process.stdout.write('\n');
-    messages.push({ role: 'assistant', content: reply });
-    if (tty) process.stdout.write('> ');
+    if (tty) rl.prompt();
   }
   return 0;
 }

@@ -1,15 +1,31 @@
 // `kiln tokenize | detokenize | train-tokenizer | pack`: the tokenizer and the packer from the shell.
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../core/errors.js';
 import { parseRows, tokenizeRows, trainValidationSplit } from '../data/dataset.js';
 import { packSequences, type PackStrategy } from '../data/packing.js';
-import { writeSafetensors } from '../models/loaders/safetensors.js';
+import { fileSource, writeSafetensors } from '../models/loaders/safetensors.js';
+import { GGUFFile } from '../models/loaders/gguf.js';
+import { tokenizerFromGGUF } from '../models/load.js';
+import { readInput } from './files.js';
 import { Tokenizer, trainBpe } from '../tokenizers/index.js';
 
-/** A tokenizer.json path, or a folder holding tokenizer.json (and tokenizer_config.json). */
-export function loadTokenizer(path: string, op: string): Tokenizer {
+/**
+ * --tokenizer: a tokenizer.json path, a folder holding tokenizer.json (and tokenizer_config.json),
+ * or a .gguf file (its tokenizer.ggml.* metadata; the tensors are not read).
+ */
+export async function loadTokenizer(path: string, op: string): Promise<Tokenizer> {
   if (!existsSync(path)) throw new KilnError('argument', op, `--tokenizer ${path}: no such file or folder`);
+  if (/\.gguf$/i.test(path) && statSync(path).isFile()) {
+    const src = await fileSource(path);
+    try {
+      const tok = tokenizerFromGGUF((await GGUFFile.open(src)).metadata, path);
+      if (!tok) throw new KilnError('config', op, `${path} has no tokenizer (no tokenizer.ggml.model)`);
+      return tok;
+    } finally {
+      await src.close?.();
+    }
+  }
   let json = path;
   let config: string | null = null;
   if (statSync(path).isDirectory()) {
@@ -18,23 +34,17 @@ export function loadTokenizer(path: string, op: string): Tokenizer {
     config = join(path, 'tokenizer_config.json');
   } else config = join(path, '..', 'tokenizer_config.json');
   try {
-    return Tokenizer.fromString(readFileSync(json, 'utf8'), config && existsSync(config) ? readFileSync(config, 'utf8') : null);
+    return Tokenizer.fromString(readInput(json, op), config && existsSync(config) ? readInput(config, op) : null);
   } catch (e) {
-    if (e instanceof KilnError) throw new KilnError(e.code, op, `${json}: ${e.message}`);
+    if (e instanceof KilnError && e.op !== op) throw new KilnError(e.code, op, `${json}: ${e.message}`);
     throw e;
   }
 }
 
-function readInput(file: string, op: string): string {
-  if (file === '-') return readFileSync(0, 'utf8');
-  if (!existsSync(file)) throw new KilnError('argument', op, `--file ${file}: no such file`);
-  return new TextDecoder('utf-8').decode(readFileSync(file)); // invalid UTF-8 becomes U+FFFD, as the reference reads it
-}
-
-export function tokenizeCmd(o: { tokenizer: string; text?: string; file?: string; lines: boolean; json: boolean; addSpecial: boolean; noSpecial: boolean }): number {
+export async function tokenizeCmd(o: { tokenizer: string; text?: string; file?: string; lines: boolean; json: boolean; addSpecial: boolean; noSpecial: boolean }): Promise<number> {
   const op = 'kiln tokenize';
   if ((o.text === undefined) === (o.file === undefined)) throw new KilnError('argument', op, 'give exactly one of --text or --file');
-  const tok = loadTokenizer(o.tokenizer, op);
+  const tok = await loadTokenizer(o.tokenizer, op);
   const input = o.text ?? readInput(o.file!, op);
   const print = (ids: number[]): void => console.log(o.json ? JSON.stringify(ids) : ids.join(' '));
   if (o.lines) {
@@ -45,14 +55,10 @@ export function tokenizeCmd(o: { tokenizer: string; text?: string; file?: string
   return 0;
 }
 
-export function detokenizeCmd(o: { tokenizer: string; ids: string; skipSpecial: boolean }): number {
+export async function detokenizeCmd(o: { tokenizer: string; ids: number[]; skipSpecial: boolean }): Promise<number> {
   const op = 'kiln detokenize';
-  const ids = o.ids.split(/[\s,]+/).filter(Boolean).map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 0) throw new KilnError('argument', op, `--ids: '${s}' is not a token id`);
-    return n;
-  });
-  const tok = loadTokenizer(o.tokenizer, op);
+  const ids = o.ids;
+  const tok = await loadTokenizer(o.tokenizer, op);
   const bad = ids.find((id) => tok.idToToken(id) === undefined);
   if (bad !== undefined) throw new KilnError('argument', op, `--ids: ${bad} is not in the vocab (size ${tok.vocabSize})`);
   process.stdout.write(tok.decode(ids, { skipSpecialTokens: o.skipSpecial }) + '\n');
@@ -62,7 +68,6 @@ export function detokenizeCmd(o: { tokenizer: string; ids: string; skipSpecial: 
 export function trainTokenizerCmd(o: { files: string[]; vocabSize: number; out: string; minFrequency?: number; special: string[]; pattern?: string }): number {
   const op = 'kiln train-tokenizer';
   if (!o.files.length) throw new KilnError('argument', op, '--files needs at least one file');
-  if (o.pattern !== undefined && o.pattern !== 'gpt2' && o.pattern !== 'llama3') throw new KilnError('argument', op, `--pattern must be gpt2 or llama3, got ${o.pattern}`);
   const texts: string[] = [];
   for (const f of o.files) texts.push(...readInput(f, op).split('\n'));
   const t0 = performance.now();
@@ -73,10 +78,9 @@ export function trainTokenizerCmd(o: { files: string[]; vocabSize: number; out: 
   return 0;
 }
 
-export function packCmd(o: { tokenizer: string; file: string; seqLen: number; out: string; strategy: string; validation: number; seed: number }): number {
+export async function packCmd(o: { tokenizer: string; file: string; seqLen: number; out: string; strategy: string; validation: number; seed: number }): Promise<number> {
   const op = 'kiln pack';
-  if (!['ffd', 'greedy', 'concat'].includes(o.strategy)) throw new KilnError('argument', op, `--strategy must be ffd, greedy or concat, got ${o.strategy}`);
-  const tok = loadTokenizer(o.tokenizer, op);
+  const tok = await loadTokenizer(o.tokenizer, op);
   const rows = parseRows(readInput(o.file, op), o.file);
   const docs = tokenizeRows(tok, rows, {}, o.file);
   const split = trainValidationSplit(docs, o.validation, o.seed);

@@ -30,6 +30,28 @@ export interface PackedRows {
   tokens: number;
 }
 
+/**
+ * The packer's memory limit: every byte it addresses stays below 2 GiB, so its 32-bit offsets
+ * and cell indices cannot wrap (a 10^9-token row would otherwise trap in wasm).
+ */
+export const MAX_PACK_BYTES = 2 ** 31;
+
+function checkMemory(bytes: number, what: string): void {
+  if (bytes <= MAX_PACK_BYTES) return;
+  const gib = (b: number): string => `${(b / 2 ** 30).toFixed(b < 2 ** 34 ? 2 : 0)} GiB`;
+  throw new KilnError('argument', 'packSequences', `${what} needs ${gib(bytes)} of packer memory, over its ${gib(MAX_PACK_BYTES)} limit; use a smaller seqLen or fewer documents per call`);
+}
+
+/** Runs a packer call; a trap (memory the host would not grow) becomes a typed error. */
+function guard<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) throw new KilnError('argument', 'packSequences', `the packer ran out of memory (${e.message}); use a smaller seqLen or fewer documents per call`);
+    throw e;
+  }
+}
+
 interface Exports {
   memory: WebAssembly.Memory;
   allocBytes(n: number): number;
@@ -47,13 +69,14 @@ export function packSequences(docs: ArrayLike<number>[], opts: PackOptions, loss
   if (!Number.isInteger(seqLen) || seqLen < 2) throw new KilnError('argument', 'packSequences', `seqLen must be an integer >= 2, got ${seqLen}`);
   if (!(strategy in STRATEGY)) throw new KilnError('argument', 'packSequences', `strategy must be ffd, greedy or concat, got ${JSON.stringify(strategy)}`);
   if (lossMasks && lossMasks.length !== docs.length) throw new KilnError('argument', 'packSequences', `${docs.length} documents but ${lossMasks.length} loss masks`);
-  const x = new WebAssembly.Instance(tokenizerModule(), {}).exports as unknown as Exports;
   const n = docs.length;
   const total = docs.reduce((a, d) => a + d.length, 0);
-  const lensP = x.allocBytes(4 * n + 4);
-  const startP = x.allocBytes(4 * n + 4);
-  const tokP = x.allocBytes(4 * total + 4);
-  const maskP = lossMasks ? x.allocBytes(total + 4) : 0;
+  // what the plan allocates at most (assembly/tokenizer/pack.ts): the inputs, five piece arrays
+  // (capacity up to twice the pieces), FFD's counts by length, order and segment tree
+  const pieces = Math.floor(total / seqLen) + n + 2;
+  checkMemory(8 * n + 5 * total + 40 * pieces + 4 * (seqLen + 2) + 20 * pieces + 1024, `packing ${n} documents (${total} tokens) into rows of ${seqLen}`);
+  const x = new WebAssembly.Instance(tokenizerModule(), {}).exports as unknown as Exports;
+  const [lensP, startP, tokP, maskP] = guard(() => [x.allocBytes(4 * n + 4), x.allocBytes(4 * n + 4), x.allocBytes(4 * total + 4), lossMasks ? x.allocBytes(total + 4) : 0]);
   {
     const buf = x.memory.buffer;
     const lens = new Int32Array(buf, lensP, n);
@@ -73,10 +96,11 @@ export function packSequences(docs: ArrayLike<number>[], opts: PackOptions, loss
       o += d.length;
     });
   }
-  const rows = x.packPlan(lensP, n, seqLen, STRATEGY[strategy]);
+  const rows = guard(() => x.packPlan(lensP, n, seqLen, STRATEGY[strategy]));
   const cells = rows * seqLen;
-  const outs = [0, 1, 2, 3].map(() => x.allocBytes(4 * cells + 4));
-  x.packFill(tokP, startP, maskP, seqLen, opts.padId ?? 0, outs[0], outs[1], outs[2], outs[3]);
+  checkMemory(x.memory.buffer.byteLength + 16 * cells + 4 * rows + 64, `${rows} row${rows === 1 ? '' : 's'} of ${seqLen} tokens`);
+  const outs = guard(() => [0, 1, 2, 3].map(() => x.allocBytes(4 * cells + 4)));
+  guard(() => x.packFill(tokP, startP, maskP, seqLen, opts.padId ?? 0, outs[0], outs[1], outs[2], outs[3]));
   const read = (p: number): Int32Array => new Int32Array(x.memory.buffer, p, cells).slice();
   return {
     rows,

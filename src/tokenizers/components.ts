@@ -9,6 +9,7 @@ import {
   NUMERIC,
   OTHER,
   PUNCTUATION,
+  backtrackingRisk,
   translateOnigPattern,
   WHITESPACE,
 } from './unicode.js';
@@ -41,17 +42,45 @@ function typeOf(j: Json, path: string): string {
   if (!j || typeof j !== 'object') throw configError(path, `expected an object, got ${JSON.stringify(j)}`);
   return str(j, 'type', path);
 }
+/** How deep a component (Sequence in Sequence ...) may nest: real files use 2 or 3 levels. */
+export const MAX_NESTING = 64;
+
+/**
+ * Refuses a component nested deeper than MAX_NESTING objects / arrays, walking it without
+ * recursion, so that building it (which recurses per Sequence) cannot overflow the stack.
+ */
+export function checkNesting(j: Json, path: string): void {
+  const todo: [Json, string, number][] = [[j, path, 0]];
+  while (todo.length) {
+    const [v, p, depth] = todo.pop()!;
+    if (!v || typeof v !== 'object') continue;
+    if (depth >= MAX_NESTING) {
+      const where = p.length > 120 ? `${p.slice(0, 60)}...${p.slice(-40)}` : p;
+      throw configError(path, `nested more than ${MAX_NESTING} levels deep (at ${where})`);
+    }
+    for (const [k, x] of Object.entries(v)) if (x && typeof x === 'object') todo.push([x, Array.isArray(v) ? `${p}[${k}]` : `${p}.${k}`, depth + 1]);
+  }
+}
+
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
-/** A `{"String": s}` or `{"Regex": r}` pattern as a global, Unicode JavaScript RegExp. */
-function pattern(j: Json, path: string): RegExp {
+/**
+ * A `{"String": s}` or `{"Regex": r}` pattern (Split, Replace, the Replace decoder) as a global,
+ * Unicode JavaScript RegExp; a pattern that could backtrack catastrophically is refused.
+ */
+export function pattern(j: Json, path: string): RegExp {
   if (j && typeof j.String === 'string') return new RegExp(escapeRe(j.String), 'gu');
   if (j && typeof j.Regex === 'string') {
+    let src: string;
     try {
-      return new RegExp(translateOnigPattern(j.Regex), 'gu');
+      src = translateOnigPattern(j.Regex);
+      new RegExp(src, 'gu');
     } catch (e) {
       throw configError(`${path}.Regex`, `cannot use pattern ${JSON.stringify(j.Regex)}: ${(e as Error).message}`);
     }
+    const risk = backtrackingRisk(src);
+    if (risk) throw configError(`${path}.Regex`, `pattern ${JSON.stringify(j.Regex)} could backtrack catastrophically (${risk}); kiln refuses repeated groups that hold a repetition or an alternation`);
+    return new RegExp(src, 'gu');
   }
   throw configError(path, `expected {"String": ...} or {"Regex": ...}, got ${JSON.stringify(j)}`);
 }

@@ -1,6 +1,6 @@
 // Post-processors (special tokens around sequences) and decoders (tokens back to text), built from
 // tokenizer.json with the JSON path in every error.
-import { configError, type Json } from './components.js';
+import { configError, pattern, type Json } from './components.js';
 import { CHAR_TO_BYTE } from './model.js';
 
 // ---------------------------------------------------------------- post-processors
@@ -202,11 +202,7 @@ export function buildDecoder(j: Json, path: string): Decoder | null {
         });
     }
     case 'Replace': {
-      const p = j.pattern;
-      let re: RegExp;
-      if (typeof p?.String === 'string') re = new RegExp(p.String.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'), 'gu');
-      else if (typeof p?.Regex === 'string') re = new RegExp(p.Regex, 'gu');
-      else throw configError(`${path}.pattern`, `expected {"String": ...} or {"Regex": ...}, got ${JSON.stringify(p)}`);
+      const re = pattern(j.pattern, `${path}.pattern`);
       const content = j.content ?? '';
       return (tokens) => tokens.map((tok) => tok.replace(re, () => content));
     }

@@ -3,7 +3,7 @@
 // post-processor. Ids equal the Rust `tokenizers` crate's; decode and streaming decode too.
 import { KilnError } from '../core/errors.js';
 import { buildMatchers, parseAddedTokens, type AddedMatcher, type AddedToken } from './added.js';
-import { buildNormalizer, buildPreTokenizer, configError, wasmSplitOf, type Flags, type Json, type Normalizer, type PreTokenizer, type WasmSplit } from './components.js';
+import { buildNormalizer, buildPreTokenizer, checkNesting, configError, wasmSplitOf, type Flags, type Json, type Normalizer, type PreTokenizer, type WasmSplit } from './components.js';
 import { renderChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { WasmModel } from './model.js';
 import { NStr, prepend } from './normalized.js';
@@ -82,6 +82,7 @@ export class Tokenizer {
   constructor(json: Json, config: Json = null, options: { wasmSplit?: boolean } = {}) {
     if (!json || typeof json !== 'object') throw configError('tokenizer.json', 'expected a JSON object');
     if (!json.model) throw configError('tokenizer.json.model', 'missing');
+    for (const k of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) checkNesting(json[k], k);
     const flags: Flags = { byteLevel: false };
     this.normalizer = buildNormalizer(json.normalizer, 'normalizer', flags);
     this.preTokenizer = buildPreTokenizer(json.pre_tokenizer, 'pre_tokenizer', flags);

@@ -122,3 +122,49 @@ export function translateOnigPattern(src: string): string {
   }
   return out;
 }
+
+/**
+ * Why a JavaScript pattern source could backtrack catastrophically, or null. JS RegExp backtracks,
+ * so a repeated group that itself holds a repetition or an alternation (`(a+)+$`, `(a|a)*$`) can
+ * take exponential time on a short text; tokenizer.json patterns never need one (star height 1),
+ * so such a group is refused rather than matched.
+ */
+export function backtrackingRisk(src: string): string | null {
+  // per open group: its start and whether it holds a repetition / an alternation
+  const stack: { start: number; repeat: boolean; alt: boolean }[] = [{ start: 0, repeat: false, alt: false }];
+  let last: { start: number; repeat: boolean; alt: boolean } | null = null; // the group just closed
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    const top = stack[stack.length - 1];
+    if (c === '\\') {
+      if ((src[i + 1] === 'p' || src[i + 1] === 'P' || src[i + 1] === 'u' || src[i + 1] === 'x') && src[i + 2] === '{') i = src.indexOf('}', i);
+      else i++;
+      last = null;
+    } else if (c === '[') {
+      for (i++; i < src.length && src[i] !== ']'; i++) if (src[i] === '\\') i++;
+      last = null;
+    } else if (c === '(') stack.push({ start: i, repeat: false, alt: false });
+    else if (c === ')' && stack.length > 1) {
+      last = stack.pop()!;
+      const parent = stack[stack.length - 1];
+      parent.repeat ||= last.repeat;
+      parent.alt ||= last.alt;
+      continue;
+    } else if (c === '|') top.alt = true;
+    else if (c === '*' || c === '+' || c === '?' || (c === '{' && /^\{\d+(,\d*)?\}/.test(src.slice(i)))) {
+      let max = c === '?' ? 1 : Infinity;
+      if (c === '{') {
+        const m = /^\{(\d+)(,(\d*))?\}/.exec(src.slice(i))!;
+        max = m[2] === undefined ? Number(m[1]) : m[3] === '' ? Infinity : Number(m[3]);
+        i += m[0].length - 1;
+      }
+      if (src[i + 1] === '?') i++; // lazy
+      if (max > 1) {
+        if (last && (last.repeat || last.alt)) return `the repeated group ${src.slice(last.start, i + 1)} holds ${last.repeat ? 'a repetition' : 'an alternation'}`;
+        top.repeat = true;
+      }
+    }
+    last = null;
+  }
+  return null;
+}

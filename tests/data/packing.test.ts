@@ -97,6 +97,19 @@ describe('packSequences', () => {
     expect(() => packSequences(docs, { seqLen: 1 })).toThrow(KilnError);
     expect(() => packSequences(docs, { seqLen: 8, strategy: 'best' as PackStrategy })).toThrow(KilnError);
   });
+
+  it('a row length the packer cannot hold is a typed error naming its memory, not a wasm trap', () => {
+    const docs = [[1, 2, 3], [4, 5]];
+    // FFD's counts by length alone would need 4 bytes per row position: 3.73 GiB at 10^9
+    expect(() => packSequences(docs, { seqLen: 1_000_000_000 })).toThrow(/packSequences: packing 2 documents \(5 tokens\) into rows of 1000000000 needs 3\.73 GiB of packer memory, over its 2\.00 GiB limit/);
+    // the plan fits, the row (2 x 10^8 cells x 4 arrays x 4 bytes = 2.98 GiB) does not
+    expect(() => packSequences(docs, { seqLen: 200_000_000, strategy: 'greedy' })).toThrow(/packSequences: 1 row of 200000000 tokens needs 2\.98 GiB/);
+    for (const seqLen of [2 ** 31, 1e15]) expect(() => packSequences(docs, { seqLen, strategy: 'concat' })).toThrow(KilnError);
+    // a large row that fits still packs: one row, the two documents back to back, then padding
+    const r = packSequences(docs, { seqLen: 1_000_000, strategy: 'concat', padId: 9 });
+    expect(r.rows).toBe(1);
+    expect(Array.from(r.inputIds.subarray(0, 7))).toEqual([1, 2, 3, 4, 5, 9, 9]);
+  });
 });
 
 describe('datasets', () => {

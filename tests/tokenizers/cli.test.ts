@@ -60,7 +60,7 @@ describe('kiln tokenize / detokenize / train-tokenizer / pack', () => {
     expect(st.length).toBe(8 + n + 4 * 4 * report.train.rows * 128);
   });
 
-  it('bad input is one line naming the problem, exit code 1', () => {
+  it('bad input is one line naming the problem, exit code 1 (2 for a usage error)', () => {
     const r = kiln('tokenize', '--tokenizer', '/nonexistent', '--text', 'x');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/--tokenizer \/nonexistent: no such file/);
@@ -69,6 +69,8 @@ describe('kiln tokenize / detokenize / train-tokenizer / pack', () => {
     const b = kiln('tokenize', '--tokenizer', bad, '--text', 'x');
     expect(b.code).toBe(1);
     expect(b.err).toContain('model.merges[0]');
-    expect(kiln('detokenize', '--tokenizer', tokenizerFiles('gpt2').json, '--ids', '1,x').err).toContain("'x' is not a token id");
+    const d = kiln('detokenize', '--tokenizer', tokenizerFiles('gpt2').json, '--ids', '1,x');
+    expect(d.code).toBe(2);
+    expect(d.err).toBe('kiln: --ids: entry 1 of "1,x" is "x", not a token id (a decimal integer)\n');
   });
 });

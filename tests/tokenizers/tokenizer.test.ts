@@ -129,7 +129,8 @@ describe('streaming decode', () => {
 });
 
 describe('malformed tokenizer.json', () => {
-  const base = (): Record<string, unknown> => JSON.parse(load('gpt2').json);
+  const gpt2 = readFileSync(tokenizerFiles('gpt2').json, 'utf8');
+  const base = (): Record<string, unknown> => JSON.parse(gpt2);
   const err = (f: () => unknown): KilnError => {
     try {
       f();
@@ -170,6 +171,50 @@ describe('malformed tokenizer.json', () => {
 
     expect(err(() => Tokenizer.fromString('{"model": ')).message).toContain('tokenizer.json: not valid JSON');
     expect(err(() => Tokenizer.fromString('{}')).message).toContain('tokenizer.json.model: missing');
+  });
+
+  it('components nested 10,000 deep are refused at 64 levels with their JSON path, without recursion', { timeout: 10_000 }, () => {
+    // as text: JSON.stringify itself recurses
+    const nest = (list: string, leaf: object): string => `{"type":"Sequence","${list}":[`.repeat(10_000) + JSON.stringify(leaf) + ']}'.repeat(10_000);
+    const cases: [string, string, object][] = [
+      ['normalizer', 'normalizers', { type: 'NFC' }],
+      ['pre_tokenizer', 'pretokenizers', { type: 'ByteLevel' }],
+      ['post_processor', 'processors', { type: 'ByteLevel' }],
+      ['decoder', 'decoders', { type: 'ByteLevel' }],
+    ];
+    for (const [key, list, leaf] of cases) {
+      const text = gpt2.replace(/\}\s*$/, `,"${key}":${nest(list, leaf)}}`); // the last of a repeated key counts
+      const e = err(() => Tokenizer.fromString(text));
+      expect(e).toBeInstanceOf(KilnError);
+      expect(e.code).toBe('config');
+      expect(e.message).toContain(`${key}: nested more than 64 levels deep (at ${key}.${list}[0]`);
+    }
+    // 3 levels (what real files use) still load and encode as without the Sequence around them
+    const j = base();
+    j.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Sequence', pretokenizers: [j.pre_tokenizer] }] };
+    expect(new Tokenizer(j).encodeIds('Hello world')).toEqual(load('gpt2').kiln.encodeIds('Hello world'));
+  });
+
+  it('a pattern that could backtrack catastrophically is refused at load, where it sits', { timeout: 5_000 }, async () => {
+    // JS RegExp takes exponential time on these: (a+)+$ over 41 a's and a b would hang for minutes
+    const evil = ['(a+)+$', '(a|a)*$', '(?:\\s*x?)+y', '((a+)?)+$', '(a{1,9}){2,}'];
+    const where: [string, (re: string) => object][] = [
+      ['pre_tokenizer.pattern.Regex', (re) => ({ pre_tokenizer: { type: 'Split', pattern: { Regex: re }, behavior: 'Isolated' } })],
+      ['pre_tokenizer.pretokenizers[1].pattern.Regex', (re) => ({ pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'ByteLevel' }, { type: 'Split', pattern: { Regex: re }, behavior: 'Removed' }] } })],
+      ['normalizer.pattern.Regex', (re) => ({ normalizer: { type: 'Replace', pattern: { Regex: re }, content: 'x' } })],
+      ['decoder.decoders[0].pattern.Regex', (re) => ({ decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { Regex: re }, content: 'x' }] } })],
+    ];
+    for (const re of evil)
+      for (const [path, part] of where) {
+        const e = err(() => new Tokenizer({ ...base(), ...part(re) }));
+        expect(e.code).toBe('config');
+        expect(e.message).toContain(`${path}: pattern ${JSON.stringify(re)} could backtrack catastrophically`);
+      }
+    // one level of repetition (all real files) loads and splits as the reference does
+    const j = { ...base(), pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: "(?:ab)+|\\s+(?!\\S)|'s| {2,}|x{1,3}" }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] } };
+    const text = 'ababab  xxxxx  it\'s abx';
+    const ref = await tk.Tokenizer.fromString(JSON.stringify(j)).encode(text, null, { addSpecialTokens: false });
+    expect(new Tokenizer(j).encodeIds(text, { addSpecialTokens: false })).toEqual(ref.getIds());
   });
 
   it('a model without an unknown token raises a typed error when one is needed', () => {
