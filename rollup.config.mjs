@@ -8,6 +8,6 @@ const external = ['webgpu', 'comlink', /^node:/];
 const plugins = [nodeResolve({ resolveOnly: ['@huggingface/jinja'] }), esbuild({ target: 'es2022', minify: false })];
 
 export default [
-  { input: 'src/index.ts', output: { file: 'dist/kiln.js', format: 'es', sourcemap: true }, external, plugins },
-  { input: 'src/cli/main.ts', output: { file: 'dist/cli.js', format: 'es', sourcemap: true }, external, plugins },
+  { input: 'src/index.ts', output: { file: 'dist/kiln.js', format: 'es', sourcemap: 'hidden' }, external, plugins },
+  { input: 'src/cli/main.ts', output: { file: 'dist/cli.js', format: 'es', sourcemap: 'hidden' }, external, plugins },
 ];

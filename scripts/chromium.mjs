@@ -16,16 +16,17 @@ export const CHROMIUM_ARGS = [
 const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.map': 'application/json', '.wasm': 'application/wasm' };
 
 /**
- * Serves `html` at / and the repository's files below it, on 127.0.0.1.
+ * Serves `html` at / and the files below `root` (the repository's by default), on 127.0.0.1.
  * @param {string} html
+ * @param {string} [root]
  * @returns {Promise<{ url: string, close: () => Promise<void> }>}
  */
-export async function serve(html) {
+export async function serve(html, root = ROOT) {
   const server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
     if (path === '/') return void res.writeHead(200, { 'content-type': 'text/html' }).end(html);
-    const file = join(ROOT, path);
-    if (!file.startsWith(ROOT) || !existsSync(file)) return void res.writeHead(404).end();
+    const file = join(root, path);
+    if (!file.startsWith(root) || !existsSync(file)) return void res.writeHead(404).end();
     res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
     createReadStream(file).pipe(res);
   });

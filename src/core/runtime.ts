@@ -23,7 +23,7 @@ async function findGpu(): Promise<{ gpu?: GPU; why?: string }> {
       if (gpu) return { gpu };
       return { why: 'the WebGPU provider returned nothing' };
     } catch (e) {
-      return { why: `loading WebGPU failed: ${(e as Error).message}${isNode() ? ' (in Node, install the `webgpu` package)' : ''}` };
+      return { why: `loading WebGPU failed: ${(e as Error).message}` };
     }
   }
   return { why: 'this runtime has no navigator.gpu (WebGPU is not exposed here)' };

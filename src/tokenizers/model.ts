@@ -5,7 +5,7 @@ import { TOKENIZER_WASM } from './binary.gen.js';
 import { configError, type Json } from './components.js';
 
 let compiled: WebAssembly.Module | null = null;
-/** The compiled tokenizer module (each tokenizer or trainer instantiates its own). */
+/** @internal The compiled tokenizer module (each tokenizer or trainer instantiates its own). */
 export function tokenizerModule(): WebAssembly.Module {
   if (!compiled) {
     const bin = atob(TOKENIZER_WASM);

@@ -1,4 +1,5 @@
 /// <reference types="@webgpu/types" />
+import './gpu-types.js'; // the GPU names of the emitted declarations (see there)
 import { KilnError } from '../../core/errors.js';
 import { envVar } from '../../core/env.js';
 import { ERR_INDEX } from '../../../assembly/layout.js';
@@ -46,7 +47,7 @@ const KEY_LIMITS = [
 export type WebGPUSchedule = 'auto' | 'gpu' | 'cpu';
 
 export interface WebGPUOptions {
-  powerPreference?: GPUPowerPreference;
+  powerPreference?: 'low-power' | 'high-performance'; // GPUPowerPreference, spelled out: a type alias would not merge (gpu-types.ts)
   schedule?: WebGPUSchedule;
 }
 
