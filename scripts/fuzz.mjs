@@ -21,7 +21,7 @@ const { values: a } = parseArgs({
 process.env.XDG_RUNTIME_DIR ??= '/tmp/kiln-xdg';
 mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
 const seed = Number(a.seed ?? process.env.FUZZ_SEED ?? 1);
-const opts = { seed, timeoutMs: Number(a.timeout ?? 5000), workers: Number(a.workers ?? 2), budgetS: Number(a.budget ?? process.env.FUZZ_BUDGET_S ?? 240) };
+const opts = { seed, timeoutMs: Number(a.timeout ?? 4000), workers: Number(a.workers ?? 2), budgetS: Number(a.budget ?? process.env.FUZZ_BUDGET_S ?? 240) };
 
 if (a['self-test']) {
   const n = selfTestCases({ checkpoints: { llama: {} }, tokenizers: {} }).length;

@@ -15,7 +15,7 @@ import { selfTestCases } from './selftest.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 export const TARGETS = ['safetensors', 'gguf', 'config', 'shards', 'tokenizer', 'generation'];
-export const FAILURES = ['exception', 'trap', 'crash', 'timeout', 'memory', 'nan', 'bad-result', 'accepted-invalid', 'rejected-valid'];
+export const FAILURES = ['exception', 'trap', 'crash', 'timeout', 'memory', 'nan', 'bad-result', 'poisoned', 'accepted-invalid', 'rejected-valid'];
 
 let bases = null;
 async function loadBases() {
@@ -61,6 +61,16 @@ const rssMb = (pid) => {
   }
 };
 
+/** CPU seconds a process has used (user + system), from /proc; null where there is no /proc. */
+const cpuSeconds = (pid) => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return null;
+  }
+};
+
 class Worker {
   constructor(opts) {
     this.opts = opts;
@@ -101,13 +111,25 @@ class Worker {
     let timer;
     let poll;
     let peak = 0;
+    const cpu0 = cpuSeconds(this.proc.pid);
+    const cpuAt = []; // [ms, cpu seconds], to tell a blocked or spinning process from a starved one
     const outcome = await new Promise((resolve) => {
       const onMsg = (m) => m.id === id && resolve(m);
       this.proc.on('message', onMsg);
-      timer = setTimeout(() => resolve({ status: 'timeout', detail: `no answer in ${timeoutMs} ms` }), timeoutMs);
+      timer = setTimeout(() => {
+        const now = performance.now();
+        const cpu = cpuSeconds(this.proc.pid);
+        const before = cpuAt.find(([t]) => t >= now - 1000);
+        // spinning: it had the CPU for half the time; blocked: no CPU at all in the last second
+        const spinning = cpu !== null && cpu0 !== null && cpu - cpu0 > timeoutMs / 2000;
+        const blocked = cpu !== null && before && cpu - before[1] < 0.02;
+        resolve({ status: 'timeout', detail: `no answer in ${timeoutMs} ms${spinning ? ', busy on the CPU' : blocked ? ', blocked (no CPU used in its last second)' : ''}`, sure: spinning || blocked });
+      }, timeoutMs);
       poll = setInterval(() => {
         const r = rssMb(this.proc.pid);
         peak = Math.max(peak, r);
+        cpuAt.push([performance.now(), cpuSeconds(this.proc.pid)]);
+        if (cpuAt.length > 80) cpuAt.shift();
         if (r > maxRss) resolve({ status: 'memory', detail: `resident memory ${Math.round(r)} MB > ${maxRss} MB` });
       }, 25);
       this.exited.then(({ code, signal }) => {
@@ -136,7 +158,7 @@ export function classify(c, r) {
  * opts: seed, workers (2), timeoutMs, maxRssMb, heapMb, budgetS (stop dispatching past it), onResult.
  */
 export async function runCases(list, opts) {
-  const o = { workers: 2, timeoutMs: 5000, maxRssMb: 2048, heapMb: 1024, budgetS: Infinity, recycleEvery: 30, ...opts };
+  const o = { workers: 2, timeoutMs: 4000, maxRssMb: 2048, heapMb: 1024, budgetS: Infinity, recycleEvery: 30, ...opts };
   const base = mkdtempSync(join(tmpdir(), 'kiln-fuzz-'));
   const deadline = performance.now() + o.budgetS * 1000;
   const results = new Array(list.length);
@@ -156,8 +178,9 @@ export async function runCases(list, opts) {
       const dir = join(base, `${target}-${index}`);
       writeCase(dir, c.files);
       let r = await pool[w].run(c, dir);
-      if (r.status === 'timeout' && !c.timeoutMs && o.confirmTimeouts !== false) {
-        // a hang is confirmed in a fresh worker with twice the time: a busy machine is not a hang
+      if (r.status === 'timeout' && !r.sure && !c.timeoutMs && o.confirmTimeouts !== false) {
+        // a timeout that may be a busy machine (the worker neither spun nor sat blocked) is
+        // confirmed in a fresh worker with twice the time
         pool[w].kill();
         pool[w] = new Worker(o);
         const again = await pool[w].run({ ...c, timeoutMs: 2 * o.timeoutMs * (c.job.backend === 'webgpu' ? 4 : 1) }, dir);

@@ -171,6 +171,31 @@ function classify(e) {
   return { status: trap ? 'trap' : 'exception', name, detail: `${name}: ${String(e?.message ?? e).slice(0, 300)}`, stack: String(e?.stack ?? '').split('\n').slice(1, 6).join('\n') };
 }
 
+/**
+ * Whether kiln still works in this process after a case: a small matmul always; after a backend
+ * error (where a failed allocation may leave state behind) also the tiny llama checkpoint's logits
+ * against PyTorch's. null when well, else what went wrong.
+ */
+async function health(name, r) {
+  try {
+    const backend = await backendFor(name);
+    const a = k.tensor([1, 2, 3, 4], { shape: [2, 2], backend });
+    const out = await k.matmul(a, a).toArray();
+    a.dispose();
+    if (![7, 10, 15, 22].every((x, i) => out[i] === x)) return `a 2x2 matmul gave ${[...out]}`;
+    if (r.code !== 'backend') return null;
+    const dir = join(root, 'tests/golden/checkpoints/llama');
+    const g = JSON.parse(await (await import('node:fs/promises')).readFile(join(dir, 'golden.json'), 'utf8'));
+    const lm = await k.loadModel(dir, { backend });
+    const logits = await k.noGrad(() => lm.model.call({ inputIds: k.tensor(g.ids.data, { shape: g.ids.shape, dtype: 'i32', backend }) })).logits.toArray();
+    for (const [, p] of lm.model.namedParameters()) p.dispose();
+    const err = Math.max(...g.logits.data.map((x, i) => Math.abs(x - logits[i])));
+    return err < 1e-3 ? null : `the llama checkpoint's logits are off by ${err}`;
+  } catch (e) {
+    return `${e?.name}: ${String(e?.message ?? e).slice(0, 200)}`;
+  }
+}
+
 let current = null;
 const reply = (r) => {
   if (current === null) return;
@@ -192,6 +217,8 @@ process.on('message', async (m) => {
   }
   // give stray rejections of this case a turn to surface before it counts as done
   await new Promise((res) => setTimeout(res, 0));
-  reply(r);
+  // whatever the case raised, kiln must still work afterwards in this process
+  const sick = await health(m.job.backend, r);
+  reply(sick ? { status: 'poisoned', detail: `after the case ended in ${r.status} (${String(r.detail ?? '').slice(0, 160)}), kiln fails here: ${sick}` } : r);
 });
 process.send({ ready: true });

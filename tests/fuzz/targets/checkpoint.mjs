@@ -164,6 +164,12 @@ const ROPE = [
 ];
 const ROPE_FIELDS = { factor: POS, original_max_position_embeddings: INT, low_freq_factor: POS, high_freq_factor: POS, beta_fast: 'optpos', beta_slow: 'optpos', mscale: 'optpos', mscale_all_dim: 'optpos', rope_type: ENUM };
 const ENUM_ROPE = ['linear', 'dynamic', 'yarn', 'llama3', 'default'];
+/** The fields each scaling type reads (an edit to another one changes nothing). */
+const ROPE_READS = {
+  linear: ['factor', 'rope_type'], dynamic: ['factor', 'original_max_position_embeddings', 'rope_type'],
+  yarn: ['factor', 'original_max_position_embeddings', 'beta_fast', 'beta_slow', 'mscale', 'mscale_all_dim', 'rope_type'],
+  llama3: ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings', 'rope_type'],
+};
 
 /** What an edited field may do: 'invalid' (must raise a KilnError) or 'any' (load or raise). */
 function verdict(kind, v, field) {
@@ -219,6 +225,7 @@ function configCase(rng, cps) {
   if (r < 0.35 && arch !== 'gpt2') {
     // rope_scaling: a well-formed one (must load), or one with a subfield edited
     const rope = clone(rng.pick(ROPE));
+    const type0 = rope.rope_type ?? rope.type;
     cfg.rope_scaling = rope;
     if (rng.chance(0.15)) {
       desc = `rope_scaling = ${JSON.stringify(rope)}`;
@@ -233,6 +240,7 @@ function configCase(rng, cps) {
       const kind = ROPE_FIELDS[field];
       expect = field === 'factor' && v === MISSING ? 'invalid' : verdict(kind === POS && field !== 'factor' ? 'optpos' : kind, v, field);
       if (field === 'original_max_position_embeddings' && (v === MISSING || v === null)) expect = 'any';
+      if (!ROPE_READS[type0].includes(field)) expect = 'any';
     }
     files['config.json'] = enc(JSON.stringify(cfg));
     return { desc: `${arch}/config.json: ${desc}`, kind: 'rope_scaling', files: folder(files), job: load, expect };
