@@ -6,8 +6,8 @@
 //   node scripts/fuzz.mjs [--cases N] [--seed S] [--targets a,b] [--timeout MS] [--budget S]
 //   node scripts/fuzz.mjs --target gguf --seed S --case I     one case, in detail
 //   node scripts/fuzz.mjs --self-test                         the harness must flag deliberate failures
-// Env: FUZZ_CASES (per target, default 120), FUZZ_SEED (default 1), FUZZ_BUDGET_S (default 240).
-import { mkdirSync, writeFileSync } from 'node:fs';
+// Env: FUZZ_CASES (per target, default 80), FUZZ_SEED (default 1), FUZZ_BUDGET_S (default 200).
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FAILURES, TARGETS, makeCase, runCases, summarize } from '../tests/fuzz/harness.mjs';
 import { selfTestCases } from '../tests/fuzz/selftest.mjs';
@@ -18,10 +18,17 @@ const { values: a } = parseArgs({
     timeout: { type: 'string' }, budget: { type: 'string' }, workers: { type: 'string' }, 'self-test': { type: 'boolean' }, quiet: { type: 'boolean' },
   },
 });
+// the workers run the built bundle: say so when it is missing or older than the sources
+if (!existsSync('dist/kiln.js')) {
+  console.error('fuzz: dist/kiln.js is missing: run `npm run build` first');
+  process.exit(1);
+}
+const newest = (d) => Math.max(...readdirSync(d, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(`${d}/${e.name}`) : statSync(`${d}/${e.name}`).mtimeMs)));
+if (newest('src') > statSync('dist/kiln.js').mtimeMs) console.warn('fuzz: warning: src/ is newer than dist/kiln.js (run `npm run build`)');
 process.env.XDG_RUNTIME_DIR ??= '/tmp/kiln-xdg';
 mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
 const seed = Number(a.seed ?? process.env.FUZZ_SEED ?? 1);
-const opts = { seed, timeoutMs: Number(a.timeout ?? 4000), workers: Number(a.workers ?? 2), budgetS: Number(a.budget ?? process.env.FUZZ_BUDGET_S ?? 240) };
+const opts = { seed, timeoutMs: Number(a.timeout ?? 4000), workers: Number(a.workers ?? 2), budgetS: Number(a.budget ?? process.env.FUZZ_BUDGET_S ?? 200) };
 
 if (a['self-test']) {
   const n = selfTestCases({ checkpoints: { llama: {} }, tokenizers: {} }).length;
@@ -47,7 +54,7 @@ if (a.case !== undefined) {
 }
 
 const targets = (a.target ?? a.targets)?.split(',') ?? TARGETS;
-const n = Number(a.cases ?? process.env.FUZZ_CASES ?? 120);
+const n = Number(a.cases ?? process.env.FUZZ_CASES ?? 80);
 // interleaved, so a budget cut takes from every target alike
 const list = [];
 for (let index = 0; index < n; index++) for (const target of targets) list.push({ target, index });
