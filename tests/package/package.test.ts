@@ -54,7 +54,7 @@ beforeAll(async () => {
   // package.json is missing here too
   const deps = closure([...Object.keys(packed.dependencies ?? {}), '@types/node', '@webgpu/types']);
   await sh('npm', ['install', '--offline', '--install-links', '--no-audit', '--no-fund', '--no-save', tarball, ...deps]);
-  for (const f of ['check.mjs', 'node.mjs', 'require.cjs', 'page.js', 'index.html', 'consumer.ts', 'cjs-consumer.cts', 'gpu-consumer.ts']) cpSync(join(fixtures, f), join(app, f));
+  cpSync(fixtures, app, { recursive: true });
 }, 120_000);
 
 afterAll(() => {
