@@ -54,7 +54,7 @@ beforeAll(async () => {
   // package.json is missing here too
   const deps = closure([...Object.keys(packed.dependencies ?? {}), '@types/node', '@webgpu/types']);
   await sh('npm', ['install', '--offline', '--install-links', '--no-audit', '--no-fund', '--no-save', tarball, ...deps]);
-  for (const f of ['check.mjs', 'node.mjs', 'require.cjs', 'page.js', 'index.html', 'consumer.ts', 'gpu-consumer.ts']) cpSync(join(fixtures, f), join(app, f));
+  cpSync(fixtures, app, { recursive: true });
 }, 120_000);
 
 afterAll(() => {
@@ -76,17 +76,19 @@ describe('the packed package', () => {
   it('type-checks in a strict consumer with moduleResolution bundler, node16 and nodenext, skipLibCheck off', async () => {
     const strict = { target: 'ES2022', strict: true, noUncheckedIndexedAccess: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true };
     const cases = [
+      // a CommonJS consumer too under nodenext: TypeScript models require(esm) there only
       ...[['esnext', 'bundler'], ['node16', 'node16'], ['nodenext', 'nodenext']].map(([module, moduleResolution]) => ({
-        name: `node-${moduleResolution}`, file: 'consumer.ts', options: { module, moduleResolution, lib: ['ES2022'], types: ['node'] },
+        name: `node-${moduleResolution}`, files: module === 'nodenext' ? ['consumer.ts', 'cjs-consumer.cts'] : ['consumer.ts'], options: { module, moduleResolution, lib: ['ES2022'], types: ['node'] },
       })),
-      { name: 'browser-gpu', file: 'gpu-consumer.ts', options: { module: 'esnext', moduleResolution: 'bundler', lib: ['ES2022', 'DOM'], types: ['@webgpu/types'] } },
+      { name: 'browser-gpu', files: ['gpu-consumer.ts'], options: { module: 'esnext', moduleResolution: 'bundler', lib: ['ES2022', 'DOM'], types: ['@webgpu/types'] } },
     ];
-    for (const c of cases) writeFileSync(join(app, `tsconfig.${c.name}.json`), JSON.stringify({ compilerOptions: { ...strict, ...c.options }, files: [c.file] }));
+    for (const c of cases) writeFileSync(join(app, `tsconfig.${c.name}.json`), JSON.stringify({ compilerOptions: { ...strict, ...c.options }, files: c.files }));
     // rejects with the diagnostics when any project has errors
     await sh(process.execPath, [join(root, 'tests/package/typecheck.mjs'), ...cases.map((c) => `tsconfig.${c.name}.json`)]);
   });
 
-  it('runs in Node: ESM falls back to wasm naming `npm install webgpu`, takes WebGPU once it is installed; require() works', async () => {
+  it('runs in Node: ESM and the CLI fall back to wasm naming `npm install webgpu`, ESM takes WebGPU once it is installed; require() works', async () => {
+    expect(await sh(join(app, 'node_modules/.bin/kiln'), ['info'])).toContain('npm install webgpu'); // the CLI from the package's bin
     const noGpu = result(await sh(process.execPath, ['node.mjs']));
     expect(noGpu.backend).toBe('wasm');
     expect(noGpu.fallbackReason).toContain('npm install webgpu');
