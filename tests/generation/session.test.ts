@@ -278,6 +278,9 @@ describeBackends('generation options', () => {
     expect(nulls.choices[0].message.content).toBe(plain.choices[0].message.content);
     const noTok = generateText(lm.model, null as never, 'w1', {});
     await expect(noTok.next()).rejects.toThrow(/generateText: a tokenizer is needed/);
+    await expect(generateTokens(lm as never, [1]).next()).rejects.toThrow(/generateTokens: model must be a DecoderLM .*, got an object \(Object\)/);
+    await expect(generateBatch(undefined as never, [[1]])).rejects.toThrow(/generateBatch: model must be a DecoderLM .*, got undefined/);
+    await expect(chatCompletion(null as never, { messages: [] })).rejects.toThrow(/chatCompletion: model must be a DecoderLM/);
   });
 
   it('the seed: distinct seeds never alias, and the generator takes 64 bits', () => {
