@@ -148,6 +148,22 @@ describeBackends('one decoding session for a batch', (ctx) => {
     }
   });
 
+  it('seeded sampling draws what generateTokens and generateBatch drew before the session (recorded at 99b46e7)', async () => {
+    // row b of a batch draws from seed + b; the same tokens on both backends then and now
+    const BEFORE: Record<string, [number[], number[][]]> = {
+      llama: [[14, 6, 28, 5, 24, 4, 4, 28, 9, 39], [[14, 6, 28, 5, 24, 4, 4, 28, 9, 39], [31, 6, 38, 35, 9, 29, 35, 10, 33, 26], [22, 10, 18, 33, 39, 2, 22, 32, 22, 3]]],
+      qwen2: [[34, 15, 39, 18, 26, 25, 8, 37, 37, 39], [[34, 15, 39, 18, 26, 25, 8, 37, 37, 39], [34, 15, 25, 25, 0, 25, 25, 8, 25, 25], [1, 1, 1, 33, 37, 15, 17, 39, 37, 4]]],
+    };
+    for (const [arch, [alone, batch]] of Object.entries(BEFORE)) {
+      const { model } = await loadModel(join(dir, arch));
+      const opts = { seed: 7, temperature: 0.8, topK: 20, repetitionPenalty: 1.1, maxTokens: 10 };
+      const got: number[] = [];
+      for await (const s of generateTokens(model, [1, 5, 12], opts)) got.push(s.token);
+      expect(got, arch).toEqual(alone);
+      expect((await generateBatch(model, [[1, 5, 12], [3, 3, 9, 2], [20]], opts)).map((r) => r.tokens), arch).toEqual(batch);
+    }
+  });
+
   it('the padding mask is uploaded once: the bytes written per step do not grow with the sequence', async () => {
     const { model } = await loadModel(join(dir, 'llama'));
     const be = ctx.backend;
