@@ -127,6 +127,11 @@ describeBackends('generation frees its device buffers', (ctx) => {
     s.dispose();
     expect(live()).toBe(before);
     expect(() => s.prefill([[1]])).toThrow(/prefill\(\) runs once/);
+    const bad = new DecodingSession(model, {});
+    expect(() => bad.prefill([[1], [2, 40]])).toThrow(/DecodingSession: prompts\[1\]: token 1 \(40\) is outside the vocab \(size 40\)/);
+    expect(() => bad.prefill([])).toThrow(/non-empty array of prompts/);
+    bad.dispose();
+    expect(live()).toBe(before);
   });
 });
 
