@@ -5,7 +5,7 @@ import { KilnError } from '../core/errors.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import type { LoadedModel } from '../models/load.js';
 import { defaultStopIds, textChunks, type FinishReason, type GenerateOptions } from './generate.js';
-import { validateOptions, vocabOf } from './options.js';
+import { throwIfAborted, validateOptions, vocabOf } from './options.js';
 
 export interface ChatCompletionRequest {
   model?: string;
@@ -107,6 +107,7 @@ function options(op: string, lm: LoadedModel, req: ChatCompletionRequest): { pro
     signal: req.signal,
   };
   validateOptions(op, opts, V, FIELDS);
+  throwIfAborted(opts.signal); // before the stream's first chunk
   return { prompt, opts: { ...opts, stopTokenIds: defaultStopIds(lm.tokenizer, lm.generationConfig) } };
 }
 

@@ -51,7 +51,8 @@ describeBackends('generation frees its device buffers', (ctx) => {
   });
 
   it('after aborts: the signal reason is thrown (AbortError as fetch), at the next step', async () => {
-    const { model } = await warm();
+    const lm = await warm();
+    const model = lm.model;
     const before = live();
     for (let i = 0; i < 5; i++) {
       const ac = new AbortController();
@@ -73,6 +74,9 @@ describeBackends('generation frees its device buffers', (ctx) => {
     await expect(generateBatch(model, [[1, 2], [3]], { maxTokens: 4, signal: ac.signal })).rejects.toBe(reason);
     const pre = AbortSignal.abort();
     await expect(generateTokens(model, [1], { signal: pre }).next()).rejects.toSatisfy(isAbort);
+    await expect(generateText(model, lm.tokenizer!, 'w1', { signal: pre }).next()).rejects.toSatisfy(isAbort);
+    await expect(chatCompletion(lm, { messages: [{ role: 'user', content: 'w1' }], signal: pre })).rejects.toSatisfy(isAbort);
+    await expect(chatCompletionStream(lm, { messages: [{ role: 'user', content: 'w1' }], signal: pre }).next()).rejects.toSatisfy(isAbort);
     // generateBatch aborted mid-way
     const mid = new AbortController();
     const orig = model.forward.bind(model);
