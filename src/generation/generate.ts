@@ -6,7 +6,7 @@ import { KilnError } from '../core/errors.js';
 import type { DecoderLM } from '../models/transformer.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { SamplingOptions } from './sampling.js';
-import { throwIfAborted, validateOptions } from './options.js';
+import { throwIfAborted, validateOptions, vocabOf } from './options.js';
 import { checkPrompt, DecodingSession, type FinishReason } from './session.js';
 
 export type { FinishReason } from './session.js';
@@ -40,7 +40,7 @@ export interface TextChunk extends TokenStep {
  * is the finish reason.
  */
 export async function* generateTokens(model: DecoderLM, prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<TokenStep, FinishReason> {
-  validateOptions('generateTokens', opts, model.config.vocabSize);
+  validateOptions('generateTokens', opts, vocabOf('generateTokens', model));
   return yield* tokens('generateTokens', model, prompt, opts);
 }
 
@@ -78,8 +78,9 @@ export function defaultStopIds(tokenizer: Tokenizer | null, generationConfig: Re
  */
 export async function* generateText(model: DecoderLM, tokenizer: Tokenizer, prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<TextChunk, FinishReason> {
   const op = 'generateText';
+  const V = vocabOf(op, model);
   if (!tokenizer || typeof tokenizer.decodeStream !== 'function') throw new KilnError('argument', op, 'a tokenizer is needed to decode text (the model folder has no tokenizer.json?); generateTokens decodes none');
-  validateOptions(op, opts, model.config.vocabSize);
+  validateOptions(op, opts, V);
   return yield* textChunks(op, model, tokenizer, prompt, opts);
 }
 
@@ -121,7 +122,7 @@ export async function* textChunks(op: string, model: DecoderLM, tokenizer: Token
  */
 export async function generateBatch(model: DecoderLM, prompts: readonly (readonly number[])[], opts: GenerateOptions = {}): Promise<{ tokens: number[]; finish: FinishReason }[]> {
   const op = 'generateBatch';
-  validateOptions(op, opts, model.config.vocabSize);
+  validateOptions(op, opts, vocabOf(op, model));
   if (!Array.isArray(prompts)) throw new KilnError('argument', op, `prompts must be an array of token id arrays, got ${typeof prompts}`);
   throwIfAborted(opts.signal);
   if (!prompts.length) return [];

@@ -5,7 +5,7 @@ import { KilnError } from '../core/errors.js';
 import type { ChatMessage } from '../tokenizers/chat.js';
 import type { LoadedModel } from '../models/load.js';
 import { defaultStopIds, textChunks, type FinishReason, type GenerateOptions } from './generate.js';
-import { validateOptions } from './options.js';
+import { throwIfAborted, validateOptions, vocabOf } from './options.js';
 
 export interface ChatCompletionRequest {
   model?: string;
@@ -72,6 +72,7 @@ function contentText(m: ChatMessage, i: number, bad: (m: string) => KilnError): 
 /** The request checked and turned into a prompt and GenerateOptions (validated once, here). */
 function options(op: string, lm: LoadedModel, req: ChatCompletionRequest): { prompt: number[]; opts: GenerateOptions } {
   const bad = (m: string): KilnError => new KilnError('argument', op, m);
+  const V = vocabOf(op, (lm as LoadedModel | null)?.model);
   if (!lm.tokenizer) throw new KilnError('config', op, 'the model has no tokenizer');
   if (typeof req !== 'object' || req === null) throw bad(`the request must be an object, got ${req === null ? 'null' : typeof req}`);
   if (!Array.isArray(req.messages) || !req.messages.length) throw bad('messages must be a non-empty array');
@@ -105,7 +106,8 @@ function options(op: string, lm: LoadedModel, req: ChatCompletionRequest): { pro
     stop: given(req.stop),
     signal: req.signal,
   };
-  validateOptions(op, opts, lm.model.config.vocabSize, FIELDS);
+  validateOptions(op, opts, V, FIELDS);
+  throwIfAborted(opts.signal); // before the stream's first chunk
   return { prompt, opts: { ...opts, stopTokenIds: defaultStopIds(lm.tokenizer, lm.generationConfig) } };
 }
 

@@ -86,6 +86,16 @@ export function validateOptions(op: string, opts: unknown, vocabSize: number, na
   }
 }
 
+/** The model's vocabulary size, or a KilnError when `model` is not a loaded decoder. */
+export function vocabOf(op: string, model: unknown): number {
+  const V = (model as { config?: { vocabSize?: unknown } } | null)?.config?.vocabSize;
+  if (typeof V !== 'number') {
+    const got = model === null ? 'null' : typeof model === 'object' ? `an object (${(model as object).constructor?.name ?? 'no class'})` : typeof model;
+    throw new KilnError('argument', op, `model must be a DecoderLM (loadModel(...).model), got ${got}`);
+  }
+  return V;
+}
+
 /** Throws the signal's reason (an AbortError DOMException by default), as fetch rejects. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason ?? new DOMException('This operation was aborted', 'AbortError');

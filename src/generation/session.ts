@@ -98,12 +98,15 @@ export class DecodingSession {
 
   /**
    * Runs the prompts' forward (left-padded to the longest) and submits the first draw. Prompts
-   * are token ids in the vocab, shorter than the context window (checkPrompt).
+   * are token ids in the vocab, shorter than the context window (checkPrompt; the entry points
+   * truncate them first where asked).
    */
   prefill(prompts: readonly (readonly number[])[]): void {
-    if (this.cache || this.disposed) throw new KilnError('argument', 'DecodingSession', 'prefill() runs once per session');
+    const op = 'DecodingSession';
+    if (this.cache || this.disposed) throw new KilnError('argument', op, 'prefill() runs once per session');
     throwIfAborted(this.opts.signal);
-    if (!prompts.length) throw new KilnError('argument', 'DecodingSession', 'no prompts');
+    if (!Array.isArray(prompts as unknown) || !prompts.length) throw new KilnError('argument', op, 'prefill() needs a non-empty array of prompts');
+    prompts.forEach((p, i) => checkPrompt(op, this.model, p, this.maxTokens, false, `prompts[${i}]`));
     const model = this.model;
     const backend = model.backend;
     const B = prompts.length;

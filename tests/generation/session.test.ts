@@ -51,7 +51,8 @@ describeBackends('generation frees its device buffers', (ctx) => {
   });
 
   it('after aborts: the signal reason is thrown (AbortError as fetch), at the next step', async () => {
-    const { model } = await warm();
+    const lm = await warm();
+    const model = lm.model;
     const before = live();
     for (let i = 0; i < 5; i++) {
       const ac = new AbortController();
@@ -73,6 +74,9 @@ describeBackends('generation frees its device buffers', (ctx) => {
     await expect(generateBatch(model, [[1, 2], [3]], { maxTokens: 4, signal: ac.signal })).rejects.toBe(reason);
     const pre = AbortSignal.abort();
     await expect(generateTokens(model, [1], { signal: pre }).next()).rejects.toSatisfy(isAbort);
+    await expect(generateText(model, lm.tokenizer!, 'w1', { signal: pre }).next()).rejects.toSatisfy(isAbort);
+    await expect(chatCompletion(lm, { messages: [{ role: 'user', content: 'w1' }], signal: pre })).rejects.toSatisfy(isAbort);
+    await expect(chatCompletionStream(lm, { messages: [{ role: 'user', content: 'w1' }], signal: pre }).next()).rejects.toSatisfy(isAbort);
     // generateBatch aborted mid-way
     const mid = new AbortController();
     const orig = model.forward.bind(model);
@@ -127,6 +131,11 @@ describeBackends('generation frees its device buffers', (ctx) => {
     s.dispose();
     expect(live()).toBe(before);
     expect(() => s.prefill([[1]])).toThrow(/prefill\(\) runs once/);
+    const bad = new DecodingSession(model, {});
+    expect(() => bad.prefill([[1], [2, 40]])).toThrow(/DecodingSession: prompts\[1\]: token 1 \(40\) is outside the vocab \(size 40\)/);
+    expect(() => bad.prefill([])).toThrow(/non-empty array of prompts/);
+    bad.dispose();
+    expect(live()).toBe(before);
   });
 });
 
@@ -145,6 +154,22 @@ describeBackends('one decoding session for a batch', (ctx) => {
         for await (const s of generateTokens(model, prompts[i], { greedy: true, maxTokens: want.length })) alone.push(s.token);
         expect(batch[i].tokens, `${arch} row ${i}`).toEqual(alone);
       }
+    }
+  });
+
+  it('seeded sampling draws what generateTokens and generateBatch drew before the session (recorded at 99b46e7)', async () => {
+    // row b of a batch draws from seed + b; the same tokens on both backends then and now
+    const BEFORE: Record<string, [number[], number[][]]> = {
+      llama: [[14, 6, 28, 5, 24, 4, 4, 28, 9, 39], [[14, 6, 28, 5, 24, 4, 4, 28, 9, 39], [31, 6, 38, 35, 9, 29, 35, 10, 33, 26], [22, 10, 18, 33, 39, 2, 22, 32, 22, 3]]],
+      qwen2: [[34, 15, 39, 18, 26, 25, 8, 37, 37, 39], [[34, 15, 39, 18, 26, 25, 8, 37, 37, 39], [34, 15, 25, 25, 0, 25, 25, 8, 25, 25], [1, 1, 1, 33, 37, 15, 17, 39, 37, 4]]],
+    };
+    for (const [arch, [alone, batch]] of Object.entries(BEFORE)) {
+      const { model } = await loadModel(join(dir, arch));
+      const opts = { seed: 7, temperature: 0.8, topK: 20, repetitionPenalty: 1.1, maxTokens: 10 };
+      const got: number[] = [];
+      for await (const s of generateTokens(model, [1, 5, 12], opts)) got.push(s.token);
+      expect(got, arch).toEqual(alone);
+      expect((await generateBatch(model, [[1, 5, 12], [3, 3, 9, 2], [20]], opts)).map((r) => r.tokens), arch).toEqual(batch);
     }
   });
 
@@ -278,6 +303,9 @@ describeBackends('generation options', () => {
     expect(nulls.choices[0].message.content).toBe(plain.choices[0].message.content);
     const noTok = generateText(lm.model, null as never, 'w1', {});
     await expect(noTok.next()).rejects.toThrow(/generateText: a tokenizer is needed/);
+    await expect(generateTokens(lm as never, [1]).next()).rejects.toThrow(/generateTokens: model must be a DecoderLM .*, got an object \(Object\)/);
+    await expect(generateBatch(undefined as never, [[1]])).rejects.toThrow(/generateBatch: model must be a DecoderLM .*, got undefined/);
+    await expect(chatCompletion(null as never, { messages: [] })).rejects.toThrow(/chatCompletion: model must be a DecoderLM/);
   });
 
   it('the seed: distinct seeds never alias, and the generator takes 64 bits', () => {
