@@ -64,7 +64,7 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
   if (from instanceof ArrayBuffer || from instanceof Uint8Array || (typeof Blob !== 'undefined' && from instanceof Blob)) {
     const src = toSource(from, (from as File).name ?? 'model.gguf');
     if ((await sniffSource(src)) !== 'gguf') throw new KilnError('argument', 'loadModel', `${src.name}: not a GGUF file (a Hugging Face model is a folder: pass its files by name)`);
-    return done(await loadGGUF(src, opts, progress));
+    return done(await ggufModel(trackedSource(src, progress), opts));
   }
   if (typeof from !== 'string') {
     const files = from as ModelFiles;
@@ -72,7 +72,7 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
       // no config.json: one GGUF file among the files, found by its magic
       const gguf: string[] = [];
       for (const f of Object.keys(files)) if ((await sniffSource(toSource(files[f], f))) === 'gguf') gguf.push(f);
-      if (gguf.length === 1) return done(await loadGGUF(await filesFolder(files, opts).source(gguf[0], progress), opts, progress));
+      if (gguf.length === 1) return done(await ggufModel(await filesFolder(files, opts).source(gguf[0], progress), opts));
     }
     return done(await loadFolder(filesFolder(files, opts), opts, progress));
   }
@@ -81,7 +81,7 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
     // a URL whose last segment names a file (has a dot) is a file: its magic says which format
     if (last.includes('.')) {
       const head = await urlHead(from, opts);
-      if (head && sniff(head) === 'gguf') return done(await loadGGUF(await urlSource(from, opts, progress), opts, progress));
+      if (head && sniff(head) === 'gguf') return done(await ggufModel(await urlSource(from, opts, progress), opts));
       if (head && sniff(head) === 'safetensors') throw new KilnError('argument', 'loadModel', `${from}: a safetensors file alone has no config.json; pass the folder's URL`);
     }
     // a hub's resolve URL (https://huggingface.co/ORG/NAME/resolve/REV): listed through the hub's API, so nothing is probed
@@ -98,21 +98,29 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
     await src.close?.();
     throw new KilnError('argument', 'loadModel', `${from}: not a GGUF file, nor a model folder`);
   }
-  return done(await loadGGUF(src, opts, progress));
+  return done(await ggufModel(src, opts));
 }
 
 /** A hub repo: its Hugging Face files, else its one GGUF file. */
 async function loadFromHub(folder: Folder, opts: LoadOptions, progress: Progress): Promise<LoadedModel> {
   const files = (await folder.list()) ?? [];
   const gguf = files.filter((f) => /\.gguf$/i.test(f)); // names from the hub's list, not a URL
-  if (!files.includes('config.json') && gguf.length === 1) return loadGGUF(await folder.source(gguf[0], progress), opts, progress);
+  if (!files.includes('config.json') && gguf.length === 1) return ggufModel(await folder.source(gguf[0], progress), opts);
   if (!files.includes('config.json') && gguf.length > 1) throw new KilnError('argument', 'loadModel', `${folder.name} has ${gguf.length} GGUF files (${gguf.join(', ')}); pass one's URL`);
   return loadFolder(folder, opts, progress);
 }
 
 /** Loads a .gguf file (a path in Node/Deno, a Blob/File, bytes, or a ByteSource); quantized linear weights stay quantized unless `quantize: 'none'`. */
-export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | Uint8Array, opts: LoadOptions = {}, progress = new Progress(opts.onProgress)): Promise<LoadedModel> {
-  const src = typeof from === 'string' ? trackedSource(await fileSource(from, opts), progress) : toSource(from, 'model.gguf');
+export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | Uint8Array, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const progress = new Progress(opts.onProgress);
+  const src = typeof from === 'string' ? await fileSource(from, opts) : toSource(from, 'model.gguf');
+  const m = await ggufModel(trackedSource(src, progress), opts);
+  progress.finish();
+  return m;
+}
+
+/** A GGUF model from a source (whose reads or download report progress already); closes it. */
+async function ggufModel(src: ByteSource, opts: LoadOptions): Promise<LoadedModel> {
   let model: DecoderLM | null = null;
   try {
     const g = await GGUFFile.open(src);
