@@ -12,7 +12,8 @@ export function configFromGGUF(m: Map<string, GGUFValue>, where: string): { cfg:
   if (!GGUF_ARCHS.includes(arch)) throw new KilnError('config', 'loadGGUF', `${where}: general.architecture '${arch}' is not supported (${GGUF_ARCHS.join(', ')})`);
   const num = (k: string, dflt?: number): number => {
     const v = m.get(`${arch}.${k}`) ?? dflt;
-    if (typeof v !== 'number' && typeof v !== 'bigint') throw new KilnError('config', 'loadGGUF', `${where}: metadata ${arch}.${k} is missing`);
+    if (v === undefined) throw new KilnError('config', 'loadGGUF', `${where}: ${arch}.${k}: missing`);
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new KilnError('config', 'loadGGUF', `${where}: ${arch}.${k}: must be a number, got ${JSON.stringify(v)}`);
     return Number(v);
   };
   const tokens = m.get('tokenizer.ggml.tokens');

@@ -43,6 +43,12 @@ export function ropeInvFreq(cfg: RopeConfig, seqLen = 0): { invFreq: Float64Arra
   if (dim > cfg.headDim) throw new KilnError('argument', 'RotaryEmbedding', `rotary dimension ${dim} exceeds the head dim ${cfg.headDim}`);
   let base = cfg.theta ?? 10000;
   const s = cfg.scaling ?? null;
+  // values that can only make NaN or zeros (loaders say which file and key: models/config.ts)
+  if (!(base > 0 && Number.isFinite(base))) throw new KilnError('argument', 'RotaryEmbedding', `theta must be a finite number > 0, got ${base}`);
+  if (s && !(s.factor > 0 && Number.isFinite(s.factor))) throw new KilnError('argument', 'RotaryEmbedding', `${s.type} scaling needs a finite factor > 0, got ${s.factor}`);
+  if (s?.type === 'llama3' && !(s.lowFreqFactor > 0 && s.highFreqFactor > s.lowFreqFactor && s.originalMaxPositionEmbeddings > 0)) {
+    throw new KilnError('argument', 'RotaryEmbedding', `llama3 scaling needs 0 < lowFreqFactor < highFreqFactor and originalMaxPositionEmbeddings > 0, got ${s.lowFreqFactor}, ${s.highFreqFactor}, ${s.originalMaxPositionEmbeddings}`);
+  }
   const maxPos = cfg.maxPositionEmbeddings ?? 2048;
   if (s?.type === 'dynamic') {
     const orig = s.originalMaxPositionEmbeddings ?? maxPos;
