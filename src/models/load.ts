@@ -1,13 +1,15 @@
 // loadModel: a model from wherever it is. A path, a URL, a Hugging Face repo id ('org/name'),
 // raw bytes, a Blob/File or a folder's files by name; GGUF is told by its magic bytes, not by
-// a file name. Sources and folders: sources.ts; a Hugging Face folder: hf-load.ts; GGUF metadata:
-// gguf-config.ts and gguf-tokenizer.ts; placing weights: weights.ts.
+// a file name. Sources and folders: sources.ts; the cache: cache.ts; a Hugging Face folder:
+// hf-load.ts (names: hf.ts); GGUF: gguf-config.ts, gguf-tokenizer.ts, gguf-names.ts; placing
+// weights: weights.ts.
 import { KilnError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { ModelType } from './hf.js';
 import { checkConfigTensors, validateConfig } from './config.js';
-import { configFromGGUF, ggufSources } from './gguf-config.js';
+import { configFromGGUF } from './gguf-config.js';
+import { ggufSources } from './gguf-names.js';
 import { tokenizerFromGGUF } from './gguf-tokenizer.js';
 import { GGUFFile } from './loaders/gguf.js';
 import { loadFolder } from './hf-load.js';
@@ -20,7 +22,8 @@ import { fromGGUF } from '../nn/quant.js';
 import { keptAs, parameterShapes, place, rawWritable, writeRaw } from './weights.js';
 
 export { tokenizerFromGGUF } from './gguf-tokenizer.js';
-export { listCachedModels, deleteCachedModel, type CachedModel, type ModelFiles, type ProgressEvent } from './sources.js';
+export { listCachedModels, deleteCachedModel, type CachedModel } from './cache.js';
+export type { ModelFiles, ProgressEvent } from './sources.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
