@@ -34,6 +34,8 @@ export interface SourceOptions {
   hubUrl?: string;
   /** the hub revision (branch, tag or commit) for repo ids (default 'main') */
   revision?: string;
+  /** a hub access token for gated or private repos (default $HF_TOKEN), sent to the hub only */
+  hubToken?: string;
   /** a plain URL folder's file names, when known: only these are fetched (nothing is probed) */
   files?: string[];
 }
@@ -219,7 +221,7 @@ async function cacheStore(opts: SourceOptions): Promise<Cache | null> {
 }
 
 /** A file at a URL: streamed down with progress (under `file`), kept in Cache Storage where the runtime has it. */
-export async function urlSource(url: string, opts: SourceOptions = {}, progress?: Progress, file = fileName(url)): Promise<ByteSource> {
+export async function urlSource(url: string, opts: SourceOptions = {}, progress?: Progress, file = fileName(url), headers?: Record<string, string>): Promise<ByteSource> {
   const store = await cacheStore(opts);
   const hit = store ? await store.match(url) : undefined;
   if (hit) {
@@ -228,7 +230,7 @@ export async function urlSource(url: string, opts: SourceOptions = {}, progress?
     progress?.update(file, blob.size, blob.size);
     return blobSource(blob, url);
   }
-  const res = await get(url);
+  const res = await get(url, headers && { headers });
   if (!res.ok || !res.body) throw argErr(`${url}: HTTP ${res.status} ${res.statusText}`);
   const total = Number(res.headers.get('content-length')) || null;
   if (total !== null) checkSize(url, total, opts);
@@ -384,8 +386,10 @@ export async function hubFolder(id: string, opts: SourceOptions = {}): Promise<F
   const hub = hubBase(opts);
   const rev = opts.revision ?? 'main';
   const api = `${hub}/api/models/${id}/revision/${encodeURIComponent(rev)}?blobs=true`;
-  const res = await get(api);
-  if (!res.ok) throw argErr(`${id}@${rev}: the hub at ${hub} answered HTTP ${res.status} ${res.statusText} for its file list (no such repo or revision, or it is private)`);
+  const token = opts.hubToken ?? envVar('HF_TOKEN');
+  const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+  const res = await get(api, headers && { headers });
+  if (!res.ok) throw argErr(`${id}@${rev}: the hub at ${hub} answered HTTP ${res.status} ${res.statusText} for its file list (no such repo or revision, or it is gated or private: set hubToken or $HF_TOKEN)`);
   let info: { siblings?: { rfilename?: unknown; size?: unknown }[] };
   try {
     info = await res.json();
@@ -403,7 +407,7 @@ export async function hubFolder(id: string, opts: SourceOptions = {}): Promise<F
     size: async (f) => sizes.get(f) ?? null,
     source: async (f, p) => {
       if (!sizes.has(safeName(f, name))) throw new KilnError('config', 'loadModel', `${name}: the repo has no file ${f}`);
-      return urlSource(`${base}/${f}`, opts, p, f);
+      return urlSource(`${base}/${f}`, opts, p, f, headers);
     },
   };
 }

@@ -106,6 +106,7 @@ describe('paths', () => {
 const REPOS: Record<string, { dir: string; files: string[] }> = {
   'kiln/tiny-llama': { dir: llama, files: readdirSync(llama).filter((f) => f !== 'golden.json') },
   'kiln/tiny-gguf': { dir: join(golden, 'gguf'), files: ['tiny-llama.gguf'] },
+  'kiln/gated': { dir: llama, files: readdirSync(llama).filter((f) => f !== 'golden.json') },
 };
 let server: Server;
 let hub = '';
@@ -119,6 +120,8 @@ beforeAll(async () => {
       if (body === undefined) return void res.writeHead(status).end();
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body);
     };
+    // kiln/gated: the llama repo behind a token
+    if (url.pathname.includes('kiln/gated') && req.headers.authorization !== 'Bearer hf_test') return reply(401, '{"error":"Access to model kiln/gated is restricted"}', 'application/json');
     let m = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
     if (m) {
       const repo = REPOS[m[1]];
@@ -183,8 +186,14 @@ describe('sources', () => {
       const e = await fails(() => loadModel('kiln/tiny-llama', { revision: 'nope' }));
       expect(e.message).toMatch(/kiln\/tiny-llama@nope: the hub at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404/);
       expect((await fails(() => loadModel('kiln/absent'))).message).toMatch(/kiln\/absent@main: .*HTTP 404/);
+      // a gated repo: refused without a token (the message says how), loaded with hubToken or $HF_TOKEN
+      expect((await fails(() => loadModel('kiln/gated'))).message).toMatch(/kiln\/gated@main: .*HTTP 401.*set hubToken or \$HF_TOKEN/);
+      expect(await logitsOf(await loadModel('kiln/gated', { hubToken: 'hf_test' }), g.ids)).toEqual(folderLogits);
+      process.env.HF_TOKEN = 'hf_test';
+      expect(await logitsOf(await loadModel('kiln/gated'), g.ids)).toEqual(folderLogits);
     } finally {
       delete process.env.HF_ENDPOINT;
+      delete process.env.HF_TOKEN;
     }
   });
 
