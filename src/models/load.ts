@@ -80,12 +80,13 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
     return done(await loadFolder(filesFolder(files, opts), opts, progress));
   }
   if (/^https?:\/\//i.test(from)) {
-    const last = new URL(from).pathname.split('/').pop() ?? '';
-    // a URL whose last segment names a file (has a dot) is a file: its magic says which format
-    if (last.includes('.')) {
+    const url = new URL(from);
+    // a URL whose last segment names a file (has a dot), or with a query, is a file: its magic says which format
+    if ((url.pathname.split('/').pop() ?? '').includes('.') || url.search) {
       const head = await urlHead(from, opts);
       if (head && sniff(head) === 'gguf') return done(await ggufModel(await urlSource(from, opts, progress), opts));
       if (head && sniff(head) === 'safetensors') throw new KilnError('argument', 'loadModel', `${from}: a safetensors file alone has no config.json; pass the folder's URL`);
+      if (url.search) throw new KilnError('argument', 'loadModel', `${from}: not a GGUF file${head ? '' : ' (no answer)'}; a model folder's URL takes no query string`);
     }
     // a hub's resolve URL (https://huggingface.co/ORG/NAME/resolve/REV): listed through the hub's API, so nothing is probed
     const hub = /^(https?:\/\/.+?)\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/?$/.exec(from);
@@ -94,7 +95,13 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
   }
   const local = await pathKind(from);
   if (local === 'dir') return done(await loadFolder(await pathFolder(from, opts), opts, progress));
-  if (local === null && isRepoId(from)) return done(await loadFromHub(await hubFolder(from, opts), opts, progress));
+  if (local === null && isRepoId(from)) {
+    const repo = await hubFolder(from, opts).catch((e: Error) => {
+      // 'models/tiny' may be a mistyped local path as much as a repo id: say both
+      throw new KilnError('argument', 'loadModel', `${e.message.replace(/^loadModel: /, '')}${typeof (globalThis as { process?: unknown }).process !== 'undefined' ? ` (and there is no local path '${from}')` : ''}`);
+    });
+    return done(await loadFromHub(repo, opts, progress));
+  }
   // a file (or nothing there: fileSource says which, in one line)
   const src = trackedSource(await fileSource(from, opts), progress);
   if ((await sniffSource(src)) !== 'gguf') {

@@ -158,8 +158,9 @@ describe('sources', () => {
       ['ModelFiles entry without the suffix', () => loadModel({ 'weights.bin': bytes })],
     ];
     for (const [name, load] of sources) assertClose(await ggufLogits(await load()), want, tol, name);
-    // bytes that are not GGUF: a typed error, not a guess
+    // bytes or a URL that are not GGUF: a typed error, not a guess
     expect((await fails(() => loadModel(new Uint8Array(64)))).message).toMatch(/not a GGUF file/);
+    expect((await fails(() => loadModel(`${hub}/llama/config.json?x=1`))).message).toMatch(/config\.json\?x=1: not a GGUF file; a model folder's URL takes no query string/);
   });
 
   it("a repo id loads through the hub's layout (file list once, only files that exist: no 404s) with the folder's logits", async () => {
@@ -185,7 +186,7 @@ describe('sources', () => {
       assertClose(await ggufLogits(await loadModel('kiln/tiny-gguf')), gg.logits.data, { atol: 1e-4 * maxAbs(gg.logits.data), rtol: 0 }, 'hub GGUF');
       const e = await fails(() => loadModel('kiln/tiny-llama', { revision: 'nope' }));
       expect(e.message).toMatch(/kiln\/tiny-llama@nope: the hub at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404/);
-      expect((await fails(() => loadModel('kiln/absent'))).message).toMatch(/kiln\/absent@main: .*HTTP 404/);
+      expect((await fails(() => loadModel('kiln/absent'))).message).toMatch(/kiln\/absent@main: .*HTTP 404.*\(and there is no local path 'kiln\/absent'\)/);
       // a gated repo: refused without a token (the message says how), loaded with hubToken or $HF_TOKEN
       expect((await fails(() => loadModel('kiln/gated'))).message).toMatch(/kiln\/gated@main: .*HTTP 401.*set hubToken or \$HF_TOKEN/);
       expect(await logitsOf(await loadModel('kiln/gated', { hubToken: 'hf_test' }), g.ids)).toEqual(folderLogits);
