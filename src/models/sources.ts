@@ -65,7 +65,19 @@ function checkSize(name: string, size: number, opts: SourceOptions): void {
 export class Progress {
   private readonly files = new Map<string, { loaded: number; total: number | null; spans: [number, number][] }>();
   private fraction = 0;
+  private held = false;
   constructor(private readonly cb?: (e: ProgressEvent) => void) {}
+
+  /** Keeps events back until release(): a folder reads its config and index before it knows its shards. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Reports what happened while held, one event per file touched, now that every file is announced. */
+  release(): void {
+    this.held = false;
+    for (const [file, f] of this.files) if (f.loaded > 0) this.emit(file);
+  }
 
   expect(file: string, total: number | null): void {
     if (!this.files.has(file)) this.files.set(file, { loaded: 0, total, spans: [] });
@@ -105,6 +117,7 @@ export class Progress {
   }
 
   finish(): void {
+    this.held = false;
     for (const f of this.files.keys()) this.done(f);
     if (this.fraction < 1) {
       this.fraction = 1;
@@ -114,7 +127,7 @@ export class Progress {
   }
 
   private emit(file: string): void {
-    if (!this.cb) return;
+    if (!this.cb || this.held) return;
     let loaded = 0;
     let total = 0;
     for (const f of this.files.values()) {

@@ -253,10 +253,26 @@ describe('sources', () => {
   });
 });
 
-/** Every file reported, ending loaded = total = its size; the overall fraction monotone, ending at 1. */
+/**
+ * Every file reported, ending loaded = total = its size; the overall fraction monotone, ending at
+ * 1, and at each event the bytes loaded so far over all the files' bytes (every file is known
+ * before the first event: the shards too, though the index names them).
+ */
 function checkProgress(events: ProgressEvent[], files: [string, number][]): void {
   expect(events.length).toBeGreaterThan(files.length);
   for (let i = 1; i < events.length; i++) expect(events[i].fraction).toBeGreaterThanOrEqual(events[i - 1].fraction);
+  const all = files.reduce((a, [, n]) => a + n, 0);
+  const size = new Map(files);
+  // the small files read before the shards were known (config, index) are reported once the
+  // shards are: up to then the fraction covers only them; from the first weight file on it is exact
+  const first = events.findIndex((e) => /\.(safetensors|gguf)$/.test(e.file));
+  const early = new Set(events.slice(0, first).map((e) => e.file));
+  for (const e of events.slice(0, first)) expect(e.fraction).toBeLessThanOrEqual([...early].reduce((a, f) => a + size.get(f)!, 0) / all + 1e-9);
+  const loaded = new Map(events.slice(0, first).map((e) => [e.file, e.loaded]));
+  for (const e of events.slice(first)) {
+    loaded.set(e.file, e.loaded);
+    expect(e.fraction).toBeCloseTo([...loaded.values()].reduce((a, b) => a + b, 0) / all, 9);
+  }
   expect(events.at(-1)!.fraction).toBe(1);
   expect(events.slice(0, -1).some((e) => e.fraction > 0 && e.fraction < 1)).toBe(true);
   for (const [f, size] of files) {
