@@ -44,7 +44,7 @@ export function configFromGGUF(m: Map<string, GGUFValue>, where: string): { cfg:
   const keys: ConfigKeys = {
     vocabSize: m.has(k('vocab_size')) ? k('vocab_size') : 'tokenizer.ggml.tokens (its length)', hiddenSize: k('embedding_length'), numLayers: k('block_count'), numHeads: k('attention.head_count'),
     numKVHeads: k('attention.head_count_kv'), headDim: k('attention.key_length'), intermediateSize: k('feed_forward_length'), normEps: k('attention.layer_norm_rms_epsilon'),
-    ropeTheta: k('rope.freq_base'), maxPositionEmbeddings: k('context_length'), partialRotaryFactor: k('rope.dimension_count'), slidingWindow: k('attention.sliding_window'),
+    ropeTheta: k('rope.freq_base'), ropeFreqFactors: 'rope_freqs.weight', maxPositionEmbeddings: k('context_length'), partialRotaryFactor: k('rope.dimension_count'), slidingWindow: k('attention.sliding_window'),
   };
   return { cfg, arch, keys };
 }

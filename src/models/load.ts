@@ -135,6 +135,12 @@ async function ggufModel(src: ByteSource, opts: LoadOptions): Promise<LoadedMode
   try {
     const g = await GGUFFile.open(src);
     const { cfg, arch, keys } = configFromGGUF(g.metadata, src.name);
+    // Llama 3.1's scaling, as llama.cpp's converter stores it: a divisor per rotary frequency
+    const freqs = g.tensors.get('rope_freqs.weight');
+    if (freqs) {
+      if (freqs.shape.length !== 1 || freqs.shape[0] > 1 << 16) throw new KilnError('config', 'loadGGUF', `${src.name}: rope_freqs.weight: must be a vector of rotary dim / 2 factors, got ${JSON.stringify(freqs.shape)}`);
+      cfg.ropeFreqFactors = Array.from(await g.float32('rope_freqs.weight'));
+    }
     validateConfig(cfg, src.name, keys);
     const shapes = new Map([...g.tensors].map(([n, t]) => [n, t.shape]));
     checkConfigTensors(cfg, src.name, keys, shapes, (n) => {

@@ -31,6 +31,8 @@ export interface RopeConfig {
   scaling?: RopeScaling | null;
   /** 'half': rotate-half (Llama, NeoX); 'interleaved': pairs (x0, x1), (x2, x3) (GPT-J) */
   layout?: 'half' | 'interleaved';
+  /** rotaryDim / 2 divisors of the inverse frequencies: llama.cpp's rope_freqs tensor, how Llama 3.1 GGUF files carry llama3 scaling */
+  freqFactors?: ArrayLike<number> | null;
 }
 
 /**
@@ -56,6 +58,11 @@ export function ropeInvFreq(cfg: RopeConfig, seqLen = 0): { invFreq: Float64Arra
   }
   const half = dim / 2;
   let inv = Float64Array.from({ length: half }, (_, i) => 1 / base ** ((2 * i) / dim));
+  const ff = cfg.freqFactors;
+  if (ff) {
+    if (ff.length !== half || !Array.from(ff).every((f) => f > 0 && Number.isFinite(f))) throw new KilnError('argument', 'RotaryEmbedding', `freqFactors must be ${half} finite numbers > 0, got ${ff.length}`);
+    inv = inv.map((f, i) => f / ff[i]);
+  }
   let attentionScaling = 1;
   if (s?.type === 'linear') inv = inv.map((f) => f / s.factor);
   else if (s?.type === 'llama3') {
