@@ -25,6 +25,8 @@ export interface DecoderConfig {
   positional?: 'rope' | 'alibi' | 'learned' | 'none';
   ropeTheta?: number;
   ropeScaling?: RopeScaling | null;
+  /** divisors of RoPE's inverse frequencies (rotary dim / 2 of them): GGUF's rope_freqs tensor (Llama 3.1's scaling) */
+  ropeFreqFactors?: number[] | null;
   /** fraction of headDim that rotates (Phi, NeoX) */
   partialRotaryFactor?: number;
   ropeLayout?: 'half' | 'interleaved';
@@ -60,8 +62,8 @@ export interface DecoderConfig {
   } | null;
 }
 
-export type ResolvedConfig = Required<Omit<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap' | 'moe'>> &
-  Pick<DecoderConfig, 'ropeScaling' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap' | 'moe'>;
+export type ResolvedConfig = Required<Omit<DecoderConfig, 'ropeScaling' | 'ropeFreqFactors' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap' | 'moe'>> &
+  Pick<DecoderConfig, 'ropeScaling' | 'ropeFreqFactors' | 'slidingWindow' | 'embeddingScale' | 'attnSoftcap' | 'moe'>;
 
 export function resolveConfig(c: DecoderConfig): ResolvedConfig {
   return {
@@ -150,6 +152,8 @@ export function validateConfig(c: DecoderConfig, file: string, keys: ConfigKeys 
   real(key('partialRotaryFactor'), prf, (x) => x > 0 && x <= 1, 'must be in (0, 1]');
   const rd = Math.round((c.headDim ?? c.hiddenSize / c.numHeads) * prf);
   if (rd % 2) fail(key('partialRotaryFactor'), `makes an odd rotary dimension ${rd}`, prf);
+  const ff = c.ropeFreqFactors;
+  if (ff && (ff.length !== rd / 2 || !ff.every((f) => f > 0 && Number.isFinite(f)))) fail(key('ropeFreqFactors'), `must be ${rd / 2} finite factors > 0 (one per rotary frequency)`, ff.length === rd / 2 ? ff.find((f) => !(f > 0 && Number.isFinite(f))) : `${ff.length} factors`);
   const s = c.ropeScaling;
   if (!s) return;
   const sk = key('ropeScaling');

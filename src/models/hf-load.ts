@@ -60,6 +60,7 @@ export async function loadFolder(folder: Folder, opts: LoadOptions, progress: Pr
   if (!indexed && !(await has('model.safetensors'))) throw new KilnError('config', 'loadModel', `${folder.name} has neither model.safetensors nor model.safetensors.index.json`);
   const optional = listed ? OPTIONAL.filter((f) => listed.includes(f)) : null;
   for (const f of ['config.json', indexed ? 'model.safetensors.index.json' : 'model.safetensors', ...(optional ?? [])]) progress.expect(f, await folder.size(f));
+  progress.hold(); // until the index has named the shards
   const hfConfig = await readJson(folder, 'config.json', progress);
   const where = `${folder.name}/config.json`;
   const cfg = configFromHF(hfConfig, where);
@@ -69,6 +70,7 @@ export async function loadFolder(folder: Folder, opts: LoadOptions, progress: Pr
 
   const shardNames = indexed ? shardsOf(await readJson(folder, 'model.safetensors.index.json', progress), `${folder.name}/model.safetensors.index.json`) : ['model.safetensors'];
   for (const s of shardNames) progress.expect(s, await folder.size(s));
+  progress.release();
   const shards: SafetensorsFile[] = [];
   const where2 = new Map<string, { file: SafetensorsFile; info: TensorInfo }>();
   let model: DecoderLM | null = null;

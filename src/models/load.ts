@@ -1,13 +1,15 @@
 // loadModel: a model from wherever it is. A path, a URL, a Hugging Face repo id ('org/name'),
 // raw bytes, a Blob/File or a folder's files by name; GGUF is told by its magic bytes, not by
-// a file name. Sources and folders: sources.ts; a Hugging Face folder: hf-load.ts; GGUF metadata:
-// gguf-config.ts and gguf-tokenizer.ts; placing weights: weights.ts.
+// a file name. Sources and folders: sources.ts; the cache: cache.ts; a Hugging Face folder:
+// hf-load.ts (names: hf.ts); GGUF: gguf-config.ts, gguf-tokenizer.ts, gguf-names.ts; placing
+// weights: weights.ts.
 import { KilnError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { ModelType } from './hf.js';
 import { checkConfigTensors, validateConfig } from './config.js';
-import { configFromGGUF, ggufSources } from './gguf-config.js';
+import { configFromGGUF } from './gguf-config.js';
+import { ggufSources } from './gguf-names.js';
 import { tokenizerFromGGUF } from './gguf-tokenizer.js';
 import { GGUFFile } from './loaders/gguf.js';
 import { loadFolder } from './hf-load.js';
@@ -20,7 +22,8 @@ import { fromGGUF } from '../nn/quant.js';
 import { keptAs, parameterShapes, place, rawWritable, writeRaw } from './weights.js';
 
 export { tokenizerFromGGUF } from './gguf-tokenizer.js';
-export { listCachedModels, deleteCachedModel, type CachedModel, type ModelFiles, type ProgressEvent } from './sources.js';
+export { listCachedModels, deleteCachedModel, type CachedModel } from './cache.js';
+export type { ModelFiles, ProgressEvent } from './sources.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -64,7 +67,7 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
   if (from instanceof ArrayBuffer || from instanceof Uint8Array || (typeof Blob !== 'undefined' && from instanceof Blob)) {
     const src = toSource(from, (from as File).name ?? 'model.gguf');
     if ((await sniffSource(src)) !== 'gguf') throw new KilnError('argument', 'loadModel', `${src.name}: not a GGUF file (a Hugging Face model is a folder: pass its files by name)`);
-    return done(await loadGGUF(src, opts, progress));
+    return done(await ggufModel(trackedSource(src, progress), opts));
   }
   if (typeof from !== 'string') {
     const files = from as ModelFiles;
@@ -72,17 +75,18 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
       // no config.json: one GGUF file among the files, found by its magic
       const gguf: string[] = [];
       for (const f of Object.keys(files)) if ((await sniffSource(toSource(files[f], f))) === 'gguf') gguf.push(f);
-      if (gguf.length === 1) return done(await loadGGUF(await filesFolder(files, opts).source(gguf[0], progress), opts, progress));
+      if (gguf.length === 1) return done(await ggufModel(await filesFolder(files, opts).source(gguf[0], progress), opts));
     }
     return done(await loadFolder(filesFolder(files, opts), opts, progress));
   }
   if (/^https?:\/\//i.test(from)) {
-    const last = new URL(from).pathname.split('/').pop() ?? '';
-    // a URL whose last segment names a file (has a dot) is a file: its magic says which format
-    if (last.includes('.')) {
+    const url = new URL(from);
+    // a URL whose last segment names a file (has a dot), or with a query, is a file: its magic says which format
+    if ((url.pathname.split('/').pop() ?? '').includes('.') || url.search) {
       const head = await urlHead(from, opts);
-      if (head && sniff(head) === 'gguf') return done(await loadGGUF(await urlSource(from, opts, progress), opts, progress));
+      if (head && sniff(head) === 'gguf') return done(await ggufModel(await urlSource(from, opts, progress), opts));
       if (head && sniff(head) === 'safetensors') throw new KilnError('argument', 'loadModel', `${from}: a safetensors file alone has no config.json; pass the folder's URL`);
+      if (url.search) throw new KilnError('argument', 'loadModel', `${from}: not a GGUF file${head ? '' : ' (no answer)'}; a model folder's URL takes no query string`);
     }
     // a hub's resolve URL (https://huggingface.co/ORG/NAME/resolve/REV): listed through the hub's API, so nothing is probed
     const hub = /^(https?:\/\/.+?)\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/?$/.exec(from);
@@ -91,32 +95,52 @@ export async function loadModel(from: string | ModelFiles | ArrayBuffer | Uint8A
   }
   const local = await pathKind(from);
   if (local === 'dir') return done(await loadFolder(await pathFolder(from, opts), opts, progress));
-  if (local === null && isRepoId(from)) return done(await loadFromHub(await hubFolder(from, opts), opts, progress));
+  if (local === null && isRepoId(from)) {
+    const repo = await hubFolder(from, opts).catch((e: Error) => {
+      // 'models/tiny' may be a mistyped local path as much as a repo id: say both
+      throw new KilnError('argument', 'loadModel', `${e.message.replace(/^loadModel: /, '')}${typeof (globalThis as { process?: unknown }).process !== 'undefined' ? ` (and there is no local path '${from}')` : ''}`);
+    });
+    return done(await loadFromHub(repo, opts, progress));
+  }
   // a file (or nothing there: fileSource says which, in one line)
   const src = trackedSource(await fileSource(from, opts), progress);
   if ((await sniffSource(src)) !== 'gguf') {
     await src.close?.();
     throw new KilnError('argument', 'loadModel', `${from}: not a GGUF file, nor a model folder`);
   }
-  return done(await loadGGUF(src, opts, progress));
+  return done(await ggufModel(src, opts));
 }
 
 /** A hub repo: its Hugging Face files, else its one GGUF file. */
 async function loadFromHub(folder: Folder, opts: LoadOptions, progress: Progress): Promise<LoadedModel> {
   const files = (await folder.list()) ?? [];
   const gguf = files.filter((f) => /\.gguf$/i.test(f)); // names from the hub's list, not a URL
-  if (!files.includes('config.json') && gguf.length === 1) return loadGGUF(await folder.source(gguf[0], progress), opts, progress);
+  if (!files.includes('config.json') && gguf.length === 1) return ggufModel(await folder.source(gguf[0], progress), opts);
   if (!files.includes('config.json') && gguf.length > 1) throw new KilnError('argument', 'loadModel', `${folder.name} has ${gguf.length} GGUF files (${gguf.join(', ')}); pass one's URL`);
   return loadFolder(folder, opts, progress);
 }
 
 /** Loads a .gguf file (a path in Node/Deno, a Blob/File, bytes, or a ByteSource); quantized linear weights stay quantized unless `quantize: 'none'`. */
-export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | Uint8Array, opts: LoadOptions = {}, progress = new Progress(opts.onProgress)): Promise<LoadedModel> {
-  const src = typeof from === 'string' ? trackedSource(await fileSource(from, opts), progress) : toSource(from, 'model.gguf');
+export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | Uint8Array, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const progress = new Progress(opts.onProgress);
+  const src = typeof from === 'string' ? await fileSource(from, opts) : toSource(from, 'model.gguf');
+  const m = await ggufModel(trackedSource(src, progress), opts);
+  progress.finish();
+  return m;
+}
+
+/** A GGUF model from a source (whose reads or download report progress already); closes it. */
+async function ggufModel(src: ByteSource, opts: LoadOptions): Promise<LoadedModel> {
   let model: DecoderLM | null = null;
   try {
     const g = await GGUFFile.open(src);
     const { cfg, arch, keys } = configFromGGUF(g.metadata, src.name);
+    // Llama 3.1's scaling, as llama.cpp's converter stores it: a divisor per rotary frequency
+    const freqs = g.tensors.get('rope_freqs.weight');
+    if (freqs) {
+      if (freqs.shape.length !== 1 || freqs.shape[0] > 1 << 16) throw new KilnError('config', 'loadGGUF', `${src.name}: rope_freqs.weight: must be a vector of rotary dim / 2 factors, got ${JSON.stringify(freqs.shape)}`);
+      cfg.ropeFreqFactors = Array.from(await g.float32('rope_freqs.weight'));
+    }
     validateConfig(cfg, src.name, keys);
     const shapes = new Map([...g.tensors].map(([n, t]) => [n, t.shape]));
     checkConfigTensors(cfg, src.name, keys, shapes, (n) => {

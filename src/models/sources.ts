@@ -34,12 +34,14 @@ export interface SourceOptions {
   hubUrl?: string;
   /** the hub revision (branch, tag or commit) for repo ids (default 'main') */
   revision?: string;
+  /** a hub access token for gated or private repos (default $HF_TOKEN), sent to the hub only */
+  hubToken?: string;
   /** a plain URL folder's file names, when known: only these are fetched (nothing is probed) */
   files?: string[];
 }
 
 export const DEFAULT_MAX_FILE_BYTES = 32 * 2 ** 30;
-const DEFAULT_CACHE = 'kiln-models';
+export const DEFAULT_CACHE = 'kiln-models';
 
 const argErr = (msg: string): KilnError => new KilnError('argument', 'loadModel', msg);
 
@@ -63,7 +65,19 @@ function checkSize(name: string, size: number, opts: SourceOptions): void {
 export class Progress {
   private readonly files = new Map<string, { loaded: number; total: number | null; spans: [number, number][] }>();
   private fraction = 0;
+  private held = false;
   constructor(private readonly cb?: (e: ProgressEvent) => void) {}
+
+  /** Keeps events back until release(): a folder reads its config and index before it knows its shards. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Reports what happened while held, one event per file touched, now that every file is announced. */
+  release(): void {
+    this.held = false;
+    for (const [file, f] of this.files) if (f.loaded > 0) this.emit(file);
+  }
 
   expect(file: string, total: number | null): void {
     if (!this.files.has(file)) this.files.set(file, { loaded: 0, total, spans: [] });
@@ -103,6 +117,7 @@ export class Progress {
   }
 
   finish(): void {
+    this.held = false;
     for (const f of this.files.keys()) this.done(f);
     if (this.fraction < 1) {
       this.fraction = 1;
@@ -112,7 +127,7 @@ export class Progress {
   }
 
   private emit(file: string): void {
-    if (!this.cb) return;
+    if (!this.cb || this.held) return;
     let loaded = 0;
     let total = 0;
     for (const f of this.files.values()) {
@@ -219,7 +234,7 @@ async function cacheStore(opts: SourceOptions): Promise<Cache | null> {
 }
 
 /** A file at a URL: streamed down with progress (under `file`), kept in Cache Storage where the runtime has it. */
-export async function urlSource(url: string, opts: SourceOptions = {}, progress?: Progress, file = fileName(url)): Promise<ByteSource> {
+export async function urlSource(url: string, opts: SourceOptions = {}, progress?: Progress, file = fileName(url), headers?: Record<string, string>): Promise<ByteSource> {
   const store = await cacheStore(opts);
   const hit = store ? await store.match(url) : undefined;
   if (hit) {
@@ -228,7 +243,7 @@ export async function urlSource(url: string, opts: SourceOptions = {}, progress?
     progress?.update(file, blob.size, blob.size);
     return blobSource(blob, url);
   }
-  const res = await get(url);
+  const res = await get(url, headers && { headers });
   if (!res.ok || !res.body) throw argErr(`${url}: HTTP ${res.status} ${res.statusText}`);
   const total = Number(res.headers.get('content-length')) || null;
   if (total !== null) checkSize(url, total, opts);
@@ -384,8 +399,10 @@ export async function hubFolder(id: string, opts: SourceOptions = {}): Promise<F
   const hub = hubBase(opts);
   const rev = opts.revision ?? 'main';
   const api = `${hub}/api/models/${id}/revision/${encodeURIComponent(rev)}?blobs=true`;
-  const res = await get(api);
-  if (!res.ok) throw argErr(`${id}@${rev}: the hub at ${hub} answered HTTP ${res.status} ${res.statusText} for its file list (no such repo or revision, or it is private)`);
+  const token = opts.hubToken ?? envVar('HF_TOKEN');
+  const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+  const res = await get(api, headers && { headers });
+  if (!res.ok) throw argErr(`${id}@${rev}: the hub at ${hub} answered HTTP ${res.status} ${res.statusText} for its file list (no such repo or revision, or it is gated or private: set hubToken or $HF_TOKEN)`);
   let info: { siblings?: { rfilename?: unknown; size?: unknown }[] };
   try {
     info = await res.json();
@@ -403,7 +420,7 @@ export async function hubFolder(id: string, opts: SourceOptions = {}): Promise<F
     size: async (f) => sizes.get(f) ?? null,
     source: async (f, p) => {
       if (!sizes.has(safeName(f, name))) throw new KilnError('config', 'loadModel', `${name}: the repo has no file ${f}`);
-      return urlSource(`${base}/${f}`, opts, p, f);
+      return urlSource(`${base}/${f}`, opts, p, f, headers);
     },
   };
 }
@@ -439,48 +456,3 @@ export function filesFolder(files: ModelFiles, opts: SourceOptions = {}): Folder
 
 /** A single source (bytes, a Blob, a file) with progress. */
 export const trackedSource = (src: ByteSource, p?: Progress): ByteSource => tracked(src, src.name, p);
-
-// ---------------------------------------------------------------- the cache
-
-export interface CachedModel {
-  /** the hub repo id ('org/name', '@revision' unless main) or the folder URL */
-  id: string;
-  files: string[];
-  bytes: number;
-}
-
-/** The model a cached URL belongs to: a hub repo (by its /resolve/ layout) or the URL's folder. */
-function modelOf(url: string): { id: string; file: string } {
-  const m = /^(.*?)\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url);
-  if (m) return { id: m[3] === 'main' ? m[2] : `${m[2]}@${decodeURIComponent(m[3])}`, file: m[4] };
-  const i = url.lastIndexOf('/');
-  return { id: url.slice(0, i), file: url.slice(i + 1) };
-}
-
-/**
- * The models in Cache Storage (browsers, Deno), by repo id or folder URL. In Node there is no
- * Cache Storage: nothing is cached, the list is empty and every load downloads again.
- */
-export async function listCachedModels(opts: { cache?: string } = {}): Promise<CachedModel[]> {
-  if (typeof caches === 'undefined') return [];
-  const store = await caches.open(opts.cache ?? DEFAULT_CACHE);
-  const out = new Map<string, CachedModel>();
-  for (const req of await store.keys()) {
-    const { id, file } = modelOf(req.url);
-    const res = await store.match(req);
-    const m = out.get(id) ?? { id, files: [], bytes: 0 };
-    m.files.push(file);
-    m.bytes += Number(res?.headers.get('content-length')) || 0;
-    out.set(id, m);
-  }
-  return [...out.values()];
-}
-
-/** Deletes a cached model's files (by the id listCachedModels gives); the number of files deleted. */
-export async function deleteCachedModel(id: string, opts: { cache?: string } = {}): Promise<number> {
-  if (typeof caches === 'undefined') return 0;
-  const store = await caches.open(opts.cache ?? DEFAULT_CACHE);
-  let n = 0;
-  for (const req of await store.keys()) if (modelOf(req.url).id === id && (await store.delete(req))) n++;
-  return n;
-}

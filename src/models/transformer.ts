@@ -138,6 +138,7 @@ export class DecoderLM extends Module {
     const rotaryDim = Math.round(c.headDim * c.partialRotaryFactor);
     this.rope = c.positional === 'rope' ? new RotaryEmbedding({
       headDim: c.headDim, rotaryDim, theta: c.ropeTheta, scaling: c.ropeScaling ?? null, layout: c.ropeLayout, maxPositionEmbeddings: c.maxPositionEmbeddings,
+      freqFactors: c.ropeFreqFactors,
     }) : null;
   }
 

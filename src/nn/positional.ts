@@ -31,6 +31,8 @@ export interface RopeConfig {
   scaling?: RopeScaling | null;
   /** 'half': rotate-half (Llama, NeoX); 'interleaved': pairs (x0, x1), (x2, x3) (GPT-J) */
   layout?: 'half' | 'interleaved';
+  /** rotaryDim / 2 divisors of the inverse frequencies: llama.cpp's rope_freqs tensor, how Llama 3.1 GGUF files carry llama3 scaling */
+  freqFactors?: ArrayLike<number> | null;
 }
 
 /**
@@ -43,6 +45,12 @@ export function ropeInvFreq(cfg: RopeConfig, seqLen = 0): { invFreq: Float64Arra
   if (dim > cfg.headDim) throw new KilnError('argument', 'RotaryEmbedding', `rotary dimension ${dim} exceeds the head dim ${cfg.headDim}`);
   let base = cfg.theta ?? 10000;
   const s = cfg.scaling ?? null;
+  // values that can only make NaN or zeros (loaders say which file and key: models/config.ts)
+  if (!(base > 0 && Number.isFinite(base))) throw new KilnError('argument', 'RotaryEmbedding', `theta must be a finite number > 0, got ${base}`);
+  if (s && !(s.factor > 0 && Number.isFinite(s.factor))) throw new KilnError('argument', 'RotaryEmbedding', `${s.type} scaling needs a finite factor > 0, got ${s.factor}`);
+  if (s?.type === 'llama3' && !(s.lowFreqFactor > 0 && s.highFreqFactor > s.lowFreqFactor && s.originalMaxPositionEmbeddings > 0)) {
+    throw new KilnError('argument', 'RotaryEmbedding', `llama3 scaling needs 0 < lowFreqFactor < highFreqFactor and originalMaxPositionEmbeddings > 0, got ${s.lowFreqFactor}, ${s.highFreqFactor}, ${s.originalMaxPositionEmbeddings}`);
+  }
   const maxPos = cfg.maxPositionEmbeddings ?? 2048;
   if (s?.type === 'dynamic') {
     const orig = s.originalMaxPositionEmbeddings ?? maxPos;
@@ -50,6 +58,11 @@ export function ropeInvFreq(cfg: RopeConfig, seqLen = 0): { invFreq: Float64Arra
   }
   const half = dim / 2;
   let inv = Float64Array.from({ length: half }, (_, i) => 1 / base ** ((2 * i) / dim));
+  const ff = cfg.freqFactors;
+  if (ff) {
+    if (ff.length !== half || !Array.from(ff).every((f) => f > 0 && Number.isFinite(f))) throw new KilnError('argument', 'RotaryEmbedding', `freqFactors must be ${half} finite numbers > 0, got ${ff.length}`);
+    inv = inv.map((f, i) => f / ff[i]);
+  }
   let attentionScaling = 1;
   if (s?.type === 'linear') inv = inv.map((f) => f / s.factor);
   else if (s?.type === 'llama3') {

@@ -135,3 +135,58 @@ describe('GGUF SentencePiece vocabularies', () => {
     expect(kiln.decode(kiln.encodeIds('Hello  wörld 😀'), { skipSpecialTokens: true })).toBe('Hello  wörld 😀');
   });
 });
+
+describe('GGUF rope_freqs (Llama 3.1 scaling as llama.cpp stores it)', () => {
+  /** The tiny GGUF with one more F32 tensor appended (its info after the others, its data at the end, aligned). */
+  async function withTensor(bytes: Buffer, name: string, values: Float32Array): Promise<Buffer> {
+    const { GGUFFile } = await import('../../src/models/loaders/gguf.js');
+    const { bytesSource } = await import('../../src/models/sources.js');
+    const f = await GGUFFile.open(bytesSource('x', bytes));
+    const ts = [...f.tensors.values()];
+    const dataStart = Math.min(...ts.map((t) => t.begin));
+    const dataEnd = Math.max(...ts.map((t) => t.end));
+    const last = ts.at(-1)!.name;
+    const at = bytes.subarray(0, dataStart).lastIndexOf(Buffer.from(last)) + last.length;
+    const infoEnd = at + 4 + 8 * bytes.readUInt32LE(at) + 4 + 8;
+    const pad = (n: number) => Math.ceil(n / 32) * 32;
+    const info = Buffer.alloc(8 + name.length + 4 + 8 + 4 + 8);
+    let o = info.writeBigUInt64LE(BigInt(name.length));
+    o += info.write(name, o);
+    o = info.writeUInt32LE(1, o);
+    o = info.writeBigUInt64LE(BigInt(values.length), o);
+    o = info.writeUInt32LE(0, o); // F32
+    info.writeBigUInt64LE(BigInt(pad(dataEnd - dataStart)), o);
+    const head = Buffer.concat([bytes.subarray(0, infoEnd), info]);
+    head.writeBigUInt64LE(head.readBigUInt64LE(8) + 1n, 8);
+    const data = Buffer.alloc(pad(dataEnd - dataStart) + values.byteLength);
+    bytes.copy(data, 0, dataStart, dataEnd);
+    Buffer.from(values.buffer).copy(data, pad(dataEnd - dataStart));
+    return Buffer.concat([head, Buffer.alloc(pad(head.length) - head.length), data]);
+  }
+
+  it("divide RoPE's inverse frequencies: logits equal transformers' llama3 scaling with the same parameters; a wrong length is a config error", async () => {
+    k.use(await k.createBackend('wasm'));
+    const bytes = readFileSync(file);
+    // llama.cpp's convert_hf_to_gguf.py (LlamaModel) for factor 8, low 1, high 4, original context 16; theta 1e4, rotary dim 64
+    const [factor, low, high, orig] = [8, 1, 4, 16];
+    const ff = Float32Array.from({ length: 32 }, (_, i) => {
+      const wavelen = (2 * Math.PI) / 10000 ** (-(2 * i) / 64);
+      if (wavelen < orig / high) return 1;
+      if (wavelen > orig / low) return factor;
+      const smooth = (orig / wavelen - low) / (high - low);
+      return 1 / ((1 - smooth) / factor + smooth);
+    });
+    expect(new Set(ff).size).toBeGreaterThan(2); // some dims kept, some scaled, some smoothed
+    const scaled = await loadModel(await withTensor(bytes, 'rope_freqs.weight', ff));
+    expect(scaled.model.config.ropeFreqFactors).toHaveLength(32);
+    const ref = await loadModel(bytes);
+    (ref.model as { rope: unknown }).rope = new k.nn.RotaryEmbedding({ headDim: 64, theta: 10000, layout: 'interleaved', maxPositionEmbeddings: 64, scaling: { type: 'llama3', factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: orig } });
+    const run = async (lm: { model: k.models.DecoderLM }) => Array.from(await (lm.model.call({ inputIds: k.tensor(g.ids.data, { shape: g.ids.shape, dtype: 'i32' }) }) as { logits: Tensor }).logits.toArray());
+    const got = await run(scaled);
+    assertClose(got, await run(ref), { atol: 1e-4 * maxAbs(got), rtol: 0 }, 'rope_freqs vs llama3 scaling');
+    expect(maxAbs(got.map((v, i) => v - g.logits.data[i]))).toBeGreaterThan(1e-2 * maxAbs(got)); // the factors changed the logits
+    const e = await loadModel(await withTensor(bytes, 'rope_freqs.weight', ff.subarray(0, 31))).catch((x) => x);
+    expect(e).toBeInstanceOf(KilnError);
+    expect(e.message).toMatch(/rope_freqs\.weight: must be 32 finite factors > 0 \(one per rotary frequency\), got "31 factors"/);
+  });
+});

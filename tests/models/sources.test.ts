@@ -106,6 +106,7 @@ describe('paths', () => {
 const REPOS: Record<string, { dir: string; files: string[] }> = {
   'kiln/tiny-llama': { dir: llama, files: readdirSync(llama).filter((f) => f !== 'golden.json') },
   'kiln/tiny-gguf': { dir: join(golden, 'gguf'), files: ['tiny-llama.gguf'] },
+  'kiln/gated': { dir: llama, files: readdirSync(llama).filter((f) => f !== 'golden.json') },
 };
 let server: Server;
 let hub = '';
@@ -119,6 +120,8 @@ beforeAll(async () => {
       if (body === undefined) return void res.writeHead(status).end();
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body);
     };
+    // kiln/gated: the llama repo behind a token
+    if (url.pathname.includes('kiln/gated') && req.headers.authorization !== 'Bearer hf_test') return reply(401, '{"error":"Access to model kiln/gated is restricted"}', 'application/json');
     let m = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
     if (m) {
       const repo = REPOS[m[1]];
@@ -155,8 +158,9 @@ describe('sources', () => {
       ['ModelFiles entry without the suffix', () => loadModel({ 'weights.bin': bytes })],
     ];
     for (const [name, load] of sources) assertClose(await ggufLogits(await load()), want, tol, name);
-    // bytes that are not GGUF: a typed error, not a guess
+    // bytes or a URL that are not GGUF: a typed error, not a guess
     expect((await fails(() => loadModel(new Uint8Array(64)))).message).toMatch(/not a GGUF file/);
+    expect((await fails(() => loadModel(`${hub}/llama/config.json?x=1`))).message).toMatch(/config\.json\?x=1: not a GGUF file; a model folder's URL takes no query string/);
   });
 
   it("a repo id loads through the hub's layout (file list once, only files that exist: no 404s) with the folder's logits", async () => {
@@ -182,9 +186,15 @@ describe('sources', () => {
       assertClose(await ggufLogits(await loadModel('kiln/tiny-gguf')), gg.logits.data, { atol: 1e-4 * maxAbs(gg.logits.data), rtol: 0 }, 'hub GGUF');
       const e = await fails(() => loadModel('kiln/tiny-llama', { revision: 'nope' }));
       expect(e.message).toMatch(/kiln\/tiny-llama@nope: the hub at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404/);
-      expect((await fails(() => loadModel('kiln/absent'))).message).toMatch(/kiln\/absent@main: .*HTTP 404/);
+      expect((await fails(() => loadModel('kiln/absent'))).message).toMatch(/kiln\/absent@main: .*HTTP 404.*\(and there is no local path 'kiln\/absent'\)/);
+      // a gated repo: refused without a token (the message says how), loaded with hubToken or $HF_TOKEN
+      expect((await fails(() => loadModel('kiln/gated'))).message).toMatch(/kiln\/gated@main: .*HTTP 401.*set hubToken or \$HF_TOKEN/);
+      expect(await logitsOf(await loadModel('kiln/gated', { hubToken: 'hf_test' }), g.ids)).toEqual(folderLogits);
+      process.env.HF_TOKEN = 'hf_test';
+      expect(await logitsOf(await loadModel('kiln/gated'), g.ids)).toEqual(folderLogits);
     } finally {
       delete process.env.HF_ENDPOINT;
+      delete process.env.HF_TOKEN;
     }
   });
 
@@ -243,10 +253,26 @@ describe('sources', () => {
   });
 });
 
-/** Every file reported, ending loaded = total = its size; the overall fraction monotone, ending at 1. */
+/**
+ * Every file reported, ending loaded = total = its size; the overall fraction monotone, ending at
+ * 1, and at each event the bytes loaded so far over all the files' bytes (every file is known
+ * before the first event: the shards too, though the index names them).
+ */
 function checkProgress(events: ProgressEvent[], files: [string, number][]): void {
   expect(events.length).toBeGreaterThan(files.length);
   for (let i = 1; i < events.length; i++) expect(events[i].fraction).toBeGreaterThanOrEqual(events[i - 1].fraction);
+  const all = files.reduce((a, [, n]) => a + n, 0);
+  const size = new Map(files);
+  // the small files read before the shards were known (config, index) are reported once the
+  // shards are: up to then the fraction covers only them; from the first weight file on it is exact
+  const first = events.findIndex((e) => /\.(safetensors|gguf)$/.test(e.file));
+  const early = new Set(events.slice(0, first).map((e) => e.file));
+  for (const e of events.slice(0, first)) expect(e.fraction).toBeLessThanOrEqual([...early].reduce((a, f) => a + size.get(f)!, 0) / all + 1e-9);
+  const loaded = new Map(events.slice(0, first).map((e) => [e.file, e.loaded]));
+  for (const e of events.slice(first)) {
+    loaded.set(e.file, e.loaded);
+    expect(e.fraction).toBeCloseTo([...loaded.values()].reduce((a, b) => a + b, 0) / all, 9);
+  }
   expect(events.at(-1)!.fraction).toBe(1);
   expect(events.slice(0, -1).some((e) => e.fraction > 0 && e.fraction < 1)).toBe(true);
   for (const [f, size] of files) {

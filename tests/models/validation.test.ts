@@ -72,6 +72,16 @@ describeBackends('config.json checked before allocation', (ctx) => {
     }
   });
 
+  it('learned positions are bounded by their table: GPT-2 n_positions 2^26 is refused before allocation', async () => {
+    const backend = ctx.backend;
+    const d = join(tmp, 'gpt2-positions');
+    mkdirSync(d, { recursive: true });
+    copyFileSync(join(golden, 'gpt2', 'model.safetensors'), join(d, 'model.safetensors'));
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(golden, 'gpt2', 'config.json'), 'utf8')), n_positions: 2 ** 26 }));
+    const e = await refused(() => loadModel(d, { backend }), backend);
+    expect(e.message).toMatch(/tensor '(transformer\.)?wpe\.weight' is \[\d+, \d+\] but the config makes model\.embed_positions\.weight \[67108864, \d+\]/);
+  });
+
   it('a shape the config makes that the tensors do not have (intermediate_size 1e9) is refused before allocation', async () => {
     const backend = ctx.backend;
     const d = variant('intermediate-1e9', (c) => (c.intermediate_size = 1e9));
@@ -150,5 +160,38 @@ describeBackends('GGUF header and tokenizer checked before allocation', (ctx) =>
       expect(e.code, name).toBe('config');
       expect(e.message, name).toMatch(msg);
     }
+  });
+});
+
+describeBackends('RoPE tables grow to the positions used', (ctx) => {
+  it('2^26 max positions: a table of 4096 first; position 5000 is an index error until reserved, then matches cos/sin by hand', async () => {
+    const backend = ctx.backend;
+    const rope = new k.nn.RotaryEmbedding({ headDim: 4, theta: 100, maxPositionEmbeddings: 2 ** 26 });
+    const x = k.tensor([1, 2, 3, 4], { shape: [1, 1, 1, 4], backend });
+    const at = (p: number) => k.tensor([p], { dtype: 'i32', backend });
+    const before = backend.memory().liveBytes;
+    await rope.apply(x, at(0)).toArray();
+    expect(backend.memory().liveBytes - before).toBeLessThan(4096 * 4 * 8 + 4096); // cos + sin for 4096 positions, not 2^26
+    await expect((async () => rope.apply(x, at(5000)).toArray())()).rejects.toThrow(/an index (is|was) out of range/);
+    rope.reserve(5001);
+    const got = await rope.apply(x, at(5000)).toArray();
+    // rotate-half: pairs (x0, x2), (x1, x3) at frequencies 1 and 100^-0.5
+    const want = [0, 1].flatMap((i) => {
+      const a = 5000 * 100 ** -(i / 2);
+      return [[i, i + 2, Math.cos(a), Math.sin(a)]];
+    });
+    const v = [1, 2, 3, 4];
+    const ref = new Array(4);
+    for (const [i, j, c, s] of want) {
+      ref[i] = v[i] * c - v[j] * s;
+      ref[j] = v[j] * c + v[i] * s;
+    }
+    assertClose(got, ref, { atol: 1e-3, rtol: 1e-3 }, 'rope at 5000');
+    rope.dispose();
+  });
+
+  it('theta 0 and a scaling without its factor are errors when the embedding is built directly too', () => {
+    expect(() => new k.nn.RotaryEmbedding({ headDim: 4, theta: 0 })).toThrow(/theta must be a finite number > 0, got 0/);
+    expect(() => new k.nn.RotaryEmbedding({ headDim: 4, scaling: { type: 'linear' } as never })).toThrow(/linear scaling needs a finite factor > 0, got undefined/);
   });
 });
