@@ -106,22 +106,39 @@ export function mapChars(n: NStr, f: (c: string, cp: number) => string): NStr {
   return b.done();
 }
 
+/**
+ * The matches of the global regex `re` in `s` as the reference's find_iter reports them, flat
+ * (start, end, ...): empty matches count (they split and take replacements), except one right
+ * where the previous match ended.
+ */
+export function findMatches(s: string, re: RegExp): number[] {
+  const out: number[] = [];
+  let lastEnd = -1;
+  re.lastIndex = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    const a = m.index;
+    const b = a + m[0].length;
+    if (a === b) {
+      re.lastIndex = b + (s.codePointAt(b)! > 0xffff ? 2 : 1);
+      if (a === lastEnd) continue;
+    }
+    out.push(a, b);
+    lastEnd = b;
+  }
+  return out;
+}
+
 /** Replaces each match of the global regex `re` by `content` (or by `f(match)`). */
 export function replaceMatches(n: NStr, re: RegExp, content: string | ((m: string) => string)): NStr {
-  re.lastIndex = 0;
-  let b: NBuilder | null = null;
+  const m = findMatches(n.s, re);
+  if (!m.length) return n;
+  const b = new NBuilder(n);
   let kept = 0;
-  for (let m = re.exec(n.s); m; m = re.exec(n.s)) {
-    if (m[0].length === 0) {
-      re.lastIndex++;
-      continue;
-    }
-    b ??= new NBuilder(n);
-    b.keep(kept, m.index);
-    b.put(typeof content === 'string' ? content : content(m[0]), m.index, m.index + m[0].length);
-    kept = m.index + m[0].length;
+  for (let k = 0; k < m.length; k += 2) {
+    b.keep(kept, m[k]);
+    b.put(typeof content === 'string' ? content : content(n.s.slice(m[k], m[k + 1])), m[k], m[k + 1]);
+    kept = m[k + 1];
   }
-  if (!b) return n;
   b.keep(kept, n.s.length);
   return b.done();
 }
