@@ -2,7 +2,7 @@
 // field in errors. Each follows the Rust `tokenizers` crate, which is the reference for ids.
 import { KilnError } from '../core/errors.js';
 import { LinearRegExp } from './linear-regex.js';
-import { findMatches, mapChars, NBuilder, NStr, prepend, replaceMatches, unicodeNormalize } from './normalized.js';
+import { eachMatch, mapChars, NBuilder, NStr, prepend, replaceMatches, unicodeNormalize } from './normalized.js';
 import {
   isChineseChar,
   lowercaseChars,
@@ -275,14 +275,11 @@ function splitBy(n: NStr, m: number[], behavior: Behavior, out: NStr[]): void {
 function regexMatches(s: string, re: RegExp, invert: boolean): number[] {
   const m: number[] = [];
   let prev = 0;
-  const found = findMatches(s, re);
-  for (let k = 0; k < found.length; k += 2) {
-    const a = found[k];
-    const b = found[k + 1];
+  eachMatch(s, re, (a, b) => {
     if (prev !== a) m.push(prev, a, invert ? 1 : 0);
     m.push(a, b, invert ? 0 : 1);
     prev = b;
-  }
+  });
   if (prev !== s.length) m.push(prev, s.length, invert ? 1 : 0);
   return m;
 }

@@ -107,12 +107,11 @@ export function mapChars(n: NStr, f: (c: string, cp: number) => string): NStr {
 }
 
 /**
- * The matches of the global regex `re` in `s` as the reference's find_iter reports them, flat
- * (start, end, ...): empty matches count (they split and take replacements), except one right
- * where the previous match ended.
+ * Calls `f(start, end)` for each match of the global regex `re` in `s` as the reference's
+ * find_iter reports them: empty matches count (they split and take replacements), except one
+ * right where the previous match ended.
  */
-export function findMatches(s: string, re: RegExp): number[] {
-  const out: number[] = [];
+export function eachMatch(s: string, re: RegExp, f: (a: number, b: number) => void): void {
   let lastEnd = -1;
   re.lastIndex = 0;
   for (let m = re.exec(s); m; m = re.exec(s)) {
@@ -122,23 +121,22 @@ export function findMatches(s: string, re: RegExp): number[] {
       re.lastIndex = b + (s.codePointAt(b)! > 0xffff ? 2 : 1);
       if (a === lastEnd) continue;
     }
-    out.push(a, b);
+    f(a, b);
     lastEnd = b;
   }
-  return out;
 }
 
 /** Replaces each match of the global regex `re` by `content` (or by `f(match)`). */
 export function replaceMatches(n: NStr, re: RegExp, content: string | ((m: string) => string)): NStr {
-  const m = findMatches(n.s, re);
-  if (!m.length) return n;
-  const b = new NBuilder(n);
+  let b = null as NBuilder | null; // (set in the callback: not narrowed to null here)
   let kept = 0;
-  for (let k = 0; k < m.length; k += 2) {
-    b.keep(kept, m[k]);
-    b.put(typeof content === 'string' ? content : content(n.s.slice(m[k], m[k + 1])), m[k], m[k + 1]);
-    kept = m[k + 1];
-  }
+  eachMatch(n.s, re, (s, e) => {
+    b ??= new NBuilder(n);
+    b.keep(kept, s);
+    b.put(typeof content === 'string' ? content : content(n.s.slice(s, e)), s, e);
+    kept = e;
+  });
+  if (!b) return n;
   b.keep(kept, n.s.length);
   return b.done();
 }
