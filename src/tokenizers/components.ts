@@ -1,7 +1,8 @@
 // tokenizer.json's normalizers and pre-tokenizers, built from their JSON with the path of every
 // field in errors. Each follows the Rust `tokenizers` crate, which is the reference for ids.
 import { KilnError } from '../core/errors.js';
-import { mapChars, NBuilder, NStr, prepend, replaceMatches, unicodeNormalize } from './normalized.js';
+import { LinearRegExp } from './linear-regex.js';
+import { eachMatch, mapChars, NBuilder, NStr, prepend, replaceMatches, unicodeNormalize } from './normalized.js';
 import {
   isChineseChar,
   lowercaseChars,
@@ -66,7 +67,8 @@ const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&
 
 /**
  * A `{"String": s}` or `{"Regex": r}` pattern (Split, Replace, the Replace decoder) as a global,
- * Unicode JavaScript RegExp; a pattern that could backtrack catastrophically is refused.
+ * Unicode JavaScript RegExp. A pattern that JavaScript's backtracking could take exponential time
+ * on (a repeated group holding a repetition or an alternation) runs on the linear-time matcher.
  */
 export function pattern(j: Json, path: string): RegExp {
   if (j && typeof j.String === 'string') return new RegExp(escapeRe(j.String), 'gu');
@@ -79,8 +81,12 @@ export function pattern(j: Json, path: string): RegExp {
       throw configError(`${path}.Regex`, `cannot use pattern ${JSON.stringify(j.Regex)}: ${(e as Error).message}`);
     }
     const risk = backtrackingRisk(src);
-    if (risk) throw configError(`${path}.Regex`, `pattern ${JSON.stringify(j.Regex)} could backtrack catastrophically (${risk}); kiln refuses repeated groups that hold a repetition or an alternation`);
-    return new RegExp(src, 'gu');
+    if (!risk) return new RegExp(src, 'gu');
+    try {
+      return new LinearRegExp(src);
+    } catch (e) {
+      throw configError(`${path}.Regex`, `pattern ${JSON.stringify(j.Regex)} could backtrack catastrophically (${risk}) and the linear-time matcher cannot run it: ${(e as Error).message}`);
+    }
   }
   throw configError(path, `expected {"String": ...} or {"Regex": ...}, got ${JSON.stringify(j)}`);
 }
@@ -265,21 +271,15 @@ function splitBy(n: NStr, m: number[], behavior: Behavior, out: NStr[]): void {
   for (let i = acc.length - 1; i >= 0; i--) emit(acc[i][0], acc[i][1]);
 }
 
+/** The pieces of `s` for a Split: [start, end, isMatch] covering it, empty matches as boundaries. */
 function regexMatches(s: string, re: RegExp, invert: boolean): number[] {
   const m: number[] = [];
   let prev = 0;
-  re.lastIndex = 0;
-  for (let r = re.exec(s); r; r = re.exec(s)) {
-    const a = r.index;
-    const b = a + r[0].length;
-    if (a === b) {
-      re.lastIndex = b + (s.codePointAt(b)! > 0xffff ? 2 : 1);
-      continue;
-    }
+  eachMatch(s, re, (a, b) => {
     if (prev !== a) m.push(prev, a, invert ? 1 : 0);
     m.push(a, b, invert ? 0 : 1);
     prev = b;
-  }
+  });
   if (prev !== s.length) m.push(prev, s.length, invert ? 1 : 0);
   return m;
 }

@@ -106,21 +106,36 @@ export function mapChars(n: NStr, f: (c: string, cp: number) => string): NStr {
   return b.done();
 }
 
+/**
+ * Calls `f(start, end)` for each match of the global regex `re` in `s` as the reference's
+ * find_iter reports them: empty matches count (they split and take replacements), except one
+ * right where the previous match ended.
+ */
+export function eachMatch(s: string, re: RegExp, f: (a: number, b: number) => void): void {
+  let lastEnd = -1;
+  re.lastIndex = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    const a = m.index;
+    const b = a + m[0].length;
+    if (a === b) {
+      re.lastIndex = b + (s.codePointAt(b)! > 0xffff ? 2 : 1);
+      if (a === lastEnd) continue;
+    }
+    f(a, b);
+    lastEnd = b;
+  }
+}
+
 /** Replaces each match of the global regex `re` by `content` (or by `f(match)`). */
 export function replaceMatches(n: NStr, re: RegExp, content: string | ((m: string) => string)): NStr {
-  re.lastIndex = 0;
-  let b: NBuilder | null = null;
+  let b = null as NBuilder | null; // (set in the callback: not narrowed to null here)
   let kept = 0;
-  for (let m = re.exec(n.s); m; m = re.exec(n.s)) {
-    if (m[0].length === 0) {
-      re.lastIndex++;
-      continue;
-    }
+  eachMatch(n.s, re, (s, e) => {
     b ??= new NBuilder(n);
-    b.keep(kept, m.index);
-    b.put(typeof content === 'string' ? content : content(m[0]), m.index, m.index + m[0].length);
-    kept = m.index + m[0].length;
-  }
+    b.keep(kept, s);
+    b.put(typeof content === 'string' ? content : content(n.s.slice(s, e)), s, e);
+    kept = e;
+  });
   if (!b) return n;
   b.keep(kept, n.s.length);
   return b.done();

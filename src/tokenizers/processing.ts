@@ -2,6 +2,7 @@
 // tokenizer.json with the JSON path in every error.
 import { configError, pattern, type Json } from './components.js';
 import { CHAR_TO_BYTE } from './model.js';
+import { NStr, replaceMatches } from './normalized.js';
 
 // ---------------------------------------------------------------- post-processors
 
@@ -204,7 +205,7 @@ export function buildDecoder(j: Json, path: string): Decoder | null {
     case 'Replace': {
       const re = pattern(j.pattern, `${path}.pattern`);
       const content = j.content ?? '';
-      return (tokens) => tokens.map((tok) => tok.replace(re, () => content));
+      return (tokens) => tokens.map((tok) => replaceMatches(NStr.of(tok), re, content).s);
     }
     case 'WordPiece': {
       const prefix = j.prefix ?? '##';

@@ -126,8 +126,8 @@ export function translateOnigPattern(src: string): string {
 /**
  * Why a JavaScript pattern source could backtrack catastrophically, or null. JS RegExp backtracks,
  * so a repeated group that itself holds a repetition or an alternation (`(a+)+$`, `(a|a)*$`) can
- * take exponential time on a short text; tokenizer.json patterns never need one (star height 1),
- * so such a group is refused rather than matched.
+ * take exponential time on a short text. Real tokenizer.json patterns have none (star height 1);
+ * the ones that do run on the linear-time matcher (linear-regex.ts).
  */
 export function backtrackingRisk(src: string): string | null {
   // per open group: its start and whether it holds a repetition / an alternation
