@@ -162,8 +162,10 @@ export function usage(): string {
 usage:
 ${lines.join('\n')}
 
---model takes a Hugging Face folder or a .gguf file; --tokenizer takes tokenizer.json, its folder,
-or a .gguf file. kiln <command> --help lists a command's flags.
+--model takes a Hugging Face folder, a .gguf file (told by its magic bytes), a URL of either, or a
+Hugging Face repo id ORG/NAME (resolved against $HF_ENDPOINT, default https://huggingface.co;
+$HF_TOKEN for gated repos). --tokenizer takes tokenizer.json, its folder, or a .gguf file.
+kiln <command> --help lists a command's flags.
 `;
 }
 
