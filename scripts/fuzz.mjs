@@ -6,7 +6,7 @@
 //   node scripts/fuzz.mjs [--cases N] [--seed S] [--targets a,b] [--timeout MS] [--budget S]
 //   node scripts/fuzz.mjs --target gguf --seed S --case I     one case, in detail
 //   node scripts/fuzz.mjs --self-test                         the harness must flag deliberate failures
-// Env: FUZZ_CASES (per target, default 80), FUZZ_SEED (default 1), FUZZ_BUDGET_S (default 200).
+// Env: FUZZ_CASES (per target, default 200), FUZZ_SEED (default 1), FUZZ_BUDGET_S (default 200).
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FAILURES, TARGETS, makeCase, runCases, summarize } from '../tests/fuzz/harness.mjs';
@@ -54,7 +54,7 @@ if (a.case !== undefined) {
 }
 
 const targets = (a.target ?? a.targets)?.split(',') ?? TARGETS;
-const n = Number(a.cases ?? process.env.FUZZ_CASES ?? 80);
+const n = Number(a.cases ?? process.env.FUZZ_CASES ?? 200);
 // interleaved, so a budget cut takes from every target alike
 const list = [];
 for (let index = 0; index < n; index++) for (const target of targets) list.push({ target, index });

@@ -148,7 +148,8 @@ const COMMON = {
 };
 const FIELDS = {
   gpt2: { vocab_size: INT, n_embd: INT, n_layer: INT, n_head: INT, n_inner: INT, n_positions: INT, layer_norm_epsilon: EPS, activation_function: ENUM, model_type: ENUM, tie_word_embeddings: BOOL },
-  llama: COMMON, gemma: { ...COMMON, hidden_activation: ENUM }, mistral: COMMON, phi3: COMMON, qwen2: { ...COMMON, use_sliding_window: BOOL },
+  llama: COMMON, gemma: { ...COMMON, hidden_activation: ENUM }, mistral: COMMON, phi3: COMMON,
+  qwen2: { ...COMMON, use_sliding_window: BOOL, sliding_window: 'any' }, // read only with use_sliding_window (false here)
   mixtral: { ...COMMON, num_local_experts: INT, num_experts_per_tok: INT, router_aux_loss_coef: 'any' },
 };
 const ENUMS = {
