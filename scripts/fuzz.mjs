@@ -6,7 +6,7 @@
 //   node scripts/fuzz.mjs [--cases N] [--seed S] [--targets a,b] [--timeout MS] [--budget S]
 //   node scripts/fuzz.mjs --target gguf --seed S --case I     one case, in detail
 //   node scripts/fuzz.mjs --self-test                         the harness must flag deliberate failures
-// Env: FUZZ_CASES (per target, default 80), FUZZ_SEED (default 1), FUZZ_BUDGET_S (default 200).
+// Env: FUZZ_CASES (per target, default 200), FUZZ_SEED (default 1), FUZZ_BUDGET_S (default 200).
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FAILURES, TARGETS, makeCase, runCases, summarize } from '../tests/fuzz/harness.mjs';
@@ -54,7 +54,7 @@ if (a.case !== undefined) {
 }
 
 const targets = (a.target ?? a.targets)?.split(',') ?? TARGETS;
-const n = Number(a.cases ?? process.env.FUZZ_CASES ?? 80);
+const n = Number(a.cases ?? process.env.FUZZ_CASES ?? 200);
 // interleaved, so a budget cut takes from every target alike
 const list = [];
 for (let index = 0; index < n; index++) for (const target of targets) list.push({ target, index });
@@ -83,9 +83,20 @@ for (const [t, s] of Object.entries(by)) {
 console.log(['total'.padEnd(12), ...cols.map((c) => String(total[c]).padStart(10)), '  ', Object.entries(total.byClass).map(([k, v]) => `${k} ${v}`).join(', ')].join(''));
 
 const failures = results.filter((r) => FAILURES.includes(r.class));
+// the same bug found many times reads as one: failures grouped by class and message (numbers and paths blanked)
+const groups = new Map();
+for (const r of failures) {
+  const sig = `${r.class} ${r.target}: ${String(r.detail ?? '').replace(/\/tmp\/\S+/g, 'PATH').replace(/-?\d[\d.e+]*/g, 'N').slice(0, 110)}`;
+  if (!groups.has(sig)) groups.set(sig, { n: 0, r });
+  groups.get(sig).n++;
+}
+if (failures.length) {
+  console.log(`\n${groups.size} distinct failures (class, target, message), each with one case that shows it:`);
+  for (const [sig, { n, r }] of [...groups].sort((x, y) => y[1].n - x[1].n)) console.log(`${String(n).padStart(4)}  ${sig}\n        e.g. #${r.index} ${r.desc.slice(0, 140)}`);
+}
 mkdirSync('.cache', { recursive: true });
 writeFileSync('.cache/fuzz-failures.jsonl', failures.map((r) => JSON.stringify({ target: r.target, seed, index: r.index, class: r.class, desc: r.desc, expect: r.expect, detail: r.detail, code: r.code, stack: r.stack, repro: `node scripts/fuzz.mjs --target ${r.target} --seed ${seed} --case ${r.index}` })).join('\n') + (failures.length ? '\n' : ''));
 const slow = results.filter((r) => r.slow).length;
-console.log(JSON.stringify({ fuzz: { seed, casesPerTarget: n, seconds, ...Object.fromEntries(cols.map((c) => [c, total[c]])), byClass: total.byClass, slowButDone: slow, targets: by } }));
+console.log(JSON.stringify({ fuzz: { seed, casesPerTarget: n, seconds, ...Object.fromEntries(cols.map((c) => [c, total[c]])), distinctFailures: groups.size, byClass: total.byClass, slowButDone: slow, targets: by } }));
 if (failures.length) console.log(`${failures.length} failures written to .cache/fuzz-failures.jsonl`);
 process.exit(failures.length ? 1 : 0);

@@ -15,6 +15,8 @@ import { selfTestCases } from './selftest.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 export const TARGETS = ['safetensors', 'gguf', 'config', 'shards', 'tokenizer', 'generation'];
+/** A WebGPU case's time allowance over a wasm one's: SwiftShader compiles each new pipeline on the CPU. */
+const WEBGPU_SLOWER = 5;
 export const FAILURES = ['exception', 'trap', 'crash', 'timeout', 'memory', 'nan', 'bad-result', 'poisoned', 'accepted-invalid', 'rejected-valid'];
 
 let bases = null;
@@ -105,7 +107,7 @@ class Worker {
     this.cases++;
     this.stderr = '';
     const id = this.cases;
-    const timeoutMs = c.timeoutMs ?? this.opts.timeoutMs * (c.job.backend === 'webgpu' ? 4 : 1);
+    const timeoutMs = c.timeoutMs ?? this.opts.timeoutMs * (c.job.backend === 'webgpu' ? WEBGPU_SLOWER : 1);
     const maxRss = c.maxRssMb ?? this.opts.maxRssMb;
     const t0 = performance.now();
     let timer;
@@ -120,8 +122,9 @@ class Worker {
         const now = performance.now();
         const cpu = cpuSeconds(this.proc.pid);
         const before = cpuAt.find(([t]) => t >= now - 1000);
-        // spinning: it had the CPU for half the time; blocked: no CPU at all in the last second
-        const spinning = cpu !== null && cpu0 !== null && cpu - cpu0 > timeoutMs / 2000;
+        // spinning: it had the CPU for half the time (wasm cases need well under a second of it;
+        // WebGPU's first pipelines on SwiftShader may take many); blocked: no CPU in the last second
+        const spinning = c.job.backend !== 'webgpu' && cpu !== null && cpu0 !== null && cpu - cpu0 > timeoutMs / 2000;
         const blocked = cpu !== null && before && cpu - before[1] < 0.02;
         resolve({ status: 'timeout', detail: `no answer in ${timeoutMs} ms${spinning ? ', busy on the CPU' : blocked ? ', blocked (no CPU used in its last second)' : ''}`, sure: spinning || blocked });
       }, timeoutMs);
@@ -183,7 +186,7 @@ export async function runCases(list, opts) {
         // confirmed in a fresh worker with twice the time
         pool[w].kill();
         pool[w] = new Worker(o);
-        const again = await pool[w].run({ ...c, timeoutMs: 2 * o.timeoutMs * (c.job.backend === 'webgpu' ? 4 : 1) }, dir);
+        const again = await pool[w].run({ ...c, timeoutMs: 2 * o.timeoutMs * (c.job.backend === 'webgpu' ? WEBGPU_SLOWER : 1) }, dir);
         r = again.status === 'timeout' ? { ...again, detail: `no answer in ${o.timeoutMs} ms, nor in ${2 * o.timeoutMs} ms in a fresh worker` } : { ...again, slow: true };
       }
       const cls = classify(c, r);

@@ -33,7 +33,7 @@ export function selfTestCases(b) {
     { desc: 'process.abort()', want: 'crash', files: {}, job: self('crash'), expect: 'any' },
     { desc: 'process.exit(3)', want: 'crash', files: {}, job: self('exit'), expect: 'any' },
     { desc: 'unbounded recursion', want: 'exception', files: {}, job: self('stack'), expect: 'any' },
-    { desc: 'memory growing without bound', want: 'memory', files: {}, job: self('memory'), expect: 'any', maxRssMb: 600 },
+    { desc: 'memory growing without bound', want: 'memory', files: {}, job: self('memory'), expect: 'any', maxRssMb: 600, timeoutMs: 30000 },
     { desc: 'a checkpoint whose final norm is NaN', want: 'nan', files: folder(nanWeights(llama)), job: load, expect: 'any' },
     { desc: 'a valid checkpoint marked invalid', want: 'accepted-invalid', files: folder(llama), job: load, expect: 'invalid' },
     { desc: 'an invalid folder marked valid', want: 'rejected-valid', files: folder({ 'config.json': enc('{"model_type": "llama"}') }), job: load, expect: 'valid' },

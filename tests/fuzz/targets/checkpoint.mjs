@@ -144,12 +144,15 @@ const BOOL = 'bool';
 const COMMON = {
   vocab_size: INT, hidden_size: INT, num_hidden_layers: INT, num_attention_heads: INT, num_key_value_heads: INT, intermediate_size: INT,
   max_position_embeddings: INT, head_dim: INT, rope_theta: POS, rms_norm_eps: EPS, partial_rotary_factor: 'fraction', model_type: ENUM,
-  hidden_act: ENUM, tie_word_embeddings: BOOL, attention_bias: BOOL, mlp_bias: BOOL, rope_scaling: 'rope', sliding_window: 'window',
+  hidden_act: ENUM, tie_word_embeddings: BOOL, attention_bias: BOOL, mlp_bias: BOOL, rope_scaling: 'rope',
+  sliding_window: 'any', // read only by the types below
 };
+const WINDOWED = { ...COMMON, sliding_window: 'window' };
 const FIELDS = {
   gpt2: { vocab_size: INT, n_embd: INT, n_layer: INT, n_head: INT, n_inner: INT, n_positions: INT, layer_norm_epsilon: EPS, activation_function: ENUM, model_type: ENUM, tie_word_embeddings: BOOL },
-  llama: COMMON, gemma: { ...COMMON, hidden_activation: ENUM }, mistral: COMMON, phi3: COMMON, qwen2: { ...COMMON, use_sliding_window: BOOL },
-  mixtral: { ...COMMON, num_local_experts: INT, num_experts_per_tok: INT, router_aux_loss_coef: 'any' },
+  llama: COMMON, gemma: { ...COMMON, hidden_activation: ENUM }, mistral: WINDOWED, phi3: WINDOWED,
+  qwen2: { ...COMMON, use_sliding_window: BOOL }, // sliding_window is read only with use_sliding_window (false here)
+  mixtral: { ...WINDOWED, num_local_experts: INT, num_experts_per_tok: INT, router_aux_loss_coef: 'any' },
 };
 const ENUMS = {
   model_type: ['llama', 'mistral', 'qwen2', 'gemma', 'gpt2', 'phi3', 'mixtral'],

@@ -8,6 +8,8 @@ const V = 301;
 const isInt = (v) => Number.isSafeInteger(v);
 const inRange = (lo, hi) => (v) => isNum(v) && v >= lo && v <= hi;
 const ids = (v) => Array.isArray(v) && v.every((t) => isInt(t) && t >= 0 && t < V);
+/** A token count: a positive integer; 0 (nothing to generate) may be refused or return nothing. */
+const nTokens = (v) => (isInt(v) && v >= 0 ? v > 0 || 'any' : false);
 const bias = (v) => v && typeof v === 'object' && !Array.isArray(v) && Object.entries(v).every(([k, x]) => /^\d+$/.test(k) && +k < V && isNum(x));
 
 /**
@@ -25,14 +27,14 @@ const SAMPLING = {
   presencePenalty: [[0, 0.5, -2], isNum],
   logitBias: [[{}, { 5: -100 }, { 7: 3.5, 8: -1 }], bias],
   seed: [[0, 42, 2 ** 32 - 1], (v) => (isInt(v) ? v >= 0 || 'any' : false)],
-  maxTokens: [[0, 1, 3, 100], (v) => isInt(v) && v >= 0],
+  maxTokens: [[0, 1, 3, 100], nTokens],
   stopTokenIds: [[[], [5], [300, 1]], ids],
-  stop: [[[], ['a'], ['', 'the']], (v) => Array.isArray(v) && v.every((s) => typeof s === 'string')],
+  stop: [[[], ['a'], ['', 'the']], (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string') ? !v.includes('') || 'any' : false)],
   truncatePrompt: [[true, false], (v) => typeof v === 'boolean', 'lenient'],
 };
 const CHAT = {
-  max_tokens: [[1, 3], (v) => isInt(v) && v >= 0],
-  max_completion_tokens: [[1, 2], (v) => isInt(v) && v >= 0],
+  max_tokens: [[1, 3], nTokens],
+  max_completion_tokens: [[1, 2], nTokens],
   temperature: [[0, 1, 1.5], (v) => isNum(v) && v >= 0],
   top_p: [[0.5, 1], (v) => isNum(v) && v > 0 && v <= 1],
   top_k: [[0, 3], (v) => isInt(v) && v >= 0],
@@ -41,7 +43,7 @@ const CHAT = {
   frequency_penalty: [[0, 1], isNum],
   presence_penalty: [[0, -1], isNum],
   logit_bias: [[{}, { 5: -100 }], bias],
-  stop: [['x', ['a', 'b'], []], (v) => typeof v === 'string' || (Array.isArray(v) && v.every((s) => typeof s === 'string'))],
+  stop: [['x', ['a', 'b'], []], (v) => (typeof v === 'string' || (Array.isArray(v) && v.every((s) => typeof s === 'string')) ? (v !== '' && !(Array.isArray(v) && v.includes(''))) || 'any' : false)],
   seed: [[1, 7], (v) => (isInt(v) ? v >= 0 || 'any' : false)],
   n: [[1], (v) => v === 1],
   logprobs: [[true, false], (v) => typeof v === 'boolean', 'lenient'],
@@ -71,11 +73,7 @@ function options(rng, table, pAdv, nullIsUnset) {
   let verdict = 'valid';
   for (const [name, [good, ok, mode]] of Object.entries(table)) {
     if (!rng.chance(0.35)) continue;
-    if (!rng.chance(pAdv)) {
-      o[name] = rng.pick(good);
-      continue;
-    }
-    const [, v] = rng.pick(JS_VALUES);
+    const v = rng.chance(pAdv) ? rng.pick(JS_VALUES)[1] : rng.pick(good);
     o[name] = v;
     if (v === undefined) continue;
     const r = v === null ? (nullIsUnset || name !== 'seed' ? 'any' : false) : mode === 'lenient' ? 'any' : ok(v);

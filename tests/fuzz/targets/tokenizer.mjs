@@ -2,7 +2,7 @@
 // corrupted, Sequences nested deep, pathological and invalid Split / Replace patterns, merges,
 // vocab and added_tokens corrupted, truncation / padding edits, and byte-level damage; each
 // tokenizer then encodes, pads and decodes a few strings.
-import { JSON_VALUES, MISSING, clone, dec, describe, enc, flipBits, parses, setField } from '../values.mjs';
+import { JSON_VALUES, MISSING, clone, dec, enc, flipBits, parses, setField } from '../values.mjs';
 
 const CORPUS = ['Hello world, the quick brown fox jumps over the lazy dog.', 'aaaa bbbb abab 1234 12 1', 'ünïcödé 漢字 🙂 tabs\tand\nnewlines', 'The the THE, a an and.'];
 /** What each case encodes: plain text, the backtracking trap for (a+)+$, empties, specials. */
@@ -257,4 +257,3 @@ function tokenizerCase(rng, bases) {
 }
 
 export const tokenizerTargets = { tokenizer: tokenizerCase };
-export { describe };
