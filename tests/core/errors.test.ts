@@ -60,3 +60,19 @@ describeBackends('errors', ({ name }) => {
     throwsKiln(() => k.tidy(() => Promise.resolve(1)), 'argument', /tidy: the function must be synchronous/);
   });
 });
+
+describeBackends('allocation failures', (ctx) => {
+  const { name } = ctx;
+  it('an allocation the device cannot hold is a KilnError and leaves the allocator working', async () => {
+    let err: unknown;
+    try { ctx.backend.alloc(name === 'wasm' ? 2 ** 40 : 2 ** 52); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(k.KilnError);
+    if (name === 'wasm') {
+      expect(() => ctx.backend.alloc(Number.NaN)).toThrow(k.KilnError);
+    }
+    // the next ordinary tensor still lives and computes
+    const t = k.add(k.tensor([1, 2, 3]), k.tensor([10, 20, 30]));
+    expect(await t.toArray()).toEqual(new Float32Array([11, 22, 33]));
+    t.dispose();
+  });
+});

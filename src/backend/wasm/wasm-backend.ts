@@ -92,16 +92,20 @@ export class WasmBackend implements Backend {
   }
 
   private bump(bytes: number): number {
+    // a size that is not a finite count, or a heap that cannot grow, leaves `top` where it was:
+    // one failed allocation must not poison every later one
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new KilnError('backend', 'wasm', `cannot allocate ${bytes} bytes`);
     const p = this.top;
-    this.top = p + Math.ceil(bytes / 64) * 64;
-    const need = this.top - this.mem.buffer.byteLength;
+    const top = p + Math.ceil(bytes / 64) * 64;
+    const need = top - this.mem.buffer.byteLength;
     if (need > 0) {
       try {
         this.mem.grow(Math.ceil(need / 65536));
       } catch {
-        throw new KilnError('backend', 'wasm', `out of memory growing the heap to ${this.top} bytes`);
+        throw new KilnError('backend', 'wasm', `out of memory growing the heap to ${top} bytes`);
       }
     }
+    this.top = top;
     return p;
   }
 
