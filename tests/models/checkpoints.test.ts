@@ -103,7 +103,18 @@ describe('bad checkpoints', () => {
       len.writeBigUInt64LE(BigInt(hb.length));
       writeFileSync(join(d, 'model.safetensors'), Buffer.concat([len, hb, b.subarray(8 + n)]));
     });
-    expect((await fails(lying)).message).toMatch(/overlap: the header lies about offsets|needs \d+ bytes but data_offsets span/);
+    expect((await fails(lying)).message).toMatch(/overlap at .*: the header lies about offsets|needs \d+ bytes but data_offsets span/);
+
+    // the header length one byte short: the header still parses (its padding is spaces) but every
+    // tensor would be read a byte early; the data no longer ends where the file does
+    const shifted = variant('shifted', (d) => {
+      const b = Buffer.from(st(d));
+      const n = Number(b.readBigUInt64LE(0));
+      expect(b[8 + n - 1]).toBe(0x20); // the writer pads its header with spaces
+      b.writeBigUInt64LE(BigInt(n - 1), 0);
+      writeFileSync(join(d, 'model.safetensors'), b);
+    });
+    expect((await fails(shifted)).message).toMatch(/the tensors end at byte \d+ of the data, but the file holds \d+/);
 
     const shape = variant('shape', (d) => {
       const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));

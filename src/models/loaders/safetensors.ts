@@ -101,8 +101,15 @@ export class SafetensorsFile {
       tensors.set(name, { name, dtype: e.dtype, shape: e.shape as number[], begin: dataStart + off[0], end: dataStart + off[1] });
     }
     const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
-    for (let i = 1; i < sorted.length; i++)
-      if (sorted[i].begin < sorted[i - 1].end) throw bad(`tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap: the header lies about offsets`);
+    // as the format's own reader: the data is indexed whole, tensor after tensor, no holes, so a
+    // header that lies about its length (shifting every tensor by a byte) cannot pass
+    let at = dataStart;
+    for (const t of sorted) {
+      if (t.begin < at) throw bad(`tensors overlap at '${t.name}': the header lies about offsets`);
+      if (t.begin > at) throw bad(`${t.name}: data_offsets begin at ${t.begin - dataStart}, leaving a hole after byte ${at - dataStart} of the data`);
+      at = t.end;
+    }
+    if (at !== source.size) throw bad(`the tensors end at byte ${at - dataStart} of the data, but the file holds ${source.size - dataStart} (a wrong header length, or trailing bytes)`);
     return new SafetensorsFile(source, tensors, metadata);
   }
 
