@@ -37,7 +37,7 @@ export function concatSeqs(parts: Seq[]): Seq {
 }
 
 function pairOf(j: Json, path: string): [string, number] {
-  if (!Array.isArray(j) || typeof j[0] !== 'string' || !Number.isInteger(j[1])) throw configError(path, `expected [token, id], got ${JSON.stringify(j)}`);
+  if (!Array.isArray(j) || typeof j[0] !== 'string' || !Number.isSafeInteger(j[1]) || j[1] < 0) throw configError(path, `expected [token, id], got ${JSON.stringify(j)}`);
   return [j[0], j[1]];
 }
 
@@ -48,7 +48,8 @@ export function buildPostProcessor(j: Json, path: string): PostProcessor | null 
     case 'TemplateProcessing': {
       const special = new Map<string, number[]>();
       for (const [k, v] of Object.entries(j.special_tokens ?? {}) as [string, Json][]) {
-        if (!Array.isArray(v?.ids)) throw configError(`${path}.special_tokens.${k}.ids`, 'expected an array of ids');
+        if (!Array.isArray(v?.ids) || !v.ids.every((id: unknown) => Number.isSafeInteger(id) && (id as number) >= 0))
+          throw configError(`${path}.special_tokens.${k}.ids`, `expected an array of token ids (integers >= 0), got ${JSON.stringify(v?.ids)}`);
         special.set(k, v.ids);
       }
       const parse = (tpl: Json, where: string): ((a: Seq, b: Seq | null) => Seq) => {
@@ -223,4 +224,66 @@ export function buildDecoder(j: Json, path: string): Decoder | null {
     default:
       throw configError(`${path}.type`, `unsupported decoder '${t}' (supported: Sequence, ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, WordPiece, BPEDecoder)`);
   }
+}
+
+// ---------------------------------------------------------------- truncation and padding
+
+export interface TruncationOptions {
+  maxLength: number;
+  strategy?: 'longest_first' | 'only_first' | 'only_second';
+  direction?: 'right' | 'left';
+  stride?: number;
+}
+
+export interface PaddingOptions {
+  /** 'longest' pads to the longest in the batch; a number pads to that length. */
+  length?: 'longest' | number;
+  direction?: 'right' | 'left';
+  padId?: number;
+  padTypeId?: number;
+  padToken?: string;
+  padToMultipleOf?: number;
+}
+
+const count = (v: unknown, path: string, min = 0): number => {
+  if (!Number.isSafeInteger(v) || (v as number) < min) throw configError(path, `expected an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return v as number;
+};
+function oneOf<T extends string>(v: unknown, path: string, names: Record<string, T>, dflt: string): T {
+  const k = v ?? dflt;
+  if (typeof k !== 'string' || !(k in names)) throw configError(path, `expected one of ${Object.keys(names).join(', ')}, got ${JSON.stringify(v)}`);
+  return names[k];
+}
+
+/** tokenizer.json's `truncation` (null: none), every field checked as the reference's serde would. */
+export function parseTruncation(j: Json, path: string): TruncationOptions | null {
+  if (j === null || j === undefined) return null;
+  if (typeof j !== 'object' || Array.isArray(j)) throw configError(path, `expected an object or null, got ${JSON.stringify(j)}`);
+  return {
+    maxLength: count(j.max_length, `${path}.max_length`),
+    strategy: oneOf(j.strategy, `${path}.strategy`, { LongestFirst: 'longest_first', OnlyFirst: 'only_first', OnlySecond: 'only_second' } as const, 'LongestFirst'),
+    direction: oneOf(j.direction, `${path}.direction`, { Right: 'right', Left: 'left' } as const, 'Right'),
+    stride: count(j.stride ?? 0, `${path}.stride`),
+  };
+}
+
+/** tokenizer.json's `padding` (null: none): strategy "BatchLongest" or {"Fixed": n}. */
+export function parsePadding(j: Json, path: string): PaddingOptions | null {
+  if (j === null || j === undefined) return null;
+  if (typeof j !== 'object' || Array.isArray(j)) throw configError(path, `expected an object or null, got ${JSON.stringify(j)}`);
+  const s = j.strategy ?? 'BatchLongest';
+  let length: 'longest' | number;
+  if (s === 'BatchLongest') length = 'longest';
+  else if (s && typeof s === 'object' && 'Fixed' in s) length = count(s.Fixed, `${path}.strategy.Fixed`);
+  else throw configError(`${path}.strategy`, `expected "BatchLongest" or {"Fixed": n}, got ${JSON.stringify(s)}`);
+  const multiple = j.pad_to_multiple_of;
+  if (j.pad_token !== undefined && typeof j.pad_token !== 'string') throw configError(`${path}.pad_token`, `expected a string, got ${JSON.stringify(j.pad_token)}`);
+  return {
+    length,
+    direction: oneOf(j.direction, `${path}.direction`, { Right: 'right', Left: 'left' } as const, 'Right'),
+    padId: count(j.pad_id ?? 0, `${path}.pad_id`),
+    padTypeId: count(j.pad_type_id ?? 0, `${path}.pad_type_id`),
+    padToken: j.pad_token ?? '[PAD]',
+    padToMultipleOf: multiple === null || multiple === undefined ? undefined : count(multiple, `${path}.pad_to_multiple_of`, 1),
+  };
 }

@@ -7,7 +7,9 @@ import { buildNormalizer, buildPreTokenizer, checkNesting, configError, wasmSpli
 import { renderChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { WasmModel } from './model.js';
 import { NStr, prepend } from './normalized.js';
-import { buildDecoder, buildPostProcessor, concatSeqs, type Decoder, type PostProcessor, type Seq } from './processing.js';
+import { buildDecoder, buildPostProcessor, concatSeqs, parsePadding, parseTruncation, type Decoder, type PaddingOptions, type PostProcessor, type Seq, type TruncationOptions } from './processing.js';
+
+export type { PaddingOptions, TruncationOptions };
 
 export interface Encoding {
   ids: number[];
@@ -28,23 +30,6 @@ export interface EncodeOptions {
   pair?: string | null;
   /** Add the post-processor's special tokens (BOS, [CLS]...); default true. */
   addSpecialTokens?: boolean;
-}
-
-export interface TruncationOptions {
-  maxLength: number;
-  strategy?: 'longest_first' | 'only_first' | 'only_second';
-  direction?: 'right' | 'left';
-  stride?: number;
-}
-
-export interface PaddingOptions {
-  /** 'longest' pads to the longest in the batch; a number pads to that length. */
-  length?: 'longest' | number;
-  direction?: 'right' | 'left';
-  padId?: number;
-  padTypeId?: number;
-  padToken?: string;
-  padToMultipleOf?: number;
 }
 
 export interface BatchOptions extends EncodeOptions {
@@ -111,19 +96,14 @@ export class Tokenizer {
     const norm = this.normalizer;
     this.matchers = buildMatchers(this.addedTokens, norm ? (s) => norm(NStr.of(s)).s : null);
     this.config = config;
-    this.truncation = json.truncation
-      ? { maxLength: json.truncation.max_length, strategy: String(json.truncation.strategy ?? 'LongestFirst').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase() as TruncationOptions['strategy'], direction: String(json.truncation.direction ?? 'Right').toLowerCase() as 'right', stride: json.truncation.stride ?? 0 }
-      : null;
-    this.padding = json.padding
-      ? {
-          length: typeof json.padding.strategy === 'object' && json.padding.strategy?.Fixed ? json.padding.strategy.Fixed : 'longest',
-          direction: String(json.padding.direction ?? 'Right').toLowerCase() as 'right',
-          padId: json.padding.pad_id ?? 0,
-          padTypeId: json.padding.pad_type_id ?? 0,
-          padToken: json.padding.pad_token ?? '[PAD]',
-          padToMultipleOf: json.padding.pad_to_multiple_of ?? undefined,
-        }
-      : null;
+    this.truncation = parseTruncation(json.truncation, 'truncation');
+    this.padding = parsePadding(json.padding, 'padding');
+    // the ids the post-processor adds must be tokens of this vocabulary (the model embeds them)
+    if (this.postProcessor) {
+      const none: Seq = concatSeqs([]);
+      for (const id of [...this.postProcessor(none, null).ids, ...this.postProcessor(none, none).ids])
+        if (id >= this.vocabSize) throw configError('post_processor', `adds token id ${id}, past the vocabulary's ${this.vocabSize} ids`);
+    }
   }
 
   /** Parses tokenizer.json text (and tokenizer_config.json text, if any). */

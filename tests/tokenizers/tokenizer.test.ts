@@ -173,6 +173,38 @@ describe('malformed tokenizer.json', () => {
     expect(err(() => Tokenizer.fromString('{}')).message).toContain('tokenizer.json.model: missing');
   });
 
+  it('truncation, padding and post-processor ids are checked field by field', () => {
+    const bad: [(j: Record<string, unknown>) => void, RegExp][] = [
+      [(j) => (j.truncation = { max_length: 8, direction: 5 }), /truncation\.direction: expected one of Right, Left, got 5/],
+      [(j) => (j.truncation = { max_length: -1 }), /truncation\.max_length: expected an integer >= 0, got -1/],
+      [(j) => (j.truncation = { max_length: 8, strategy: 'Middle' }), /truncation\.strategy: expected one of LongestFirst/],
+      [(j) => (j.truncation = { max_length: 8, stride: 1.5 }), /truncation\.stride/],
+      [(j) => (j.padding = { strategy: { Fixed: -1 } }), /padding\.strategy\.Fixed: expected an integer >= 0, got -1/],
+      [(j) => (j.padding = { strategy: 'Bogus' }), /padding\.strategy: expected "BatchLongest" or \{"Fixed": n\}/],
+      [(j) => (j.padding = { pad_to_multiple_of: 0 }), /padding\.pad_to_multiple_of: expected an integer >= 1/],
+      [(j) => (j.padding = []), /padding: expected an object or null/],
+      [(j) => (j.post_processor = { type: 'TemplateProcessing', single: [{ SpecialToken: { id: 'X' } }, { Sequence: { id: 'A' } }], special_tokens: { X: { id: 'X', ids: [-1], tokens: ['X'] } } }), /post_processor\.special_tokens\.X\.ids: expected an array of token ids/],
+      [(j) => (j.post_processor = { type: 'TemplateProcessing', single: [{ SpecialToken: { id: 'X' } }, { Sequence: { id: 'A' } }], special_tokens: { X: { id: 'X', ids: [1000000], tokens: ['X'] } } }), /post_processor: adds token id 1000000, past the vocabulary's \d+ ids/],
+      [(j) => (j.post_processor = { type: 'BertProcessing', sep: ['[SEP]', -2], cls: ['[CLS]', 0] }), /post_processor\.sep: expected \[token, id\]/],
+    ];
+    for (const [edit, msg] of bad) {
+      const j = base();
+      edit(j as Record<string, unknown>);
+      const e = err(() => new Tokenizer(j));
+      expect(e).toBeInstanceOf(KilnError);
+      expect(e.code).toBe('config');
+      expect(e.message).toMatch(msg);
+    }
+    // the fields the reference writes are still read: a fixed length pads to it, left truncation keeps the tail
+    const ok = base();
+    (ok as Record<string, unknown>).truncation = { max_length: 2, strategy: 'LongestFirst', direction: 'Left', stride: 0 };
+    (ok as Record<string, unknown>).padding = { strategy: { Fixed: 4 }, direction: 'Right', pad_id: 0, pad_type_id: 0, pad_token: '!', pad_to_multiple_of: null };
+    const t = new Tokenizer(ok);
+    const all = t.encodeBatch(['Hello world, hello'], { truncation: null, padding: null })[0].ids;
+    const [e] = t.encodeBatch(['Hello world, hello']);
+    expect(e.ids).toEqual([...all.slice(-2), 0, 0]);
+  });
+
   it('components nested 10,000 deep are refused at 64 levels with their JSON path, without recursion', { timeout: 10_000 }, () => {
     // as text: JSON.stringify itself recurses
     const nest = (list: string, leaf: object): string => `{"type":"Sequence","${list}":[`.repeat(10_000) + JSON.stringify(leaf) + ']}'.repeat(10_000);
