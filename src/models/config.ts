@@ -109,6 +109,8 @@ export type ConfigKeys = Partial<Record<keyof DecoderConfig, string>>;
 /** 128M positions: 13x the longest released context (10M); past it a typo, and 2^31 overflows i32 position ids. */
 export const MAX_POSITIONS = 2 ** 27;
 const MAX_SIZE = 2 ** 31 - 1;
+/** 64x the largest head dim released (256, 512 for MLA): past it a typo. */
+const MAX_HEAD_DIM = 2 ** 15;
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -132,7 +134,7 @@ export function validateConfig(c: DecoderConfig, file: string, keys: ConfigKeys 
   for (const f of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize'] as const) int(f);
   if (c.numKVHeads !== undefined) int('numKVHeads', c.numHeads);
   if (c.numHeads % (c.numKVHeads ?? c.numHeads)) fail(key('numKVHeads'), `must divide the ${c.numHeads} attention heads`, c.numKVHeads);
-  if (c.headDim !== undefined) int('headDim');
+  if (c.headDim !== undefined) int('headDim', MAX_HEAD_DIM); // a head dim of 10^9 passed and hung building the rotary frequencies
   else if (!Number.isInteger(c.hiddenSize / c.numHeads)) fail(key('numHeads'), `must divide the hidden size ${c.hiddenSize} (or the config must give the head dim)`, c.numHeads);
   if (c.maxPositionEmbeddings !== undefined) int('maxPositionEmbeddings', MAX_POSITIONS);
   if (c.slidingWindow !== undefined && c.slidingWindow !== null) int('slidingWindow', MAX_SIZE);
@@ -145,6 +147,9 @@ export function validateConfig(c: DecoderConfig, file: string, keys: ConfigKeys 
     const [ek, tk] = keys.moe?.split('/') ?? ['moe.numExperts', 'moe.topK'];
     if (!(Number.isInteger(m.numExperts) && m.numExperts >= 1 && m.numExperts <= 4096)) fail(ek, 'must be an integer in 1..4096', m.numExperts);
     if (!(Number.isInteger(m.topK) && m.topK >= 1 && m.topK <= m.numExperts)) fail(tk, `must be an integer in 1..${m.numExperts}`, m.topK);
+    // the router's weights and noise, under transformers' names (a string "1" reached the forward)
+    const router = { auxLossCoef: 'router_aux_loss_coef', zLossCoef: 'router_z_loss_coef', routerNoise: 'router_jitter_noise' } as const;
+    for (const [f, name] of Object.entries(router) as [keyof typeof router, string][]) if (m[f] !== undefined) real(name, m[f], (x) => x >= 0, 'must be a finite number >= 0');
   }
   if ((c.positional ?? 'rope') !== 'rope') return;
   if (c.ropeTheta !== undefined) real(key('ropeTheta'), c.ropeTheta, (x) => x > 0, 'must be > 0 (RoPE frequencies are theta^(-2i/d))');

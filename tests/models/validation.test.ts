@@ -18,10 +18,10 @@ const tmp = new URL('../../.cache/validation/', import.meta.url).pathname;
 rmSync(tmp, { recursive: true, force: true });
 
 /** The llama checkpoint with its config.json edited. */
-function variant(name: string, edit: (c: Record<string, unknown>) => void): string {
+function variant(name: string, edit: (c: Record<string, unknown>) => void, from = llama): string {
   const d = join(tmp, name);
   mkdirSync(d, { recursive: true });
-  for (const f of readdirSync(llama)) copyFileSync(join(llama, f), join(d, f));
+  for (const f of readdirSync(from)) copyFileSync(join(from, f), join(d, f));
   const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
   edit(c);
   writeFileSync(join(d, 'config.json'), JSON.stringify(c));
@@ -56,11 +56,20 @@ const BAD_CONFIGS: [string, (c: Record<string, unknown>) => void, RegExp][] = [
   ['llama3 scaling without low_freq_factor', (c) => (c.rope_scaling = { rope_type: 'llama3', factor: 8, high_freq_factor: 4, original_max_position_embeddings: 16 }), /rope_scaling\.low_freq_factor: llama3 scaling needs low_freq_factor > 0/],
   ['llama3 scaling with high <= low', (c) => (c.rope_scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 4, high_freq_factor: 4, original_max_position_embeddings: 16 }), /rope_scaling\.high_freq_factor: .*got 4/],
   ['llama3 scaling without original positions', (c) => (c.rope_scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4 }), /rope_scaling\.original_max_position_embeddings: llama3 scaling needs/],
+  ['head_dim 1e9', (c) => (c.head_dim = 1e9), /head_dim: must be an integer in 1\.\.32768, got 1000000000/],
   ['kv heads not dividing', (c) => (c.num_key_value_heads = 3), /num_key_value_heads: must divide the \d+ attention heads, got 3/],
   ['vocab off by one', (c) => (c.vocab_size = (c.vocab_size as number) + 1), /vocab_size: \d+, but 'model\.embed_tokens\.weight' has \d+ rows/],
 ];
 
 describeBackends('config.json checked before allocation', (ctx) => {
+  it("a router weight that is not a number (Mixtral's router_aux_loss_coef \"1\") is a config error", async () => {
+    for (const v of ['1', -1]) {
+      const d = variant(`router-${String(v)}`, (c) => (c.router_aux_loss_coef = v), join(golden, 'mixtral'));
+      const e = await refused(() => loadModel(d, { backend: ctx.backend }), ctx.backend);
+      expect(e.message).toMatch(/router_aux_loss_coef: must be a finite number >= 0, got/);
+    }
+  });
+
   it('each bad field is a config error naming config.json and its key; live memory unchanged', async () => {
     const backend = ctx.backend;
     for (const [name, edit, msg] of BAD_CONFIGS) {
