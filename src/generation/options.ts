@@ -14,7 +14,8 @@ type Check = (v: unknown, c: Ctx) => string | undefined;
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const num = (ok: (v: number) => boolean, what: string): Check => (v) => (isNum(v) && ok(v) ? undefined : `must be ${what}, got ${show(v)}`);
-const int = (ok: (v: number) => boolean, what: string): Check => (v) => (isNum(v) && Number.isInteger(v) && ok(v) ? undefined : `must be ${what}, got ${show(v)}`);
+// integers are safe integers: past 2^53 a number no longer names one integer (topK 2^64 passed)
+const int = (ok: (v: number) => boolean, what: string): Check => (v) => (Number.isSafeInteger(v) && ok(v as number) ? undefined : `must be ${what}, got ${show(v)}`);
 const bool: Check = (v) => (typeof v === 'boolean' ? undefined : `must be a boolean, got ${show(v)}`);
 const tokenId = (v: unknown, c: Ctx): boolean => isNum(v) && Number.isInteger(v) && v >= 0 && v < c.vocabSize;
 

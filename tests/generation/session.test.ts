@@ -244,7 +244,7 @@ describeBackends('generation options', () => {
   const BAD: [Record<string, unknown>, string][] = [
     [{ seed: '7' }, 'seed'], [{ seed: null }, 'seed'], [{ seed: {} }, 'seed'], [{ seed: 2 ** 64 }, 'seed'], [{ seed: 1.5 }, 'seed'], [{ seed: -1 }, 'seed'],
     [{ temperature: '0.5' }, 'temperature'], [{ temperature: -1 }, 'temperature'], [{ temperature: Infinity }, 'temperature'], [{ temperature: NaN }, 'temperature'],
-    [{ topP: 0 }, 'topP'], [{ topP: 1.5 }, 'topP'], [{ topK: 2.5 }, 'topK'], [{ topK: -1 }, 'topK'], [{ minP: 2 }, 'minP'],
+    [{ topP: 0 }, 'topP'], [{ topP: 1.5 }, 'topP'], [{ topK: 2.5 }, 'topK'], [{ topK: -1 }, 'topK'], [{ topK: 2 ** 64 }, 'topK'], [{ maxTokens: 2 ** 60 }, 'maxTokens'], [{ minP: 2 }, 'minP'],
     [{ repetitionPenalty: 0 }, 'repetitionPenalty'], [{ frequencyPenalty: NaN }, 'frequencyPenalty'], [{ presencePenalty: Infinity }, 'presencePenalty'],
     [{ logitBias: { 40: 1 } }, 'logitBias'], [{ logitBias: { '-1': 1 } }, 'logitBias'], [{ logitBias: { 3: NaN } }, 'logitBias'], [{ logitBias: { 'x': 1 } }, 'logitBias'], [{ logitBias: [1] }, 'logitBias'],
     [{ stop: [null] }, 'stop'], [{ stop: [''] }, 'stop'], [{ stop: 5 }, 'stop'], [{ stop: ['a', 3] }, 'stop'],
