@@ -1,7 +1,7 @@
 // Chat templates: tokenizer_config.json's `chat_template` (Jinja), rendered with @huggingface/jinja
 // with the variables transformers passes (messages, add_generation_prompt, tools, documents, the
 // special tokens) and its helpers (raise_exception, strftime_now).
-import { Template } from '@huggingface/jinja';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { KilnError } from '../core/errors.js';
 import type { Json } from './components.js';
 
@@ -77,8 +77,61 @@ export function renderChat(config: Json, messages: ChatMessage[], opts: ChatTemp
     if (v !== undefined && !(key in vars)) vars[key] = v;
   }
   try {
-    return tpl.render(vars);
+    return render(tpl, vars);
   } catch (e) {
     throw new KilnError('argument', 'applyChatTemplate', `the chat template failed on this conversation: ${(e as Error).message}`);
   }
+}
+
+// A template is code from a file: bound its work so a loop of range(10**9), or loops nested to
+// the same effect, end in an error instead of hanging the thread. Every loop that can run long
+// iterates a range (the rest walk the messages and other inputs), so the items all ranges of a
+// render make are bounded, and so are the interpreter's steps. Real templates take a few
+// thousand steps per message and no ranges at all.
+const MAX_STEPS = 5_000_000;
+const MAX_RANGE_ITEMS = 1_000_000;
+
+class BoundedInterpreter extends Interpreter {
+  private steps = 0;
+  override evaluate(...args: Parameters<Interpreter['evaluate']>): ReturnType<Interpreter['evaluate']> {
+    if (++this.steps > MAX_STEPS) throw new Error(`the template ran over ${MAX_STEPS} steps`);
+    return super.evaluate(...args);
+  }
+}
+
+/** Jinja's range, drawing its items from the render's budget. */
+function boundedRange(): (start: number, stop?: number, step?: number) => number[] {
+  let left = MAX_RANGE_ITEMS;
+  return (start, stop, step = 1) => {
+    if (stop === undefined) [start, stop] = [0, start];
+    if (step === 0) throw new Error('range() step must not be zero');
+    const n = Math.max(0, Math.ceil((stop - start) / step));
+    if (!(n <= left)) throw new Error(`range() of ${n} items is over what is left of the template's ${MAX_RANGE_ITEMS}`);
+    left -= n;
+    return Array.from({ length: n }, (_, i) => start + i * step);
+  };
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+/** strftime_now(format) as transformers gives templates: the local date and time. */
+function strftimeNow(format: string): string {
+  const d = new Date();
+  const month = (style: 'long' | 'short'): string => new Intl.DateTimeFormat(undefined, { month: style }).format(d);
+  const parts: Record<string, () => string> = {
+    '%Y': () => String(d.getFullYear()), '%m': () => pad2(d.getMonth() + 1), '%d': () => pad2(d.getDate()),
+    '%b': () => month('short'), '%B': () => month('long'), '%H': () => pad2(d.getHours()), '%M': () => pad2(d.getMinutes()), '%%': () => '%',
+  };
+  return format.replace(/%[YmdbBHM%]/g, (t) => parts[t]());
+}
+
+/** Template.render with the library's globals, a bounded range and a bounded interpreter. */
+function render(tpl: Template, vars: Record<string, unknown>): string {
+  const env = new Environment();
+  const globals: Record<string, unknown> = {
+    false: false, true: true, none: null, False: false, True: true, None: null,
+    raise_exception: (msg: string) => { throw new Error(msg); },
+    range: boundedRange(), strftime_now: strftimeNow,
+  };
+  for (const [k, v] of Object.entries({ ...globals, ...vars })) env.set(k, v);
+  return new BoundedInterpreter(env).run(tpl.parsed).value as string;
 }

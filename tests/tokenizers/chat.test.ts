@@ -68,4 +68,17 @@ describe('chat templates', () => {
     expect(() => bare.applyChatTemplate(chat)).toThrow(KilnError);
     expect(bare.applyChatTemplate(chat.slice(1, 2), { template: '{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}' })).toBe('<user>Hello!');
   });
+
+  it('a template that would run for ever is a typed error within a few seconds; range and strftime_now still work', { timeout: 20_000 }, () => {
+    const bare = Tokenizer.fromString(readFileSync(tokenizerFiles('gpt2').json, 'utf8'));
+    const run = (template: string): string => bare.applyChatTemplate(chat.slice(1, 2), { template });
+    const t0 = performance.now();
+    expect(() => run('{% for i in range(10**9) %}x{% endfor %}')).toThrow(/range\(\) of 1000000000 items is over what is left of the template's 1000000/);
+    expect(() => run('{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}')).toThrow(/range\(\) of 100000 items is over what is left/);
+    expect(() => run('{% set ns = namespace(n=0) %}{% for m in messages %}{% for m2 in messages %}{% for i in range(900) %}{% set ns.n = ns.n + 1 %}{% endfor %}{% endfor %}{% endfor %}{% for i in range(10**6) %}{% endfor %}')).toThrow(/over what is left/);
+    expect(performance.now() - t0).toBeLessThan(15_000);
+    expect(run('{% for i in range(3) %}{{ i }}{% endfor %}|{% for i in range(5, 0, -2) %}{{ i }}{% endfor %}')).toBe('012|531');
+    const d = new Date();
+    expect(run("{{ strftime_now('%Y-%m') }}")).toBe(`${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`);
+  });
 });
