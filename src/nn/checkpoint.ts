@@ -6,7 +6,7 @@ import { KilnError } from '../core/errors.js';
 import { defaultGenerator } from '../core/ops/creation.js';
 import { cast } from '../core/ops/pointwise.js';
 import { clone, concat, reshape, slice } from '../core/ops/shape.js';
-import { keep as keep1, tidy, Tensor } from '../core/tensor.js';
+import { keep as keep1, ownedByCurrentScope, tidy, Tensor } from '../core/tensor.js';
 import { getBackend } from '../core/runtime.js';
 import { pointwiseCall } from '../kernels/pointwise.js';
 import type { Backend, KernelCall } from '../backend/backend.js';
@@ -84,11 +84,8 @@ function mapLeaves(v: unknown, f: (t: Tensor | Slot) => unknown): unknown {
   return v;
 }
 
-/** Differentiable outputs: the float tensors (ids and masks are not). */
-const differentiable = (t: Tensor): boolean => t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16';
-
-/** The region's differentiable outputs: a tensor it returns, or the float tensors of its structure. */
-const regionOutputs = (res: unknown): Tensor[] => (res instanceof Tensor ? [res] : outputTensors(res).filter(differentiable));
+/** Float tensors (ids and masks are not differentiable). */
+const isFloat = (t: Tensor): boolean => t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16';
 
 /** Several outputs as one flat f32 (n) tensor: one node carries all their gradients. */
 function packed(ts: readonly Tensor[]): Tensor {
@@ -97,9 +94,10 @@ function packed(ts: readonly Tensor[]): Tensor {
 
 /**
  * checkpoint() with a policy; see CheckpointPolicy. fn may also return a structure (arrays and
- * plain objects) holding tensors, as modules do ({ output, cache }): every f32 tensor in it gets
- * its gradient through the recomputation (several are packed into one node and handed back as
- * views of it); other values pass through.
+ * plain objects) holding tensors, as modules do ({ output, cache }): every float tensor the
+ * region made gets its gradient through the recomputation (several are packed into one node
+ * and handed back as views of it); tensors made before it (a pre-allocated cache, an input)
+ * and other values pass through as they are.
  */
 export function checkpointWith<T>(policy: CheckpointPolicy, fn: (...xs: Tensor[]) => T, ...inputs: Tensor[]): T {
   if (!isGradEnabled()) return fn(...inputs);
@@ -108,14 +106,16 @@ export function checkpointWith<T>(policy: CheckpointPolicy, fn: (...xs: Tensor[]
   const be = inputs[0]?.backend ?? getBackend();
   const saved: Tensor[] = [];
   // forward: nothing inside is recorded; only the outputs (and kept kernel outputs) survive
-  const { skeleton, flat, outs } = intercept(be, policy, 'save', saved, () => noGrad(() => tidy(() => {
+  const { skeleton, flat, outs, picked } = intercept(be, policy, 'save', saved, () => noGrad(() => tidy(() => {
     const res = fn(...inputs);
-    const diff = regionOutputs(res);
-    if (!diff.length) throw new KilnError('argument', 'checkpoint', 'the function must return a tensor (or arrays / plain objects holding a float tensor)');
-    // the differentiable tensors leave the scope only inside `flat`; their places hold indices
-    let i = 0;
-    const skeleton = res instanceof Tensor ? null : mapLeaves(res, (t) => (t instanceof Tensor && differentiable(t) ? new Slot(i++) : t));
-    return { skeleton, flat: packed(diff), outs: diff.map((t) => ({ shape: t.shape, dtype: t.dtype })) };
+    const all = outputTensors(res);
+    // which of the output's tensors the node carries (the recomputation picks the same ones)
+    const picked = res instanceof Tensor ? [0] : all.flatMap((t, i) => (isFloat(t) && ownedByCurrentScope(t) ? [i] : []));
+    if (!picked.length) throw new KilnError('argument', 'checkpoint', 'the function must return a tensor (or arrays / plain objects holding a float tensor it computed)');
+    const diff = picked.map((i) => all[i]);
+    // the picked tensors leave the scope only inside `flat`; Slots hold their places
+    const skeleton = res instanceof Tensor ? null : mapLeaves(res, (t) => (t instanceof Tensor && diff.includes(t) ? new Slot(diff.indexOf(t)) : t));
+    return { skeleton, flat: packed(diff), outs: diff.map((t) => ({ shape: t.shape, dtype: t.dtype })), picked };
   })));
   // the node's inputs: the region's tensor inputs and (implicitly) every parameter it touches;
   // a region with no grad-requiring tensor input still needs a node, so parameters train
@@ -129,7 +129,10 @@ export function checkpointWith<T>(policy: CheckpointPolicy, fn: (...xs: Tensor[]
         d.requiresGrad = x.requiresGrad;
         return d;
       });
-      const y = intercept(be, policy, 'replay', saved, () => enableGrad(() => packed(regionOutputs(fn(...detached)))));
+      const y = intercept(be, policy, 'replay', saved, () => enableGrad(() => {
+        const all = outputTensors(fn(...detached));
+        return packed(picked.map((i) => all[i]));
+      }));
       for (const t of saved) t.dispose();
       saved.length = 0;
       if (!y.requiresGrad) return inputs.map(() => null);

@@ -310,9 +310,9 @@ export class ModuleList<M extends Module = Module> extends Module<[], never> {
     if (name !== String(this.length)) throw new KilnError('argument', 'ModuleList.registerModule', `children are named by position: the next is '${this.length}', got '${name}'; use push()`);
     return super.registerModule(name, m);
   }
-  /** The children in order (a fresh array each time). */
-  get items(): M[] {
-    return [...this.children()].map(([, m]) => m as M);
+  /** The children in order: a frozen snapshot (push() adds a child; replaceModule swaps one). */
+  get items(): readonly M[] {
+    return Object.freeze([...this.children()].map(([, m]) => m as M));
   }
   get length(): number {
     let n = 0;
