@@ -284,8 +284,15 @@ describeBackends('module surgery and call()', () => {
       ck.grads.forEach((g, i) => assertClose(g, plain.grads[i], { atol: 1e-5, rtol: 1e-4 }, `grad ${[...m.namedParameters()][i][0]}`));
       // without grad (generation) nothing is recomputed
       qCalls = 0;
-      k.noGrad(() => m.call({ inputIds: ids() }));
+      const ref = k.noGrad(() => m.call({ inputIds: ids() }));
       expect(qCalls).toBe(L);
+      // with grad, a pre-allocated cache comes back as itself (written in place), not a copy
+      const past = m.allocateCache(2, 8);
+      const out = m.call({ inputIds: ids(), past });
+      expect(out.cache.map((c, i) => c.key === past[i].key && c.value === past[i].value && c.length === 5)).toEqual(out.cache.map(() => true));
+      assertClose(await out.logits.toArray(), await ref.logits.toArray(), { atol: 1e-6 }, 'logits with a pre-allocated cache');
+      // a checkpointed sequence chains tensor-to-tensor modules only
+      err(() => nn.checkpointSequential([m.layers.at(0)], 1, k.zeros([2, 5, 16]).requiresGrad_(), {}), /block 0 \(DecoderLayer\) returned object, not a tensor/);
     });
   }
 });
