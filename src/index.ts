@@ -9,7 +9,7 @@ export { init, use, getBackend, createBackend, probeBackends, setGpuProvider, ty
 export type { Backend, BackendName, KernelTime, MemoryStats } from './backend/backend.js';
 export { WasmBackend, wasmSimdSupported } from './backend/wasm/wasm-backend.js';
 export { WebGPUBackend, type AdapterReport, type WebGPUOptions, type WebGPUSchedule } from './backend/webgpu/webgpu-backend.js';
-export { Optimizer, SGD, AdamW, type SGDOptions, type AdamWOptions } from './train/optim.js';
+export { Optimizer, SGD, AdamW, type SGDOptions, type AdamWOptions, type ParamGroup, type ParamGroupInit } from './train/optim.js';
 export * as nn from './nn/index.js';
 export * as models from './models/index.js';
 export * from './tokenizers/index.js';

@@ -12,20 +12,22 @@ import { Attention, type KVCache } from '../nn/attention.js';
 import { normal, scaledNormal, zerosInit, type InitOptions } from '../nn/init.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { GatedMLP, MLP } from '../nn/mlp.js';
-import { MixtureOfExperts, type MoEOutput } from '../nn/moe.js';
+import { MixtureOfExperts } from '../nn/moe.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { LayerNorm, RMSNorm } from '../nn/norm.js';
 import { LearnedPositionalEmbedding, RotaryEmbedding, alibiBias } from '../nn/positional.js';
 import { resolveConfig, type DecoderConfig, type ResolvedConfig } from './config.js';
 
 /** A module with no computation of its own, only named children (the `model` prefix). */
-class Container extends Module {
+class Container extends Module<[], never> {
   forward(): never {
     throw new KilnError('argument', 'Container', 'has no forward');
   }
 }
 
-function makeNorm(c: ResolvedConfig, o: InitOptions): Module {
+type Norm = LayerNorm | RMSNorm;
+
+function makeNorm(c: ResolvedConfig, o: InitOptions): Norm {
   return c.norm === 'layernorm' ? new LayerNorm(c.hiddenSize, { eps: c.normEps, ...o }) : new RMSNorm(c.hiddenSize, { eps: c.normEps, offset: c.normOffset, ...o });
 }
 
@@ -39,9 +41,18 @@ export interface LayerInputs {
   past: KVCache | null;
 }
 
+/** What a decoder layer produces (transformers' layer outputs: hidden states, present key/values, router losses). */
+export interface DecoderLayerOutput {
+  /** (B, T, hidden) */
+  hiddenStates: Tensor;
+  /** this layer's keys and values, to pass back as `past` */
+  cache: KVCache;
+  /** the layer's weighted router losses (0-d), or null without MoE */
+  auxLoss: Tensor | null;
+}
+
 /** One block: attention then MLP, each wrapped in the configured norm placement with a residual. */
-export class DecoderLayer extends Module {
-  cache: KVCache | null = null;
+export class DecoderLayer extends Module<[x: Tensor, inp: LayerInputs], DecoderLayerOutput> {
   constructor(readonly c: ResolvedConfig, o: InitOptions) {
     super();
     this.registerModule('input_layernorm', makeNorm(c, o));
@@ -59,37 +70,38 @@ export class DecoderLayer extends Module {
     this.registerModule('mlp', c.moe ? new MixtureOfExperts({ ...m, ...c.moe }) : c.mlp === 'gated' ? new GatedMLP(m) : new MLP(m));
   }
 
-  /** This layer's weighted router losses from the last forward (0-d), or null without MoE. */
-  auxLoss: Tensor | null = null;
-
-  forward(x: Tensor, inp: LayerInputs): Tensor {
-    const n = (name: string, t: Tensor) => this.child(name).call(t) as Tensor;
+  forward(x: Tensor, inp: LayerInputs): DecoderLayerOutput {
+    const n = (name: string, t: Tensor) => this.child<Norm>(name).call(t);
+    let cache: KVCache | null = null;
+    let auxLoss: Tensor | null = null;
     const attn = (t: Tensor) => {
-      const r = this.child<Attention>('self_attn').forward(t, { ...inp, causal: true });
-      this.cache = r.cache;
+      const r = this.child<Attention>('self_attn').call(t, { ...inp, causal: true });
+      cache = r.cache;
       return r.output;
     };
     const mlp = (t: Tensor) => {
-      const r = this.child('mlp').call(t);
-      if (!this.c.moe) return r as Tensor;
-      const o = r as MoEOutput;
-      this.auxLoss = add(mul(o.auxLoss, this.c.moe.auxLossCoef ?? 0.01), mul(o.zLoss, this.c.moe.zLossCoef ?? 0));
+      const moe = this.c.moe;
+      if (!moe) return this.child<GatedMLP | MLP>('mlp').call(t);
+      const o = this.child<MixtureOfExperts>('mlp').call(t);
+      auxLoss = add(mul(o.auxLoss, moe.auxLossCoef ?? 0.01), mul(o.zLoss, moe.zLossCoef ?? 0));
       return o.output;
     };
+    let h: Tensor;
     switch (this.c.normPlacement) {
-      case 'pre': {
-        const h = add(x, attn(n('input_layernorm', x)));
-        return add(h, mlp(n('post_attention_layernorm', h)));
-      }
-      case 'post': {
-        const h = n('input_layernorm', add(x, attn(x)));
-        return n('post_attention_layernorm', add(h, mlp(h)));
-      }
-      case 'sandwich': {
-        const h = add(x, n('post_attention_layernorm', attn(n('input_layernorm', x))));
-        return add(h, n('post_feedforward_layernorm', mlp(n('pre_feedforward_layernorm', h))));
-      }
+      case 'pre':
+        h = add(x, attn(n('input_layernorm', x)));
+        h = add(h, mlp(n('post_attention_layernorm', h)));
+        break;
+      case 'post':
+        h = n('input_layernorm', add(x, attn(x)));
+        h = n('post_attention_layernorm', add(h, mlp(h)));
+        break;
+      case 'sandwich':
+        h = add(x, n('post_attention_layernorm', attn(n('input_layernorm', x))));
+        h = add(h, n('post_feedforward_layernorm', mlp(n('pre_feedforward_layernorm', h))));
+        break;
     }
+    return { hiddenStates: h, cache: cache!, auxLoss };
   }
 }
 
@@ -110,8 +122,18 @@ export interface DecoderInputs {
   logitsToKeep?: number;
 }
 
+/** What the language model produces. */
+export interface CausalLMOutput {
+  /** (B, T, vocab), or (B, logitsToKeep, vocab) */
+  logits: Tensor;
+  /** the per-layer caches, to pass as `past` */
+  cache: KVCache[];
+  /** the summed weighted router losses of MoE layers (null without MoE); add it to the training loss */
+  auxLoss: Tensor | null;
+}
+
 /** Decoder-only language model. Shapes: input ids (B, T) -> logits (B, T, vocab). */
-export class DecoderLM extends Module {
+export class DecoderLM extends Module<[inp: DecoderInputs], CausalLMOutput> {
   readonly config: ResolvedConfig;
   readonly rope: RotaryEmbedding | null;
   readonly layers: ModuleList<DecoderLayer>;
@@ -166,7 +188,7 @@ export class DecoderLM extends Module {
    * logits (B, T, vocab), the per-layer caches, and auxLoss: the summed weighted router losses of
    * MoE layers (0 without MoE); add it to the training loss.
    */
-  forward(inp: DecoderInputs): { logits: Tensor; cache: KVCache[]; auxLoss: Tensor | null } {
+  forward(inp: DecoderInputs): CausalLMOutput {
     const c = this.config;
     const ids = inp.inputIds;
     if (ids.ndim !== 2 || ids.dtype !== 'i32') throw new KilnError('shape', 'DecoderLM', `inputIds must be (B, T) i32, got ${ids.dtype}${fmtShape(ids.shape)}`);
@@ -179,20 +201,22 @@ export class DecoderLM extends Module {
     }
     const positionIds = inp.positionIds ?? arange(pastLen, pastLen + T, 1, { dtype: 'i32', backend: ids.backend });
     const model = this.child('model');
-    let h = model.child('embed_tokens').call(ids) as Tensor;
+    let h = model.child<Embedding>('embed_tokens').call(ids);
     if (c.embeddingScale) h = mul(h, c.embeddingScale);
-    if (c.positional === 'learned') h = add(h, model.child('embed_positions').call(positionIds) as Tensor);
+    if (c.positional === 'learned') h = add(h, model.child<LearnedPositionalEmbedding>('embed_positions').call(positionIds));
     this.rope?.reserve(pastLen + T); // the RoPE tables grow to the positions used, not maxPositionEmbeddings
     const bias = c.positional === 'alibi' ? alibiBias(c.numHeads, T, pastLen + T, { backend: ids.backend }) : null;
     const cache: KVCache[] = [];
+    let auxLoss: Tensor | null = null;
     this.layers.items.forEach((layer, i) => {
-      h = layer.call(h, { positionIds, rope: this.rope, keyPadding: inp.attentionMask ?? null, docIds: inp.docIds ?? null, mask: inp.mask ?? null, bias, past: inp.past?.[i] ?? null }) as Tensor;
-      cache.push(layer.cache!);
+      const r = layer.call(h, { positionIds, rope: this.rope, keyPadding: inp.attentionMask ?? null, docIds: inp.docIds ?? null, mask: inp.mask ?? null, bias, past: inp.past?.[i] ?? null });
+      h = r.hiddenStates;
+      cache.push(r.cache);
+      if (r.auxLoss) auxLoss = auxLoss ? add(auxLoss, r.auxLoss) : r.auxLoss;
     });
     if (inp.logitsToKeep !== undefined && inp.logitsToKeep < T) h = slice(h, 1, T - inp.logitsToKeep, T); // (B, keep, hidden)
-    h = model.child('norm').call(h) as Tensor;
-    const aux = this.layers.items.map((l) => l.auxLoss).filter((a): a is Tensor => a !== null);
-    const logits = c.tieWordEmbeddings ? linear(h, model.child('embed_tokens').getParameter('weight')!) : (this.child('lm_head').call(h) as Tensor);
-    return { logits, cache, auxLoss: aux.length ? aux.reduce((a, b) => add(a, b)) : null };
+    h = model.child<Norm>('norm').call(h);
+    const logits = c.tieWordEmbeddings ? linear(h, model.child('embed_tokens').getParameter('weight')!) : this.child<Linear>('lm_head').call(h);
+    return { logits, cache, auxLoss };
   }
 }

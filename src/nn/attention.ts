@@ -139,11 +139,19 @@ export interface AttentionInputs {
   past?: KVCache | null;
 }
 
+/** What attention produces: its output and the keys and values to pass as `past` next time. */
+export interface AttentionOutput {
+  /** (B, T, hidden) */
+  output: Tensor;
+  /** (B, Hkv, Tpast + T, D) */
+  cache: KVCache;
+}
+
 /**
  * Multi-head attention with q_proj, k_proj, v_proj, o_proj as in Llama-family checkpoints.
  * Shapes: x (B, T, hidden) -> (B, T, hidden); the returned cache holds (B, Hkv, Tpast + T, D).
  */
-export class Attention extends Module {
+export class Attention extends Module<[x: Tensor, inp?: AttentionInputs], AttentionOutput> {
   readonly numHeads: number;
   readonly numKVHeads: number;
   readonly headDim: number;
@@ -166,12 +174,12 @@ export class Attention extends Module {
     this.registerModule('o_proj', lin(this.numHeads * this.headDim, cfg.hiddenSize, cfg.oBias ?? false));
   }
 
-  forward(x: Tensor, inp: AttentionInputs = {}): { output: Tensor; cache: KVCache } {
+  forward(x: Tensor, inp: AttentionInputs = {}): AttentionOutput {
     const [B, T] = x.shape;
     const heads = (t: Tensor, h: number) => transpose(reshape(t, [B, T, h, this.headDim]), 1, 2); // (B, h, T, D)
-    let q = heads(this.child<Linear>('q_proj').call(x) as Tensor, this.numHeads);
-    let k = heads(this.child<Linear>('k_proj').call(x) as Tensor, this.numKVHeads);
-    let v = heads(this.child<Linear>('v_proj').call(x) as Tensor, this.numKVHeads);
+    let q = heads(this.child<Linear>('q_proj').call(x), this.numHeads);
+    let k = heads(this.child<Linear>('k_proj').call(x), this.numKVHeads);
+    let v = heads(this.child<Linear>('v_proj').call(x), this.numKVHeads);
     if (inp.rope) {
       if (!inp.positionIds) throw new KilnError('argument', 'Attention', 'RoPE needs positionIds');
       q = inp.rope.apply(q, inp.positionIds);
@@ -216,7 +224,7 @@ export class Attention extends Module {
       o = scaledDotProductAttention(q, k, v, { mask, bias: inp.bias, isCausal, slidingWindow: this.cfg.slidingWindow, scale: this.cfg.scale, dropoutP });
     }
     const merged = reshape(transpose(o, 1, 2), [B, T, this.numHeads * this.headDim]); // (B, T, H*D)
-    return { output: this.child<Linear>('o_proj').call(merged) as Tensor, cache };
+    return { output: this.child<Linear>('o_proj').call(merged), cache };
   }
 }
 

@@ -16,7 +16,7 @@ export interface LinearConfig extends InitOptions {
  * Init as torch: kaiming-uniform weight (a = sqrt 5), uniform(+-1/sqrt(in)) bias.
  * Shapes: x (..., in) -> (..., out).
  */
-export class Linear extends Module {
+export class Linear extends Module<[x: Tensor], Tensor> {
   constructor(readonly inFeatures: number, readonly outFeatures: number, cfg: LinearConfig = {}) {
     super();
     this.registerParameter('weight', kaimingUniform([outFeatures, inFeatures], { ...cfg, a: Math.sqrt(5) }));
@@ -54,7 +54,7 @@ export class Linear extends Module {
 }
 
 /** A lookup table (numEmbeddings, dim) for i32 ids of any shape -> (..., dim). Init N(0, 1) as torch. */
-export class Embedding extends Module {
+export class Embedding extends Module<[ids: Tensor], Tensor> {
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, cfg: InitOptions = {}) {
     super();
     this.registerParameter('weight', normal([numEmbeddings, embeddingDim], 0, 1, cfg));

@@ -35,7 +35,7 @@ export interface MLPConfig extends InitOptions {
  * Gated MLP: down_proj(act(gate_proj(x)) * up_proj(x)). act silu is SwiGLU (Llama, Mistral,
  * Qwen2), gelu_tanh is GeGLU (Gemma). Shapes: (..., hidden) -> (..., hidden).
  */
-export class GatedMLP extends Module {
+export class GatedMLP extends Module<[x: Tensor], Tensor> {
   readonly act: Activation;
   constructor(cfg: MLPConfig) {
     super();
@@ -47,14 +47,14 @@ export class GatedMLP extends Module {
   }
   forward(x: Tensor): Tensor {
     const [gate, up, down] = ['gate_proj', 'up_proj', 'down_proj'].map((n) => this.child<Linear>(n));
-    const g = gate.call(x) as Tensor;
-    const u = up.call(x) as Tensor;
-    return down.call(this.act === 'silu' ? siluMul(g, u) : mul(activation(this.act, g), u)) as Tensor; // SwiGLU: one kernel
+    const g = gate.call(x);
+    const u = up.call(x);
+    return down.call(this.act === 'silu' ? siluMul(g, u) : mul(activation(this.act, g), u)); // SwiGLU: one kernel
   }
 }
 
 /** Two-layer MLP: fc2(act(fc1(x))) (GELU for GPT-2/BERT-style blocks, ReLU for the original). */
-export class MLP extends Module {
+export class MLP extends Module<[x: Tensor], Tensor> {
   readonly act: Activation;
   constructor(cfg: MLPConfig) {
     super();
@@ -63,6 +63,6 @@ export class MLP extends Module {
     this.registerModule('fc2', new Linear(cfg.intermediateSize, cfg.hiddenSize, { ...cfg, bias: cfg.bias ?? true }));
   }
   forward(x: Tensor): Tensor {
-    return this.child<Linear>('fc2').call(activation(this.act, this.child<Linear>('fc1').call(x) as Tensor)) as Tensor;
+    return this.child<Linear>('fc2').call(activation(this.act, this.child<Linear>('fc1').call(x)));
   }
 }

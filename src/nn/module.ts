@@ -7,11 +7,14 @@ import { cast } from '../core/ops/pointwise.js';
 import { noGrad } from '../core/autograd.js';
 import { isGradEnabled } from '../core/autograd.js';
 import { keep, Tensor } from '../core/tensor.js';
-import { checkpointWith, type CheckpointPolicy } from './checkpoint.js';
+import { checkpointWith, outputTensors, type CheckpointPolicy } from './checkpoint.js';
 
-export type ForwardPreHook = (module: Module, args: unknown[]) => unknown[] | void;
-export type ForwardHook = (module: Module, args: unknown[], output: unknown) => unknown | void;
-/** Sees (and may replace) the gradient flowing into the module's output. */
+// a bare `Module` (no type arguments) takes any arguments, as before forwards were typed
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ForwardPreHook<In extends unknown[] = any[]> = (module: Module, args: In) => In | void;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ForwardHook<In extends unknown[] = any[], Out = unknown> = (module: Module, args: In, output: Out) => Out | void;
+/** Sees (and may replace) the gradient flowing into the module's output tensor (see Module.call). */
 export type BackwardHook = (module: Module, gradOutput: Tensor) => Tensor | void;
 
 export type NamePattern = string | RegExp;
@@ -28,7 +31,13 @@ export function patternToRegExp(p: NamePattern): RegExp {
 
 let hookIds = 0;
 
-export abstract class Module {
+/**
+ * A node of the module tree with a typed forward: `Module<[x: Tensor], Tensor>` is called as
+ * `m.call(x)` and returns a Tensor. Children are always run through call(), never forward(), so
+ * hooks, checkpointModule and adapters that replace a child see every invocation.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export abstract class Module<In extends unknown[] = any[], Out = unknown> {
   training = true;
   /** Set by checkpointModule(): forward is recomputed in backward instead of stored (a policy: selectively). */
   gradientCheckpointing: false | CheckpointPolicy = false;
@@ -39,39 +48,44 @@ export abstract class Module {
   private readonly _post = new Map<number, ForwardHook>();
   private readonly _bwd = new Map<number, BackwardHook>();
 
-  /** The computation; call the module itself through call() so hooks run. */
-  abstract forward(...args: never[]): unknown;
+  /** The computation; run the module through call() so hooks and checkpointing apply. */
+  abstract forward(...args: In): Out;
 
-  /** Runs forward with the forward pre-hooks, post-hooks and backward hooks. */
-  call(...args: unknown[]): unknown {
+  /**
+   * Runs forward with the forward pre-hooks, post-hooks and backward hooks (and through
+   * checkpointWith when checkpointModule() set it). Backward hooks see the gradient of the
+   * output tensor: the output itself, or for a structured output ({ output, cache },
+   * { logits, ... }) its first tensor.
+   */
+  call(...args: In): Out {
     let a = args;
-    for (const h of this._pre.values()) a = h(this, a) ?? a;
-    const fwd = this.forward as (...x: unknown[]) => unknown;
-    let out: unknown;
+    for (const h of this._pre.values()) a = (h(this, a) as In | undefined) ?? a;
+    const fwd = this.forward as (...x: In) => Out;
+    let out: Out;
     if (this.gradientCheckpointing && this.training && isGradEnabled()) {
       // tensor arguments become the checkpoint's inputs; the rest are closed over
       const at = a.flatMap((x, i) => (x instanceof Tensor ? [i] : []));
       out = checkpointWith(this.gradientCheckpointing, (...ts) => {
-        const b = [...a];
+        const b = [...a] as In;
         at.forEach((i, j) => (b[i] = ts[j]));
-        return fwd.apply(this, b) as Tensor;
+        return fwd.apply(this, b);
       }, ...at.map((i) => a[i] as Tensor));
     } else {
       out = fwd.apply(this, a);
     }
     for (const h of this._post.values()) {
       const r = h(this, a, out);
-      if (r !== undefined) out = r;
+      if (r !== undefined) out = r as Out;
     }
     if (this._bwd.size) {
-      const t = out as Tensor;
+      const t = outputTensors(out)[0];
       if (t?.requiresGrad) for (const h of this._bwd.values()) t.registerHook((g) => h(this, g));
     }
     return out;
   }
 
   registerParameter<T extends Tensor | null>(name: string, t: T): T {
-    this.checkName(name);
+    this.checkName(name, 'parameter');
     if (t) {
       keep(t);
       t.requiresGrad = true; // as torch.nn.Parameter; freeze() turns it off
@@ -82,19 +96,39 @@ export abstract class Module {
 
   /** A tensor saved with the module (in stateDict when persistent) that is not trained. */
   registerBuffer(name: string, t: Tensor, persistent = true): Tensor {
-    this.checkName(name);
+    this.checkName(name, 'buffer');
     this._buffers.set(name, { t: keep(t), persistent });
     return t;
   }
 
+  /** Adds a child under a new name; a name already taken is an error (replaceModule swaps a child). */
   registerModule<M extends Module>(name: string, m: M): M {
-    this.checkName(name);
+    this.checkName(name, 'module');
+    if (!(m instanceof Module)) throw new KilnError('argument', `${this.constructor.name}.registerModule`, `'${name}' is not a Module`);
     this._modules.set(name, m);
     return m;
   }
 
-  private checkName(name: string): void {
-    if (!name || name.includes('.')) throw new KilnError('argument', this.constructor.name, `invalid child name '${name}'`);
+  /**
+   * Puts m in the place of the child `name` (same name, same position in the tree) and returns
+   * the old child, which is not disposed. A name with no child is an error.
+   */
+  replaceModule(name: string, m: Module): Module {
+    const old = this._modules.get(name);
+    if (!old) throw new KilnError('argument', `${this.constructor.name}.replaceModule`, `no child module named '${name}' (children: ${[...this._modules.keys()].join(', ') || 'none'})`);
+    if (!(m instanceof Module)) throw new KilnError('argument', `${this.constructor.name}.replaceModule`, `the replacement for '${name}' is not a Module`);
+    this._modules.set(name, m);
+    return old;
+  }
+
+  /** A name is new and dot-free; a parameter may be registered again (set to null when quantized), nothing else. */
+  private checkName(name: string, kind: 'parameter' | 'buffer' | 'module'): void {
+    const op = `${this.constructor.name}.register${kind[0].toUpperCase()}${kind.slice(1)}`;
+    if (!name || name.includes('.')) throw new KilnError('argument', op, `invalid name '${name}': names are non-empty and have no '.'`);
+    const taken = this._modules.has(name) ? 'module' : this._params.has(name) ? 'parameter' : this._buffers.has(name) ? 'buffer' : null;
+    if (taken && !(taken === kind && kind !== 'module')) {
+      throw new KilnError('argument', op, `'${name}' is already a ${taken} of this ${this.constructor.name}${taken === 'module' && kind === 'module' ? '; use replaceModule to swap it' : ''}`);
+    }
   }
 
   /** Replaces a registered parameter's tensor (e.g. after loading or merging). */
@@ -232,12 +266,12 @@ export abstract class Module {
     return () => void map.delete(id);
   }
   /** fn(module, args) runs before forward and may return replacement args. Returns a remover. */
-  registerForwardPreHook(fn: ForwardPreHook): () => void {
-    return this.addHook(this._pre, fn);
+  registerForwardPreHook(fn: ForwardPreHook<In>): () => void {
+    return this.addHook(this._pre, fn as unknown as ForwardPreHook);
   }
   /** fn(module, args, output) runs after forward and may return a replacement output. */
-  registerForwardHook(fn: ForwardHook): () => void {
-    return this.addHook(this._post, fn);
+  registerForwardHook(fn: ForwardHook<In, Out>): () => void {
+    return this.addHook(this._post, fn as unknown as ForwardHook);
   }
   /** fn(module, gradOutput) runs when the gradient of the module's output is computed. */
   registerBackwardHook(fn: BackwardHook): () => void {
@@ -257,23 +291,40 @@ export abstract class Module {
   }
 }
 
-/** An indexed list of modules: children are named 0, 1, 2 ... as in torch.nn.ModuleList. */
-export class ModuleList<M extends Module = Module> extends Module {
-  readonly items: M[] = [];
+/**
+ * An indexed list of modules: children are named 0, 1, 2 ... as in torch.nn.ModuleList. The
+ * registered children are the one store: replacing child '3' (replaceModule, setSubmodule)
+ * changes what iteration, at() and items give.
+ */
+export class ModuleList<M extends Module = Module> extends Module<[], never> {
   constructor(items: Iterable<M> = []) {
     super();
     for (const m of items) this.push(m);
   }
   push(m: M): this {
-    this.registerModule(String(this.items.length), m);
-    this.items.push(m);
+    this.registerModule(String(this.length), m);
     return this;
   }
-  get length(): number {
-    return this.items.length;
+  /** Only the next index can be added: names are the positions. */
+  override registerModule<N extends Module>(name: string, m: N): N {
+    if (name !== String(this.length)) throw new KilnError('argument', 'ModuleList.registerModule', `children are named by position: the next is '${this.length}', got '${name}'; use push()`);
+    return super.registerModule(name, m);
   }
+  /** The children in order: a frozen snapshot (push() adds a child; replaceModule swaps one). */
+  get items(): readonly M[] {
+    return Object.freeze([...this.children()].map(([, m]) => m as M));
+  }
+  get length(): number {
+    let n = 0;
+    for (const _ of this.children()) n++;
+    return n;
+  }
+  /** The i-th child; negative i counts from the end. Out of range is an index error. */
   at(i: number): M {
-    return this.items[i];
+    const n = this.length;
+    const j = i < 0 ? i + n : i;
+    if (!Number.isInteger(j) || j < 0 || j >= n) throw new KilnError('index', 'ModuleList.at', `index ${i} is out of range for ${n} modules`);
+    return this.child<M>(String(j));
   }
   [Symbol.iterator](): Iterator<M> {
     return this.items[Symbol.iterator]();

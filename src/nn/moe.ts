@@ -49,7 +49,7 @@ export interface MoEOutput {
 }
 
 /** Stacked expert weights: gate_proj / up_proj (E, I, H) and down_proj (E, H, I). */
-class Experts extends Module {
+class Experts extends Module<[x: Tensor, act: Activation], Tensor> {
   constructor(E: number, H: number, I: number, o: InitOptions) {
     super();
     const std = 1 / Math.sqrt(H);
@@ -65,7 +65,7 @@ class Experts extends Module {
   }
 }
 
-export class MixtureOfExperts extends Module {
+export class MixtureOfExperts extends Module<[x: Tensor], MoEOutput> {
   readonly cfg: MoEConfig;
   constructor(cfg: MoEConfig) {
     super();
@@ -92,7 +92,7 @@ export class MixtureOfExperts extends Module {
     const N = x.size / H;
     const be = x.backend;
     const xf = reshape(x, [N, H]); // (N, H)
-    let logits = this.child<Linear>('gate').call(xf) as Tensor; // (N, E)
+    let logits = this.child<Linear>('gate').call(xf); // (N, E)
     if (this.training && this.cfg.routerNoise) logits = add(logits, mul(randn([N, E], { backend: be }), this.cfg.routerNoise));
     const probs = softmax(logits, -1);
     const top = topk(probs, k); // (N, k)
@@ -110,12 +110,12 @@ export class MixtureOfExperts extends Module {
     const rows = indexSelect(xf, 0, tokenOf); // (N*k, H)
     const slotIdx = contiguous(expand(unsqueeze(slot, -1), [N * k, H])); // (N*k, H) i32
     const buf = scatterAdd(zeros([E * C + 1, H], { backend: be }), 0, slotIdx, rows);
-    const y = this.child<Experts>('experts').forward(reshape(slice(buf, 0, 0, E * C), [E, C, H]), this.cfg.act ?? 'silu'); // (E, C, H)
+    const y = this.child<Experts>('experts').call(reshape(slice(buf, 0, 0, E * C), [E, C, H]), this.cfg.act ?? 'silu'); // (E, C, H)
     // combine: each assignment reads its slot (dropped ones read the zero row), weighted
     const ybuf = concat([reshape(y, [E * C, H]), zeros([1, H], { backend: be })], 0);
     const picked = mul(indexSelect(ybuf, 0, slot), unsqueeze(reshape(w, [N * k]), -1)); // (N*k, H)
     let out = sum(reshape(picked, [N, k, H]), 1); // (N, H)
-    if (this.cfg.sharedExpertIntermediateSize) out = add(out, this.child('shared_expert').call(xf) as Tensor);
+    if (this.cfg.sharedExpertIntermediateSize) out = add(out, this.child<GatedMLP>('shared_expert').call(xf));
     // Switch load balancing as transformers computes it for top-k: f (k, E) fraction of tokens
     // whose j-th choice is e, P (E) mean router probability
     const f = mean(reshape(onehot, [N, k, E]), 0); // (k, E)

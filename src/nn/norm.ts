@@ -99,7 +99,7 @@ export interface RMSNormConfig extends InitOptions {
   offset?: boolean;
 }
 
-export class RMSNorm extends Module {
+export class RMSNorm extends Module<[x: Tensor], Tensor> {
   readonly eps: number;
   readonly offset: boolean;
   constructor(readonly dim: number, cfg: RMSNormConfig = {}) {
@@ -119,7 +119,7 @@ export interface LayerNormConfig extends InitOptions {
   bias?: boolean;
 }
 
-export class LayerNorm extends Module {
+export class LayerNorm extends Module<[x: Tensor], Tensor> {
   readonly normalizedShape: number[];
   readonly eps: number;
   constructor(normalizedShape: number | readonly number[], cfg: LayerNormConfig = {}) {
@@ -135,7 +135,7 @@ export class LayerNorm extends Module {
   }
 }
 
-export class GroupNorm extends Module {
+export class GroupNorm extends Module<[x: Tensor], Tensor> {
   readonly eps: number;
   constructor(readonly numGroups: number, readonly numChannels: number, cfg: LayerNormConfig = {}) {
     super();

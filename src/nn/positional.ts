@@ -212,7 +212,7 @@ export function alibiBias(numHeads: number, Tq: number, Tk: number, opts: { offs
 }
 
 /** Learned absolute positions (GPT-2's wpe): a (maxPositions, dim) table looked up by position id. */
-export class LearnedPositionalEmbedding extends Module {
+export class LearnedPositionalEmbedding extends Module<[positionIds: Tensor], Tensor> {
   constructor(readonly maxPositions: number, readonly dim: number, cfg: InitOptions & { std?: number } = {}) {
     super();
     this.registerParameter('weight', normal([maxPositions, dim], 0, cfg.std ?? 0.02, cfg));

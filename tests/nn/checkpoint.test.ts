@@ -7,14 +7,14 @@ import { describeBackends } from '../helpers/backends.js';
 
 const { nn } = k;
 
-class Block extends nn.Module {
+class Block extends nn.Module<[Tensor], Tensor> {
   constructor(width: number, g: k.Generator, readonly p = 0, backend?: k.Backend) {
     super();
     this.registerModule('fc', new nn.Linear(width, width, { generator: g, backend }));
     this.registerModule('norm', new nn.RMSNorm(width, { backend }));
   }
   forward(x: Tensor): Tensor {
-    const h = k.gelu(this.child('fc').call(this.child('norm').call(x)) as Tensor);
+    const h = k.gelu(this.child<k.nn.Linear>('fc').call(this.child<k.nn.RMSNorm>('norm').call(x)));
     return k.add(x, this.p ? nn.dropout(h, this.p) : h);
   }
 }
@@ -37,12 +37,12 @@ describeBackends('gradient checkpointing', ({ name }) => {
     it(`function, module and sequential forms give the same gradients${p ? ' (with dropout: the RNG is replayed)' : ''}`, async () => {
       const blocks = make(p);
       const input = x().requiresGrad_();
-      const plain = () => blocks.items.reduce((h, b) => b.call(h) as Tensor, input);
+      const plain = () => blocks.items.reduce((h, b) => b.call(h), input);
       const ref = await grads(blocks, plain);
       const refInput = Array.from(await input.grad!.toArray());
       input.zeroGrad();
 
-      const fn = await grads(blocks, () => blocks.items.reduce((h, b) => k.nn.checkpoint((t) => b.call(t) as Tensor, h), input));
+      const fn = await grads(blocks, () => blocks.items.reduce((h, b) => k.nn.checkpoint((t) => b.call(t), h), input));
       fn.forEach((g, i) => assertClose(g, ref[i], { atol: 1e-6, rtol: 1e-5 }, `function form, param ${i}`));
       assertClose(await input.grad!.toArray(), refInput, { atol: 1e-6, rtol: 1e-5 }, 'input grad');
 
@@ -70,7 +70,7 @@ describeBackends('gradient checkpointing', ({ name }) => {
       try { k.sum(k.square(r)).backward(); } finally { delete (be as { run?: unknown }).run; }
       return matmuls;
     };
-    const plainRun = () => blocks.items.reduce((h, b) => b.call(h) as Tensor, input);
+    const plainRun = () => blocks.items.reduce((h, b) => b.call(h), input);
     const ref = await grads(blocks, plainRun);
     const mmPlain = count(plainRun);
     const mmFull = count(() => nn.checkpointSequential(blocks.items, 4, input));
@@ -101,7 +101,7 @@ describeBackends('gradient checkpointing', ({ name }) => {
       try { k.sum(k.square(out)).backward(); } finally { delete (other as { run?: unknown }).run; }
       return { matmuls, grads: await Promise.all(params.map(async (p) => Array.from(await p.grad!.toArray()))) };
     };
-    const plain = await run(() => blocks.reduce((h, b) => b.call(h) as Tensor, input));
+    const plain = await run(() => blocks.reduce((h, b) => b.call(h), input));
     const sel = await run(() => nn.checkpointSequentialWith({ keep: ['matmul'] }, blocks, 4, input));
     // as on the default backend (test above): the 4 forward products are replayed, not recomputed
     expect([plain.matmuls, sel.matmuls]).toEqual([8, 8]);
@@ -120,7 +120,7 @@ describeBackends('gradient checkpointing', ({ name }) => {
       });
       return be.memory().peakLiveBytes - be.memory().liveBytes;
     };
-    const plain = peak(() => blocks.reduce((h, b) => b.call(h) as Tensor, input));
+    const plain = peak(() => blocks.reduce((h, b) => b.call(h), input));
     const ckpt = peak(() => nn.checkpointSequential(blocks, 2, input));
     const sel = peak(() => nn.checkpointSequentialWith({ keep: ['matmul'] }, blocks, 2, input));
     console.log(`selective (keep matmul) peak [${name}]: ${sel} (${(sel / plain).toFixed(2)}x plain)`);

@@ -25,25 +25,25 @@ const OPS: Record<string, Op> = {
     };
     set('q_proj', wq, bq); set('k_proj', wk, bk); set('v_proj', wv, bv); set('o_proj', wo);
     const rope = new nn.RotaryEmbedding({ headDim: a.headDim });
-    return (att.call(x, { positionIds: pos, rope }) as { output: Tensor }).output;
+    return att.call(x, { positionIds: pos, rope }).output;
   },
   gatedMLP: (a, x, g, u, d) => {
     const m = new nn.GatedMLP({ hiddenSize: x.shape[2], intermediateSize: g.shape[0], act: a.act });
     m.child('gate_proj').setParameter('weight', g); m.child('up_proj').setParameter('weight', u); m.child('down_proj').setParameter('weight', d);
-    return m.call(x) as Tensor;
+    return m.call(x);
   },
   mlp: (a, x, w1, b1, w2, b2) => {
     const m = new nn.MLP({ hiddenSize: x.shape[2], intermediateSize: w1.shape[0], act: a.act });
     m.child('fc1').setParameter('weight', w1); m.child('fc1').setParameter('bias', b1);
     m.child('fc2').setParameter('weight', w2); m.child('fc2').setParameter('bias', b2);
-    return m.call(x) as Tensor;
+    return m.call(x);
   },
   moe: (a, x, wr, wg, wu, wd) => {
     const m = new nn.MixtureOfExperts({ hiddenSize: x.shape[1], intermediateSize: wg.shape[1], numExperts: a.experts, topK: a.topK, capacityFactor: a.capacityFactor });
     m.child('gate').setParameter('weight', wr);
     const ex = m.child('experts');
     ex.setParameter('gate_proj', wg); ex.setParameter('up_proj', wu); ex.setParameter('down_proj', wd);
-    const r = m.call(x) as k.nn.MoEOutput;
+    const r = m.call(x);
     return k.concat([k.reshape(r.output, [-1]), k.reshape(r.auxLoss, [1]), k.reshape(r.zLoss, [1]), k.reshape(r.droppedTokens, [1])], 0);
   },
   cumsum: (a, x) => k.cumsum(x, a.axis, { reverse: a.reverse, exclusive: a.exclusive }),

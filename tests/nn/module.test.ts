@@ -88,7 +88,7 @@ describeBackends('nn.Module', () => {
   it('frozen parameters get no gradient', async () => {
     const lin = new nn.Linear(3, 2, { generator: new k.Generator(4) });
     lin.freeze('bias');
-    k.sum(lin.call(k.ones([5, 3])) as Tensor).backward();
+    k.sum(lin.call(k.ones([5, 3]))).backward();
     expect(lin.bias!.grad).toBeNull();
     assertClose(await lin.weight.grad!.toArray(), new Array(6).fill(5));
   });
@@ -96,15 +96,15 @@ describeBackends('nn.Module', () => {
   it('forward pre/post hooks capture and replace; backward hooks see the output gradient', async () => {
     const lin = new nn.Linear(2, 2, { generator: new k.Generator(5) });
     const seen: number[][] = [];
-    const offPre = lin.registerForwardPreHook((_m, args) => [k.mul(args[0] as Tensor, 2)]);
-    const offPost = lin.registerForwardHook((_m, _a, out) => { seen.push([...(out as Tensor).shape]); return k.mul(out as Tensor, 0); });
-    const y = lin.call(k.ones([1, 2])) as Tensor;
+    const offPre = lin.registerForwardPreHook((_m, args) => [k.mul(args[0], 2)]);
+    const offPost = lin.registerForwardHook((_m, _a, out) => { seen.push([...out.shape]); return k.mul(out, 0); });
+    const y = lin.call(k.ones([1, 2]));
     expect(seen).toEqual([[1, 2]]);
     assertClose(await y.toArray(), [0, 0]);
     offPre(); offPost();
     const grads: number[][] = [];
     lin.registerBackwardHook((_m, g) => { grads.push([...g.shape]); return k.mul(g, 3); });
-    k.sum(lin.call(k.ones([1, 2])) as Tensor).backward();
+    k.sum(lin.call(k.ones([1, 2]))).backward();
     expect(grads).toEqual([[1, 2]]);
     assertClose(await lin.bias!.grad!.toArray(), [3, 3]);
   });
@@ -168,4 +168,131 @@ describeBackends('RoPE position ids', () => {
     expect((await run([0, 15])).length).toBe(32);
     expect(() => rope.apply(x, k.tensor([0, 1, 2], { dtype: 'i32' }))).toThrow(/rope: positionIds must be \(B, T\) = \(1, 2\)/);
   });
+});
+
+/** A decoder layer that does nothing: hidden states pass through, the cache is an empty one. */
+class SkipLayer extends nn.Module<[Tensor, k.models.LayerInputs], k.models.DecoderLayerOutput> {
+  forward(x: Tensor, inp: k.models.LayerInputs): k.models.DecoderLayerOutput {
+    return { hiddenStates: x, cache: inp.past ?? { key: k.zeros([x.shape[0], 2, 0, 4]), value: k.zeros([x.shape[0], 2, 0, 4]) }, auxLoss: null };
+  }
+}
+
+describeBackends('module surgery and call()', () => {
+  const cfg: k.models.DecoderConfig = { vocabSize: 17, hiddenSize: 16, numLayers: 3, numHeads: 4, numKVHeads: 2, intermediateSize: 24, maxPositionEmbeddings: 32 };
+  const moeCfg: k.models.DecoderConfig = { ...cfg, numLayers: 2, moe: { numExperts: 4, topK: 2, zLossCoef: 0.01 } };
+  const ids = () => k.tensor([[1, 5, 9, 2, 7], [3, 3, 16, 0, 4]], { dtype: 'i32' });
+  const lm = (c = cfg, seed = 3) => new k.models.DecoderLM(c, { generator: new k.Generator(seed) });
+  const err = (f: () => unknown, re: RegExp) => {
+    let e: unknown = null;
+    try { f(); } catch (x) { e = x; }
+    expect(e).toBeInstanceOf(k.KilnError);
+    expect((e as Error).message).toMatch(re);
+  };
+
+  it('registerModule refuses a taken name; replaceModule swaps one child and names a missing one', () => {
+    const m = new Tiny();
+    const model = m.child('model');
+    err(() => model.registerModule('embed_tokens', new nn.Embedding(10, 4)), /registerModule.*'embed_tokens' is already a module.*use replaceModule/);
+    const lin = new nn.Linear(2, 2);
+    err(() => lin.registerModule('weight', new nn.RMSNorm(2)), /'weight' is already a parameter of this Linear/);
+    lin.registerBuffer('scale', k.ones([2]));
+    err(() => lin.registerModule('scale', new nn.RMSNorm(2)), /'scale' is already a buffer/);
+    err(() => new nn.RMSNorm(2).registerParameter('x.y', null), /RMSNorm.registerParameter: invalid name 'x.y'/);
+    err(() => model.replaceModule('norm', new nn.RMSNorm(4)), /replaceModule.*no child module named 'norm' \(children: embed_tokens, layers\)/);
+    err(() => m.layers.registerModule('extra', new nn.RMSNorm(4)), /ModuleList.registerModule: .*the next is '2', got 'extra'/);
+    const emb = new nn.Embedding(10, 4);
+    const old = model.replaceModule('embed_tokens', emb);
+    expect(old).toBeInstanceOf(nn.Embedding);
+    expect(old).not.toBe(emb);
+    expect(model.child('embed_tokens')).toBe(emb);
+    // same name, same place in the tree: checkpoint names and their order are unchanged
+    expect([...m.namedParameters()][0]).toEqual(['model.embed_tokens.weight', emb.weight]);
+  });
+
+  it('a ModuleList block replaced by name changes what forward runs: logits of the model without that block', async () => {
+    const m = lm();
+    const before = Array.from(await k.noGrad(() => m.call({ inputIds: ids() })).logits.toArray());
+    const skip = new SkipLayer();
+    const list = m.child('model').child<k.nn.ModuleList>('layers');
+    const old = list.replaceModule('1', skip);
+    // one store: items, at(), iteration, length and the named tree agree
+    expect([m.layers.at(1), m.layers.items[1], [...m.layers][1], m.layers.at(-2)]).toEqual([skip, skip, skip, skip]);
+    expect(m.layers.length).toBe(3);
+    expect([...m.namedModules()].some(([n]) => n.startsWith('model.layers.1.'))).toBe(false);
+    err(() => m.layers.at(3), /index 3 is out of range for 3 modules/);
+    // reference: a 2-layer model holding the weights of layers 0 and 2
+    const two = lm({ ...cfg, numLayers: 2 }, 5);
+    const sd = m.stateDict();
+    two.loadStateDict(Object.fromEntries(Object.entries(sd).map(([n, t]) => [n.replace('model.layers.2.', 'model.layers.1.'), t])));
+    const want = Array.from(await k.noGrad(() => two.call({ inputIds: ids() })).logits.toArray());
+    const got = Array.from(await k.noGrad(() => m.call({ inputIds: ids() })).logits.toArray());
+    assertClose(got, want, { atol: 1e-5 }, 'skipped block');
+    expect(Math.max(...got.map((v, i) => Math.abs(v - before[i])))).toBeGreaterThan(1e-3);
+    list.replaceModule('1', old);
+    assertClose(await k.noGrad(() => m.call({ inputIds: ids() })).logits.toArray(), before, { atol: 0, rtol: 0 }, 'block restored');
+  });
+
+  it('hooks on self_attn fire for every layer of a DecoderLM forward and backward, and their replacement is used', async () => {
+    const m = lm();
+    const seen = { pre: 0, post: 0, bwd: 0 };
+    const shapes: number[][] = [];
+    for (const layer of m.layers) {
+      const attn = layer.child<k.nn.Attention>('self_attn');
+      attn.registerForwardPreHook(() => void seen.pre++);
+      attn.registerForwardHook((_m, _a, out) => { seen.post++; shapes.push([...out.output.shape, ...out.cache.key.shape]); });
+      attn.registerBackwardHook((_m, g) => { seen.bwd++; shapes.push([...g.shape]); });
+    }
+    k.sum(m.call({ inputIds: ids() }).logits).backward();
+    expect(seen).toEqual({ pre: 3, post: 3, bwd: 3 });
+    expect(shapes.slice(0, 3)).toEqual([[2, 5, 16, 2, 2, 5, 4], [2, 5, 16, 2, 2, 5, 4], [2, 5, 16, 2, 2, 5, 4]]);
+    expect(shapes.slice(3)).toEqual([[2, 5, 16], [2, 5, 16], [2, 5, 16]]);
+    // a forward hook that zeroes attention's output = a model whose o_proj weights are zero
+    const hooked = lm();
+    for (const layer of hooked.layers) layer.child<k.nn.Attention>('self_attn').registerForwardHook((_m, _a, out) => ({ ...out, output: k.mul(out.output, 0) }));
+    const zeroed = lm();
+    for (const layer of zeroed.layers) layer.child('self_attn').child<k.nn.Linear>('o_proj').setParameter('weight', k.zeros([16, 16]));
+    assertClose(await k.noGrad(() => hooked.call({ inputIds: ids() })).logits.toArray(), await k.noGrad(() => zeroed.call({ inputIds: ids() })).logits.toArray(), { atol: 1e-6 });
+  });
+
+  for (const [what, c] of [['self_attn of a dense model', cfg], ['whole MoE layers (aux loss through the checkpoint)', moeCfg]] as const) {
+    it(`checkpointModule on ${what}: attention is recomputed in backward; logits, caches, aux loss and gradients unchanged`, async () => {
+      const m = lm(c);
+      let qCalls = 0;
+      for (const layer of m.layers) layer.child('self_attn').child('q_proj').registerForwardHook(() => void qCalls++);
+      const run = async () => {
+        m.zeroGrad();
+        qCalls = 0;
+        const out = m.call({ inputIds: ids() });
+        const loss = out.auxLoss ? k.add(k.sum(k.square(out.logits)), k.mul(out.auxLoss, 100)) : k.sum(k.square(out.logits));
+        loss.backward();
+        return {
+          calls: qCalls,
+          logits: Array.from(await out.logits.toArray()),
+          cache: await Promise.all(out.cache.flatMap((c) => [c.key, c.value]).map(async (t) => Array.from(await t.toArray()))),
+          aux: out.auxLoss ? await out.auxLoss.item() : null,
+          grads: await Promise.all(m.parameters().map(async (p) => Array.from(await p.grad!.toArray()))),
+        };
+      };
+      const plain = await run();
+      for (const layer of m.layers) nn.checkpointModule(c.moe ? layer : layer.child('self_attn'));
+      const ck = await run();
+      const L = c.numLayers;
+      expect([plain.calls, ck.calls]).toEqual([L, 2 * L]);
+      assertClose(ck.logits, plain.logits, { atol: 1e-6 }, 'logits');
+      ck.cache.forEach((t, i) => assertClose(t, plain.cache[i], { atol: 0, rtol: 0 }, `cache ${i}`));
+      if (c.moe) expect(ck.aux).toBeCloseTo(plain.aux!, 6);
+      ck.grads.forEach((g, i) => assertClose(g, plain.grads[i], { atol: 1e-5, rtol: 1e-4 }, `grad ${[...m.namedParameters()][i][0]}`));
+      // without grad (generation) nothing is recomputed
+      qCalls = 0;
+      const ref = k.noGrad(() => m.call({ inputIds: ids() }));
+      expect(qCalls).toBe(L);
+      // with grad, a pre-allocated cache comes back as itself (written in place), not a copy
+      const past = m.allocateCache(2, 8);
+      const out = m.call({ inputIds: ids(), past });
+      expect(out.cache.map((c, i) => c.key === past[i].key && c.value === past[i].value && c.length === 5)).toEqual(out.cache.map(() => true));
+      assertClose(await out.logits.toArray(), await ref.logits.toArray(), { atol: 1e-6 }, 'logits with a pre-allocated cache');
+      // a checkpointed sequence chains tensor-to-tensor modules only
+      err(() => nn.checkpointSequential([m.layers.at(0)], 1, k.zeros([2, 5, 16]).requiresGrad_(), {}), /block 0 \(DecoderLayer\) returned object, not a tensor/);
+    });
+  }
 });
