@@ -3,8 +3,9 @@
 import { KilnError } from '../core/errors.js';
 import { Linear } from '../nn/layers.js';
 import type { SafetensorsEntry } from './loaders/safetensors.js';
-import { buildNameMap, fromKiln, type NameFormat } from './name-map.js';
+import { buildNameMap, fromKiln, type NameFormat, type NameMap } from './name-map.js';
 import type { DecoderLM } from './transformer.js';
+import { parameterShapes } from './weights.js';
 
 export interface ExportOptions {
   /** the checkpoint's architecture: a Hugging Face model_type, or a GGUF general.architecture */
@@ -12,6 +13,12 @@ export interface ExportOptions {
   /** 'hf': Hugging Face names and layouts (the default); 'gguf': llama.cpp's names and layouts */
   format?: NameFormat;
 }
+
+/**
+ * The name map of a loaded model, from its config rather than its live parameters, so weights kept
+ * quantized (a QLoRA base) still have their place: what adapter export (lora-map.ts) needs.
+ */
+export const nameMapOf = (model: DecoderLM, arch: string, format: NameFormat = 'hf'): NameMap => buildNameMap(arch, format, model.config, parameterShapes(model.config));
 
 export type StateDict = Record<string, SafetensorsEntry & { dtype: 'F32'; data: Float32Array }>;
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.js';
 import { KilnError } from '../../src/core/errors.js';
-import { exportStateDict } from '../../src/models/export.js';
+import { exportStateDict, nameMapOf } from '../../src/models/export.js';
 import { configFromHF } from '../../src/models/hf.js';
 import { loadModel } from '../../src/models/load.js';
 import { writeSafetensors } from '../../src/models/loaders/safetensors.js';
@@ -94,5 +94,14 @@ describe('loading through the name map [wasm]', () => {
     for (const [n, p] of a.model.namedParameters()) expect(Array.from(await pb.get(n)!.toArray()), n).toEqual(Array.from(await p.toArray()));
     a.model.dispose();
     b.model.dispose();
+  });
+
+  it("a quantized GGUF base (QLoRA) still maps its kept-quantized weights: phi3's q_proj is rows of attn_qkv, and of qkv_proj in HF names", async () => {
+    const { model } = await loadModel(join(golden, 'gguf', 'tiny-phi3.gguf'));
+    expect(new Map(model.namedParameters()).has('model.layers.0.self_attn.q_proj.weight')).toBe(false); // kept quantized
+    const rows = model.config.numHeads * model.config.headDim;
+    expect(placementOf(nameMapOf(model, 'phi3', 'gguf'), 'model.layers.0.self_attn.q_proj').placements).toEqual([{ name: 'blk.0.attn_qkv.weight', rows: [0, rows], transpose: false }]);
+    expect(placementOf(nameMapOf(model, 'phi3'), 'model.layers.0.self_attn.q_proj').placements).toEqual([{ name: 'model.layers.0.self_attn.qkv_proj.weight', rows: [0, rows], transpose: false }]);
+    model.dispose();
   });
 });
