@@ -44,7 +44,8 @@ export async function ggufModel(src: ByteSource, opts: LoadOptions): Promise<Loa
     const params = new Map(model.namedParameters());
     for (const [name, p] of params) {
       // kiln's layout is the file's (RoPE runs in llama.cpp's order): a parameter is a tensor or a band of its rows
-      const [s] = map.params.get(name)!;
+      const [s, ...more] = map.params.get(name)!;
+      if (more.length || s.transpose || s.permute || s.shift) throw new KilnError('config', 'loadGGUF', `${src.name}: ${name}: its layout in '${s.name}' is not one kiln reads from GGUF`);
       const info = g.tensors.get(s.name)!;
       const shape = [...p.shape];
       const type = keptAs(name, shape, opts, info.type);
