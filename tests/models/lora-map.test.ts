@@ -132,6 +132,20 @@ describe('LoRA factors between kiln and checkpoint modules', () => {
     expect([l[0].name, l[0].B.data]).toEqual(['blk.0.attn_q', same.B.data]);
   });
 
+  it("a llama.cpp LoRA (GGUF names, q/k rows in llama.cpp's order) onto a base loaded from Hugging Face: B's rows un-permuted into kiln's order", () => {
+    const D = 8;
+    const map = mapOf('llama', { headDim: D }, 'gguf');
+    const heads = cfgOf('llama').numKVHeads!;
+    const kiln = mat(heads * D, 16); // kiln (and the HF file) in Hugging Face's order; the GGUF file holds it permuted
+    const gguf = llamaPermute(kiln.data, heads, 16);
+    const l = { A: mat(2, 16), B: mat(heads * D, 2) }; // trained on the GGUF base
+    const [back] = loraFromCheckpoint(map, 'blk.1.attn_k', l.A, l.B);
+    expect(back.path).toBe('model.layers.1.self_attn.k_proj');
+    close(llamaPermute(add(kiln.data, delta(back.A, back.B)), heads, 16), add(gguf, delta(l.A, l.B)), 'k_proj merged in both layouts');
+    const [again] = loraToCheckpoint(map, back.path, back.A, back.B);
+    close(again.B.data, l.B.data, 'and back to the GGUF order');
+  });
+
   it('factors that do not fit, an unknown module, and two LoRAs on one module are typed errors naming them', () => {
     const map = mapOf('phi3');
     const bad = (f: () => unknown, code: string, msg: RegExp) => {
