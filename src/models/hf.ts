@@ -137,3 +137,34 @@ export function configFromHF(j: Json, where = 'config.json'): DecoderConfig {
   }
   return c;
 }
+
+const HF_ACT: Record<Activation, string> = { silu: 'silu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh', relu: 'relu' };
+
+/**
+ * The config.json that configFromHF reads back as `c`: what an export in Hugging Face names
+ * (export.ts) is saved with. It describes Hugging Face's layout (rotate-half RoPE, Gemma norms as
+ * w), which is what the export writes whatever kiln's own layout. Llama 3.1 scaling held only as
+ * GGUF's per-frequency factors has no config.json form and is refused.
+ */
+export function configToHF(c: DecoderConfig, type: ModelType): Json {
+  if (!SUPPORTED_MODEL_TYPES.includes(type)) throw new KilnError('config', 'configToHF', `unsupported model_type ${JSON.stringify(type)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
+  if (c.ropeFreqFactors) throw new KilnError('config', 'configToHF', 'ropeFreqFactors (GGUF rope_freqs) have no config.json form: give ropeScaling { type: "llama3", ... } instead');
+  const act = HF_ACT[c.act ?? 'silu'];
+  if (type === 'gpt2')
+    return { model_type: type, vocab_size: c.vocabSize, n_embd: c.hiddenSize, n_layer: c.numLayers, n_head: c.numHeads, n_inner: c.intermediateSize, layer_norm_epsilon: c.normEps, n_positions: c.maxPositionEmbeddings, activation_function: act === 'gelu_pytorch_tanh' ? 'gelu_new' : act, tie_word_embeddings: c.tieWordEmbeddings ?? true };
+  const s = c.ropeScaling;
+  const j: Json = {
+    model_type: type, vocab_size: c.vocabSize, hidden_size: c.hiddenSize, num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads, num_key_value_heads: c.numKVHeads ?? c.numHeads,
+    head_dim: c.headDim ?? c.hiddenSize / c.numHeads, intermediate_size: c.intermediateSize, rms_norm_eps: c.normEps, rope_theta: c.ropeTheta ?? 10000,
+    max_position_embeddings: c.maxPositionEmbeddings, hidden_act: act, attention_bias: !!c.qkvBias, mlp_bias: !!c.mlpBias, tie_word_embeddings: !!c.tieWordEmbeddings,
+    partial_rotary_factor: c.partialRotaryFactor ?? 1,
+    rope_scaling: !s ? null
+      : s.type === 'linear' ? { rope_type: 'linear', factor: s.factor }
+      : s.type === 'dynamic' ? { rope_type: 'dynamic', factor: s.factor, original_max_position_embeddings: s.originalMaxPositionEmbeddings }
+      : s.type === 'yarn' ? { rope_type: 'yarn', factor: s.factor, original_max_position_embeddings: s.originalMaxPositionEmbeddings, beta_fast: s.betaFast, beta_slow: s.betaSlow, mscale: s.mscale, mscale_all_dim: s.mscaleAllDim }
+      : { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositionEmbeddings },
+  };
+  if (c.slidingWindow) Object.assign(j, { sliding_window: c.slidingWindow }, type === 'qwen2' ? { use_sliding_window: true } : {});
+  if (c.moe) Object.assign(j, { num_local_experts: c.moe.numExperts, num_experts_per_tok: c.moe.topK, router_aux_loss_coef: c.moe.auxLossCoef ?? 0.01 });
+  return j;
+}

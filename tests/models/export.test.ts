@@ -11,6 +11,7 @@ import type { Tensor } from '../../src/index.js';
 import { KilnError } from '../../src/core/errors.js';
 import { loadModel } from '../../src/models/load.js';
 import { exportStateDict } from '../../src/models/export.js';
+import { configToHF, type ModelType } from '../../src/models/hf.js';
 import { GGUFFile } from '../../src/models/loaders/gguf.js';
 import { writeSafetensors } from '../../src/models/loaders/safetensors.js';
 import { fileSource } from '../../src/models/sources.js';
@@ -115,12 +116,6 @@ describe('exportStateDict [wasm]', () => {
   });
 
   // the GGUF goldens' logits come from PyTorch running the Hugging Face layout on the dequantized weights
-  const hfConfig = (type: string, c: DecoderLM['config']): object => ({
-    model_type: type, vocab_size: c.vocabSize, hidden_size: c.hiddenSize, intermediate_size: c.intermediateSize, num_hidden_layers: c.numLayers,
-    num_attention_heads: c.numHeads, num_key_value_heads: c.numKVHeads, head_dim: c.headDim, rms_norm_eps: c.normEps, rope_theta: c.ropeTheta,
-    max_position_embeddings: c.maxPositionEmbeddings, tie_word_embeddings: c.tieWordEmbeddings, partial_rotary_factor: c.partialRotaryFactor,
-    hidden_act: type === 'gemma' ? 'gelu_pytorch_tanh' : 'silu', ...(c.slidingWindow ? { sliding_window: c.slidingWindow } : {}),
-  });
   it('GGUF files exported in Hugging Face names and layouts load through the HF loader to the PyTorch logits (q/k rows un-permuted, Gemma norms as w)', async () => {
     for (const arch of ['llama', 'qwen2', 'gemma', 'phi3']) {
       const gold = JSON.parse(readFileSync(join(golden, 'gguf', arch === 'llama' ? 'golden.json' : `golden-${arch}.json`), 'utf8'));
@@ -128,7 +123,7 @@ describe('exportStateDict [wasm]', () => {
       expect(model.config.ropeFreqFactors ?? null, arch).toBeNull();
       const out = await exportStateDict(model, { arch });
       expect(Object.keys(out), arch).toContain('model.layers.0.self_attn.' + (arch === 'phi3' ? 'qkv_proj.weight' : 'q_proj.weight'));
-      const back = await loadModel(writeFolder(`gguf-hf-${arch}`, out, hfConfig(arch, model.config)));
+      const back = await loadModel(writeFolder(`gguf-hf-${arch}`, out, configToHF(model.config, arch as ModelType)));
       expect(back.model.config.ropeLayout ?? 'half').toBe('half');
       const ids = k.tensor(gold.ids.data, { shape: gold.ids.shape, dtype: 'i32' });
       const { logits } = back.model.call({ inputIds: ids }) as { logits: Tensor };

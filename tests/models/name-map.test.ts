@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.js';
 import { KilnError } from '../../src/core/errors.js';
 import { exportStateDict, nameMapOf } from '../../src/models/export.js';
-import { configFromHF } from '../../src/models/hf.js';
+import { configFromHF, configToHF, type ModelType } from '../../src/models/hf.js';
 import { loadModel } from '../../src/models/load.js';
 import { writeSafetensors } from '../../src/models/loaders/safetensors.js';
 import { buildNameMap, mapArchs, placementOf } from '../../src/models/name-map.js';
@@ -38,6 +38,28 @@ describe('name tables', () => {
     const gpt2 = configFromHF(configOf('gpt2'));
     const { placements } = placementOf(buildNameMap('gpt2', 'hf', gpt2, parameterShapes(gpt2)), 'model.layers.1.self_attn.k_proj');
     expect(placements).toEqual([{ name: 'transformer.h.1.attn.c_attn.weight', rows: [16, 32], transpose: true }]);
+  });
+});
+
+describe('config.json both ways', () => {
+  it('configToHF writes what configFromHF reads back as the same config: every tiny checkpoint, and each RoPE scaling', () => {
+    for (const arch of mapArchs('hf')) {
+      const c = configFromHF(configOf(arch));
+      expect(configFromHF(configToHF(c, arch as ModelType)), arch).toEqual(c);
+    }
+    const scalings = [
+      { rope_type: 'linear', factor: 2 },
+      { rope_type: 'dynamic', factor: 2, original_max_position_embeddings: 16 },
+      { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 0.5 },
+      { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+    ];
+    for (const rope_scaling of scalings) {
+      const c = configFromHF({ ...configOf('llama'), rope_scaling });
+      expect(c.ropeScaling?.type).toBe(rope_scaling.rope_type);
+      expect(configFromHF(configToHF(c, 'llama')), rope_scaling.rope_type).toEqual(c);
+    }
+    const withFactors = { ...configFromHF(configOf('llama')), ropeFreqFactors: [1, 2] };
+    expect(() => configToHF(withFactors, 'llama')).toThrow(/ropeFreqFactors \(GGUF rope_freqs\) have no config\.json form/);
   });
 });
 
