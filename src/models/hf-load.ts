@@ -6,7 +6,8 @@
 import { KilnError } from '../core/errors.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 import { checkConfigTensors, validateConfig } from './config.js';
-import { checkRule, configFromHF, hfConfigKeys, weightRules, type ModelType } from './hf.js';
+import { configFromHF, hfConfigKeys, type ModelType } from './hf.js';
+import { buildNameMap, checkShapes, isPlain, kilnValues } from './name-map.js';
 import { SafetensorsFile, type TensorInfo } from './loaders/safetensors.js';
 import type { Folder, Progress } from './sources.js';
 import { DecoderLM } from './transformer.js';
@@ -90,34 +91,27 @@ export async function loadFolder(folder: Folder, opts: LoadOptions, progress: Pr
 
     // every parameter's source, shape and dtype, checked on a model that allocates nothing
     const params = parameterShapes(cfg);
-    const rules = weightRules(modelType, cfg, params, new Set(where2.keys()));
-    const covered = new Set(rules.map((r) => r.target));
-    const missing = [...params.keys()].filter((p) => !covered.has(p));
-    if (missing.length) throw new KilnError('config', 'loadModel', `${folder.name}: no weights for ${missing.join(', ')}`);
+    const map = buildNameMap(modelType, 'hf', cfg, params, { names: new Set(where2.keys()) });
     const fileOf = (n: string): string => where2.get(n)?.file.source.name ?? folder.name;
-    for (const r of rules) checkRule(r, params.get(r.target)!, shapes, fileOf);
-    for (const r of rules)
-      for (const s of r.sources) {
-        const dt = where2.get(s)!.info.dtype;
-        if (dt !== 'F32' && dt !== 'F16' && dt !== 'BF16') throw new KilnError('dtype', 'loadModel', `${fileOf(s)}: tensor '${s}' is ${dt}; kiln loads F32, F16 and BF16 weights`);
-      }
+    checkShapes(map, (n) => shapes.get(n), fileOf);
+    for (const s of map.tensors.keys()) {
+      const dt = where2.get(s)!.info.dtype;
+      if (dt !== 'F32' && dt !== 'F16' && dt !== 'BF16') throw new KilnError('dtype', 'loadModel', `${fileOf(s)}: tensor '${s}' is ${dt}; kiln loads F32, F16 and BF16 weights`);
+    }
 
     // everything checked: now allocate, read and place one parameter at a time
     model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true, dtype: opts.dtype });
-    const tensors = new Map(model.namedParameters());
-    for (const r of rules) {
-      const shape = params.get(r.target)!;
-      const param = tensors.get(r.target)!;
-      const src = where2.get(r.sources[0])!;
-      if (!r.make && !keptAs(r.target, shape, opts) && rawWritable(param, src.info.dtype)) {
-        writeRaw(param, await src.file.bytes(r.sources[0]), src.info.dtype, `${fileOf(r.sources[0])}: tensor '${r.sources[0]}'`);
+    let last: [string, Float32Array] | null = null; // a fused tensor is read once for its parts
+    const read = async (n: string): Promise<Float32Array> => (last?.[0] === n ? last[1] : (last = [n, await where2.get(n)!.file.float32(n)])[1]);
+    for (const [name, param] of model.namedParameters()) {
+      const shape = params.get(name)!;
+      const placements = map.params.get(name)!;
+      const src = where2.get(placements[0].name)!;
+      if (isPlain(placements) && !keptAs(name, shape, opts) && rawWritable(param, src.info.dtype)) {
+        writeRaw(param, await src.file.bytes(src.info.name), src.info.dtype, `${fileOf(src.info.name)}: tensor '${src.info.name}'`);
         continue;
       }
-      const data = await Promise.all(r.sources.map((s) => where2.get(s)!.file.float32(s)));
-      const values = r.make ? r.make(data, r.sources.map((s) => shapes.get(s)!)) : data[0];
-      const n = shape.reduce((a, b) => a * b, 1);
-      if (values.length !== n) throw new KilnError('shape', 'loadModel', `${fileOf(r.sources[0])}: '${r.sources.join("', '")}' make ${values.length} values, ${r.target} needs ${n}`);
-      place(model, param, r.target, shape, values, opts, keptAs(r.target, shape, opts));
+      place(model, param, name, shape, await kilnValues(map, name, read), opts, keptAs(name, shape, opts));
     }
 
     const text = async (f: string): Promise<string | null> => ((optional ? optional.includes(f) : await folder.has(f, progress)) ? readText(folder, f, progress) : null);

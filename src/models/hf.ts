@@ -1,7 +1,6 @@
-// Hugging Face checkpoints onto the one decoder: config.json (by model_type) to a DecoderConfig,
-// and each architecture's weight names (and layouts: GPT-2's Conv1D, Phi-3's fused projections,
-// Mixtral's per-expert matrices) to kiln's parameter paths.
-import { KilnError, fmtShape } from '../core/errors.js';
+// Hugging Face checkpoints onto the one decoder: config.json (by model_type) to a DecoderConfig.
+// Each architecture's weight names and layouts are in name-map.ts.
+import { KilnError } from '../core/errors.js';
 import type { RopeScaling } from '../nn/positional.js';
 import type { Activation } from '../nn/mlp.js';
 import type { ConfigKeys, DecoderConfig } from './config.js';
@@ -139,101 +138,33 @@ export function configFromHF(j: Json, where = 'config.json'): DecoderConfig {
   return c;
 }
 
-/** One kiln parameter made from checkpoint tensors. */
-export interface WeightRule {
-  target: string;
-  sources: string[];
-  /** The source tensors' values (float32) and shapes -> the parameter's values. */
-  make?: (data: Float32Array[], shapes: number[][]) => Float32Array;
-}
-
-function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j];
-  return out;
-}
-
-/** Rows [from, to) of a (rows, cols) matrix, or elements of a vector. */
-const rows = (a: Float32Array, cols: number, from: number, to: number): Float32Array => a.slice(from * cols, to * cols);
+const HF_ACT: Record<Activation, string> = { silu: 'silu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh', relu: 'relu' };
 
 /**
- * The rules that fill every parameter of `params` (kiln names -> shapes) from the checkpoint's
- * tensor names. Tensors the architecture does not use (rotary caches, GPT-2's causal-mask
- * buffers, a tied lm_head) are ignored; a parameter with no source is an error naming it.
+ * The config.json that configFromHF reads back as `c`: what an export in Hugging Face names
+ * (export.ts) is saved with. It describes Hugging Face's layout (rotate-half RoPE, Gemma norms as
+ * w), which is what the export writes whatever kiln's own layout. Llama 3.1 scaling held only as
+ * GGUF's per-frequency factors has no config.json form and is refused.
  */
-export function weightRules(type: ModelType, c: DecoderConfig, params: Map<string, number[]>, names: Set<string>): WeightRule[] {
-  const rules: WeightRule[] = [];
-  const H = c.numHeads;
-  const Hkv = c.numKVHeads ?? H;
-  const D = c.headDim ?? c.hiddenSize / H;
-  const hs = c.hiddenSize;
-  const I = c.intermediateSize;
-  const need = (target: string, sources: string[], make?: WeightRule['make']): void => {
-    if (params.has(target)) rules.push({ target, sources, make });
+export function configToHF(c: DecoderConfig, type: ModelType): Json {
+  if (!SUPPORTED_MODEL_TYPES.includes(type)) throw new KilnError('config', 'configToHF', `unsupported model_type ${JSON.stringify(type)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
+  if (c.ropeFreqFactors) throw new KilnError('config', 'configToHF', 'ropeFreqFactors (GGUF rope_freqs) have no config.json form: give ropeScaling { type: "llama3", ... } instead');
+  const act = HF_ACT[c.act ?? 'silu'];
+  if (type === 'gpt2')
+    return { model_type: type, vocab_size: c.vocabSize, n_embd: c.hiddenSize, n_layer: c.numLayers, n_head: c.numHeads, n_inner: c.intermediateSize, layer_norm_epsilon: c.normEps, n_positions: c.maxPositionEmbeddings, activation_function: act === 'gelu_pytorch_tanh' ? 'gelu_new' : act, tie_word_embeddings: c.tieWordEmbeddings ?? true };
+  const s = c.ropeScaling;
+  const j: Json = {
+    model_type: type, vocab_size: c.vocabSize, hidden_size: c.hiddenSize, num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads, num_key_value_heads: c.numKVHeads ?? c.numHeads,
+    head_dim: c.headDim ?? c.hiddenSize / c.numHeads, intermediate_size: c.intermediateSize, rms_norm_eps: c.normEps, rope_theta: c.ropeTheta ?? 10000,
+    max_position_embeddings: c.maxPositionEmbeddings, hidden_act: act, attention_bias: !!c.qkvBias, mlp_bias: !!c.mlpBias, tie_word_embeddings: !!c.tieWordEmbeddings,
+    partial_rotary_factor: c.partialRotaryFactor ?? 1,
+    rope_scaling: !s ? null
+      : s.type === 'linear' ? { rope_type: 'linear', factor: s.factor }
+      : s.type === 'dynamic' ? { rope_type: 'dynamic', factor: s.factor, original_max_position_embeddings: s.originalMaxPositionEmbeddings }
+      : s.type === 'yarn' ? { rope_type: 'yarn', factor: s.factor, original_max_position_embeddings: s.originalMaxPositionEmbeddings, beta_fast: s.betaFast, beta_slow: s.betaSlow, mscale: s.mscale, mscale_all_dim: s.mscaleAllDim }
+      : { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositionEmbeddings },
   };
-  if (type === 'gpt2') {
-    const p = names.has('transformer.wte.weight') ? 'transformer.' : '';
-    need('model.embed_tokens.weight', [`${p}wte.weight`]);
-    need('model.embed_positions.weight', [`${p}wpe.weight`]);
-    need('model.norm.weight', [`${p}ln_f.weight`]);
-    need('model.norm.bias', [`${p}ln_f.bias`]);
-    need('lm_head.weight', ['lm_head.weight']);
-    for (let i = 0; i < c.numLayers; i++) {
-      const s = `${p}h.${i}.`;
-      const t = `model.layers.${i}.`;
-      for (const [a, b] of [['ln_1', 'input_layernorm'], ['ln_2', 'post_attention_layernorm']])
-        for (const w of ['weight', 'bias']) need(`${t}${b}.${w}`, [`${s}${a}.${w}`]);
-      // Conv1D stores (in, out): q, k, v are column blocks of c_attn
-      ['q_proj', 'k_proj', 'v_proj'].forEach((proj, k) => {
-        need(`${t}self_attn.${proj}.weight`, [`${s}attn.c_attn.weight`], ([w]) => transpose2d(w, hs, 3 * hs).slice(k * hs * hs, (k + 1) * hs * hs));
-        need(`${t}self_attn.${proj}.bias`, [`${s}attn.c_attn.bias`], ([b]) => b.slice(k * hs, (k + 1) * hs));
-      });
-      need(`${t}self_attn.o_proj.weight`, [`${s}attn.c_proj.weight`], ([w]) => transpose2d(w, hs, hs));
-      need(`${t}self_attn.o_proj.bias`, [`${s}attn.c_proj.bias`]);
-      need(`${t}mlp.fc1.weight`, [`${s}mlp.c_fc.weight`], ([w]) => transpose2d(w, hs, I));
-      need(`${t}mlp.fc1.bias`, [`${s}mlp.c_fc.bias`]);
-      need(`${t}mlp.fc2.weight`, [`${s}mlp.c_proj.weight`], ([w]) => transpose2d(w, I, hs));
-      need(`${t}mlp.fc2.bias`, [`${s}mlp.c_proj.bias`]);
-    }
-    return rules;
-  }
-  for (const name of params.keys()) {
-    const m = /^model\.layers\.(\d+)\.(.*)$/.exec(name);
-    const rest = m?.[2];
-    const L = m ? `model.layers.${m[1]}.` : '';
-    if (type === 'phi3' && rest && /^self_attn\.[qkv]_proj\.weight$/.test(rest)) {
-      const k = 'qkv'.indexOf(rest[10]);
-      const [a, b] = k === 0 ? [0, H * D] : k === 1 ? [H * D, (H + Hkv) * D] : [(H + Hkv) * D, (H + 2 * Hkv) * D];
-      need(name, [`${L}self_attn.qkv_proj.weight`], ([w]) => rows(w, hs, a, b));
-    } else if (type === 'phi3' && rest && /^mlp\.(gate|up)_proj\.weight$/.test(rest)) {
-      const up = rest.startsWith('mlp.up');
-      need(name, [`${L}mlp.gate_up_proj.weight`], ([w]) => rows(w, hs, up ? I : 0, up ? 2 * I : I));
-    } else if (type === 'mixtral' && rest === 'mlp.gate.weight') {
-      need(name, [`${L}block_sparse_moe.gate.weight`]);
-    } else if (type === 'mixtral' && rest && /^mlp\.experts\.(gate|up|down)_proj$/.test(rest)) {
-      // per-expert w1 (gate), w3 (up), w2 (down) stacked along a new first axis
-      const w = rest.includes('gate') ? 'w1' : rest.includes('up') ? 'w3' : 'w2';
-      const E = c.moe!.numExperts;
-      need(name, Array.from({ length: E }, (_, e) => `${L}block_sparse_moe.experts.${e}.${w}.weight`), (ds) => {
-        const out = new Float32Array(ds.reduce((a, d) => a + d.length, 0));
-        let o = 0;
-        for (const d of ds) {
-          out.set(d, o);
-          o += d.length;
-        }
-        return out;
-      });
-    } else need(name, [name]);
-  }
-  return rules;
-}
-
-/** Checks a rule's sources exist with the shapes the parameter needs (before any data is read). */
-export function checkRule(r: WeightRule, shape: number[], sourceShapes: Map<string, number[]>, file: (name: string) => string): void {
-  for (const s of r.sources) if (!sourceShapes.has(s)) throw new KilnError('config', 'load', `missing tensor '${s}' (for ${r.target} ${fmtShape(shape)})`);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const have = r.sources.reduce((a, s) => a + sourceShapes.get(s)!.reduce((x, y) => x * y, 1), 0);
-  if (!r.make && (sourceShapes.get(r.sources[0])!.length !== shape.length || sourceShapes.get(r.sources[0])!.some((d, i) => d !== shape[i])))
-    throw new KilnError('shape', 'load', `${file(r.sources[0])}: tensor '${r.sources[0]}' is ${fmtShape(sourceShapes.get(r.sources[0])!)} but the config makes ${r.target} ${fmtShape(shape)}`);
-  if (r.make && have < n) throw new KilnError('shape', 'load', `${file(r.sources[0])}: tensor '${r.sources[0]}' is ${fmtShape(sourceShapes.get(r.sources[0])!)}, too small for ${r.target} ${fmtShape(shape)} under this config`);
+  if (c.slidingWindow) Object.assign(j, { sliding_window: c.slidingWindow }, type === 'qwen2' ? { use_sliding_window: true } : {});
+  if (c.moe) Object.assign(j, { num_local_experts: c.moe.numExperts, num_experts_per_tok: c.moe.topK, router_aux_loss_coef: c.moe.auxLossCoef ?? 0.01 });
+  return j;
 }

@@ -1,25 +1,19 @@
 // loadModel: a model from wherever it is. A path, a URL, a Hugging Face repo id ('org/name'),
 // raw bytes, a Blob/File or a folder's files by name; GGUF is told by its magic bytes, not by
 // a file name. Sources and folders: sources.ts; the cache: cache.ts; a Hugging Face folder:
-// hf-load.ts (names: hf.ts); GGUF: gguf-config.ts, gguf-tokenizer.ts, gguf-names.ts; placing
-// weights: weights.ts.
+// hf-load.ts (config: hf.ts); GGUF: gguf-load.ts, gguf-config.ts, gguf-tokenizer.ts; weight
+// names both ways: name-map.ts; placing weights: weights.ts.
 import { KilnError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { ModelType } from './hf.js';
-import { checkConfigTensors, validateConfig } from './config.js';
-import { configFromGGUF } from './gguf-config.js';
-import { ggufSources } from './gguf-names.js';
-import { tokenizerFromGGUF } from './gguf-tokenizer.js';
-import { GGUFFile } from './loaders/gguf.js';
+import { ggufModel } from './gguf-load.js';
 import { loadFolder } from './hf-load.js';
 import {
   filesFolder, fileSource, hubFolder, isRepoId, pathFolder, pathKind, Progress, sniff, sniffSource, toSource, trackedSource, urlFolder, urlHead, urlSource,
   type ByteSource, type Folder, type ModelFiles, type SourceOptions,
 } from './sources.js';
-import { DecoderLM } from './transformer.js';
-import { fromGGUF } from '../nn/quant.js';
-import { keptAs, parameterShapes, place, rawWritable, writeRaw } from './weights.js';
+import type { DecoderLM } from './transformer.js';
 
 export { tokenizerFromGGUF } from './gguf-tokenizer.js';
 export { listCachedModels, deleteCachedModel, type CachedModel } from './cache.js';
@@ -127,69 +121,4 @@ export async function loadGGUF(from: string | ByteSource | Blob | ArrayBuffer | 
   const m = await ggufModel(trackedSource(src, progress), opts);
   progress.finish();
   return m;
-}
-
-/** A GGUF model from a source (whose reads or download report progress already); closes it. */
-async function ggufModel(src: ByteSource, opts: LoadOptions): Promise<LoadedModel> {
-  let model: DecoderLM | null = null;
-  try {
-    const g = await GGUFFile.open(src);
-    const { cfg, arch, keys } = configFromGGUF(g.metadata, src.name);
-    // Llama 3.1's scaling, as llama.cpp's converter stores it: a divisor per rotary frequency
-    const freqs = g.tensors.get('rope_freqs.weight');
-    if (freqs) {
-      if (freqs.shape.length !== 1 || freqs.shape[0] > 1 << 16) throw new KilnError('config', 'loadGGUF', `${src.name}: rope_freqs.weight: must be a vector of rotary dim / 2 factors, got ${JSON.stringify(freqs.shape)}`);
-      cfg.ropeFreqFactors = Array.from(await g.float32('rope_freqs.weight'));
-    }
-    validateConfig(cfg, src.name, keys);
-    const shapes = new Map([...g.tensors].map(([n, t]) => [n, t.shape]));
-    checkConfigTensors(cfg, src.name, keys, shapes, (n) => {
-      const m = /^blk\.(\d+)\.(.+)$/.exec(n);
-      return m ? [Number(m[1]), m[2]] : null;
-    }, 'token_embd.weight');
-    const tokenizer = tokenizerFromGGUF(g.metadata, src.name, cfg.vocabSize);
-    const sources = ggufSources(g.tensors.keys(), cfg);
-    if (!sources.has('lm_head.weight')) cfg.tieWordEmbeddings = true;
-    if ([...g.tensors.keys()].some((n) => n.startsWith('rope_factors'))) {
-      throw new KilnError('config', 'loadGGUF', `${src.name}: rope_factors tensors (LongRoPE scaling) are not supported`);
-    }
-    // check every parameter's tensor and shape (on a model that allocates nothing) before reading any data
-    for (const [name, want] of parameterShapes(cfg)) {
-      const p = { shape: want };
-      const s = sources.get(name);
-      if (!s) throw new KilnError('config', 'loadGGUF', `${src.name}: missing tensor for ${name}`);
-      const t = g.tensors.get(s.tensor)!;
-      const shape = s.rows ? [s.rows[1] - s.rows[0], ...t.shape.slice(1)] : t.shape;
-      if ((s.rows && (t.shape.length !== 2 || s.rows[1] > t.shape[0])) || shape.length !== p.shape.length || shape.some((d, i) => d !== p.shape[i])) {
-        const what = s.rows ? `rows ${s.rows[0]}..${s.rows[1]} of tensor '${s.tensor}' ${JSON.stringify(t.shape)}` : `tensor '${s.tensor}' is ${JSON.stringify(t.shape)} but`;
-        throw new KilnError('shape', 'loadGGUF', `${src.name}: ${what} the metadata makes ${name} ${JSON.stringify(p.shape)}`);
-      }
-    }
-    model = new DecoderLM(cfg, { backend: opts.backend, skipInit: true, dtype: opts.dtype });
-    const params = new Map(model.namedParameters());
-    for (const [name, p] of params) {
-      const s = sources.get(name)!;
-      const info = g.tensors.get(s.tensor)!;
-      const shape = [...p.shape];
-      const type = keptAs(name, shape, opts, info.type);
-      // the band of the tensor's bytes this parameter takes (rows are whole blocks: quantized rows split too)
-      const rowBytes = (info.end - info.begin) / info.shape[0];
-      const [r0, r1] = s.rows ?? [0, info.shape[0]];
-      const bytes = () => src.read(info.begin + r0 * rowBytes, (r1 - r0) * rowBytes);
-      if (!type && rawWritable(p, info.type)) {
-        writeRaw(p, await bytes(), info.type, `${src.name}: tensor '${info.name}'`);
-        continue;
-      }
-      // a tensor already in the kept type goes over block for block, without a second quantization
-      const q = type && info.type === type.toUpperCase() ? fromGGUF(type, await bytes(), shape[0], shape[1]) : undefined;
-      const values = q ? null : s.rows ? (await g.float32(info.name)).subarray(r0 * shape[1], r1 * shape[1]) : await g.float32(info.name);
-      place(model!, p, name, shape, values, opts, type, q);
-    }
-    const loaded = { model: model.eval(), modelType: arch as ModelType, hfConfig: Object.fromEntries([...g.metadata].filter(([k]) => !k.startsWith('tokenizer.')).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])), tokenizer, generationConfig: null };
-    model = null;
-    return loaded;
-  } finally {
-    model?.dispose(); // a load that failed after allocating gives its memory back
-    await src.close?.();
-  }
 }
