@@ -33,7 +33,7 @@ function checkNames(modelType: string | null, op: string): void {
 }
 
 /** The tensors of one adapter under PEFT's file keys, as live parameters. */
-function adapterTensors(peft: PeftModel, name: string): Map<string, Tensor> {
+export function adapterTensors(peft: PeftModel, name: string): Map<string, Tensor> {
   const c = peft.peftConfig.get(name)!;
   const out = new Map<string, Tensor>();
   for (const [path, l] of peft.loraLayers()) {
