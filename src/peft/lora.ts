@@ -146,6 +146,7 @@ export class LoraLinear extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.disabled && this.merged.length) this.unmerge(); // as PEFT: a disabled adapter is never in the weight
     let y = this.base.call(x) as Tensor;
     if (this.disabled || this.merged.length) return y;
     for (const name of this.active) {
