@@ -26,7 +26,11 @@ const HF_CLASS: Record<string, [string, string]> = {
 };
 
 /** Refuses architectures whose kiln names differ from their checkpoint's (their name maps come with issue 11's name-map work). */
-function checkNames(modelType: string | null, op: string): void {
+function checkNames(modelType: string | null, op: string, model: Module): void {
+  // GGUF Llama keeps llama.cpp's permuted q/k rows (interleaved RoPE): q/k adapters need the inverse permutation
+  if ((model as { config?: { ropeLayout?: string } }).config?.ropeLayout === 'interleaved') {
+    throw new KilnError('config', op, `the model keeps llama.cpp's permuted q_proj/k_proj rows (a GGUF Llama, interleaved RoPE); the name map that permutes adapters back to the Hugging Face layout is not there yet`);
+  }
   if (modelType && !SAME_NAMES.includes(modelType)) {
     throw new KilnError('config', op, `model_type '${modelType}': kiln's parameter names differ from its Hugging Face checkpoint's (fused or transposed weights), and the name map that translates adapters for it is not there yet; PEFT files are supported for ${SAME_NAMES.join(', ')}`);
   }
@@ -64,7 +68,7 @@ export interface SaveOptions {
  */
 export async function savePretrained(peft: PeftModel, dir: string, opts: SaveOptions = {}): Promise<Record<string, Uint8Array>> {
   if (!(peft instanceof PeftModel)) throw new KilnError('argument', 'savePretrained', 'expects the PeftModel getPeftModel or loadAdapter returned');
-  checkNames(peft.modelType, 'savePretrained');
+  checkNames(peft.modelType, 'savePretrained', peft.model);
   const names = opts.selectedAdapters ?? [...peft.peftConfig.keys()];
   for (const n of names) if (!peft.peftConfig.has(n)) throw new KilnError('argument', 'savePretrained', `no adapter named '${n}' (adapters: ${[...peft.peftConfig.keys()].join(', ')})`);
   const files: Record<string, Uint8Array> = {};
@@ -156,7 +160,7 @@ export async function loadAdapter(
 
   const base = model instanceof PeftModel ? model.model : model instanceof Module ? model : model.model;
   const modelType = model instanceof PeftModel ? model.modelType : opts.modelType ?? (model instanceof Module ? null : model.modelType ?? null);
-  checkNames(modelType, 'loadAdapter');
+  checkNames(modelType, 'loadAdapter', base);
   if (model instanceof PeftModel && model.peftConfig.has(adapterName)) throw new KilnError('argument', 'loadAdapter', `an adapter named '${adapterName}' exists already`);
 
   if (!(await folder.has(WEIGHTS_NAME))) {

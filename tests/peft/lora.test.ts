@@ -258,5 +258,78 @@ describe('bad adapter files', () => {
     const loaded = await loadModel(join(ckpt, 'gpt2'));
     const peft = getPeftModel(loaded, { target_modules: ['q_proj'] });
     await rejects(savePretrained(peft, 'files'), /model_type 'gpt2'.*name map .* not there yet/);
+    const gguf = await loadModel(join(ckpt, 'gguf', 'tiny-llama.gguf'));
+    await rejects(savePretrained(getPeftModel(gguf, { target_modules: ['q_proj'] }), 'files'), /permuted q_proj\/k_proj rows .* not there yet/);
+  });
+});
+
+describeBackends('PEFT files round trip', ({ name }) => {
+  const tmp = new URL(`../../.cache/peft-test-${name}/`, import.meta.url).pathname;
+
+  it('bias lora_only and modules_to_save: trained, saved under their PEFT keys to a folder, loaded back from the path', async () => {
+    const loaded = await loadModel(join(ckpt, 'qwen2'));
+    const peft = getPeftModel(loaded, { r: 2, target_modules: ['q_proj', 'k_proj'], bias: 'lora_only', modules_to_save: ['norm'], init_lora_weights: false }, 'default', { generator: new k.Generator(7) });
+    const trainable = [...peft.namedParameters()].filter(([, p]) => p.requiresGrad).map(([n]) => n.replace('base_model.model.', ''));
+    expect(trainable.filter((n) => !n.includes('lora_'))).toEqual([
+      'model.layers.0.self_attn.q_proj.base_layer.bias', 'model.layers.0.self_attn.k_proj.base_layer.bias',
+      'model.layers.1.self_attn.q_proj.base_layer.bias', 'model.layers.1.self_attn.k_proj.base_layer.bias', 'model.norm.weight',
+    ]);
+    // "training": move the biases and the norm
+    k.noGrad(() => {
+      for (const [n, p] of peft.namedParameters()) if (p.requiresGrad && !n.includes('lora_')) p.assign(k.add(p, 0.25));
+    });
+    const want = await logitsOf(peft);
+    const files = await savePretrained(peft, tmp);
+    const st = JSON.parse(new TextDecoder().decode(files['adapter_model.safetensors'].subarray(8, 8 + Number(new DataView(files['adapter_model.safetensors'].buffer).getBigUint64(0, true)))));
+    expect(Object.keys(st).filter((n) => n !== '__metadata__' && !n.includes('lora_')).sort()).toEqual([
+      'base_model.model.model.layers.0.self_attn.k_proj.base_layer.bias', 'base_model.model.model.layers.0.self_attn.q_proj.base_layer.bias',
+      'base_model.model.model.layers.1.self_attn.k_proj.base_layer.bias', 'base_model.model.model.layers.1.self_attn.q_proj.base_layer.bias', 'base_model.model.model.norm.weight',
+    ]);
+    expect(readFileSync(join(tmp, 'adapter_config.json'), 'utf8')).toBe(new TextDecoder().decode(files['adapter_config.json']));
+    const fresh = await loadModel(join(ckpt, 'qwen2'));
+    const again = await loadAdapter(fresh, tmp);
+    assertClose(await logitsOf(again), want, { atol: 1e-5, rtol: 1e-5 }, 'reloaded from the folder');
+    // bias 'all' saves every bias, a wrapped layer's under base_layer
+    const all = getPeftModel(await loadModel(join(ckpt, 'qwen2')), { r: 2, target_modules: ['q_proj'], bias: 'all' });
+    const keys = [...(await import('../../src/peft/io.js')).adapterTensors(all, 'default').keys()].filter((n) => n.endsWith('bias'));
+    expect(keys).toContain('base_model.model.model.layers.0.self_attn.q_proj.base_layer.bias');
+    expect(keys).toContain('base_model.model.model.layers.1.self_attn.v_proj.bias');
+    expect(keys.length).toBe(6);
+  });
+
+  it('QLoRA from a file: an adapter on the attention of a GGUF base kept quantized (Q4_K, Q6_K, Q8_0, Q4_0) saves and loads back onto it, and equals the same adapter on the dequantized base', async () => {
+    const gguf = join(ckpt, 'gguf', 'tiny-qwen2.gguf');
+    const q = await loadModel(gguf);
+    const types = ['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((n) => (q.model.getSubmodule(`model.layers.0.self_attn.${n}`) as Linear).quantized?.type);
+    expect(types).toEqual(['q4_k', 'q6_k', 'q8_0', 'q4_0']);
+    const peft = getPeftModel(q, { r: 4, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], init_lora_weights: false }, 'default', { generator: new k.Generator(3) });
+    const want = await logitsOf(peft);
+    const files = await savePretrained(peft, 'files');
+    const again = await loadAdapter(await loadModel(gguf), files, 'default', { isTrainable: true });
+    assertClose(await logitsOf(again), want, { atol: 1e-5, rtol: 1e-5 }, 'reloaded on the quantized base');
+    const float = await loadAdapter(await loadModel(gguf, { quantize: 'none' }), files);
+    const scale = Math.max(...want.map(Math.abs));
+    assertClose(await logitsOf(float), want, { atol: (name === 'wasm' ? 1e-4 : 1e-3) * scale, rtol: 0 }, 'on the dequantized base');
+    const out = (again.call({ inputIds: ids() }) as { logits: Tensor }).logits;
+    out.sum().backward();
+    const [, l] = again.loraLayers()[0];
+    expect(l.base.quantized).not.toBeNull();
+    expect(l.A('default').weight.grad).not.toBeNull();
+    await expect(again.merge()).rejects.toThrow(/quantized \(q4_k\); merging needs float weights/);
+  });
+
+  it("init_lora_weights 'gaussian': A ~ N(0, 1/r), B = 0", async () => {
+    const peft = getPeftModel(tiny(), { r: 4, target_modules: 'all-linear', init_lora_weights: 'gaussian' }, 'default', { generator: new k.Generator(11) });
+    const as: number[] = [];
+    for (const [, l] of peft.loraLayers()) {
+      as.push(...(await l.A('default').weight.toArray()));
+      expect(Math.max(...(await l.B('default').weight.toArray()).map(Math.abs))).toBe(0);
+    }
+    const mean = as.reduce((a, b) => a + b, 0) / as.length;
+    const std = Math.sqrt(as.reduce((a, b) => a + (b - mean) ** 2, 0) / as.length);
+    expect(as.length).toBe(480);
+    expect(Math.abs(mean)).toBeLessThan(0.04); // 3.5 standard errors
+    expect(std).toBeGreaterThan(0.22);
+    expect(std).toBeLessThan(0.28);
   });
 });
