@@ -87,7 +87,9 @@ export function loraConfig(fields: Partial<LoraConfig> | Record<string, unknown>
   for (const k of ['base_model_name_or_path', 'revision'] as const) if (c[k] !== null && typeof c[k] !== 'string') throw bad(k, `must be a string or null, got ${JSON.stringify(c[k])}`);
   for (const k of ['inference_mode', 'fan_in_fan_out', 'use_rslora', 'use_dora'] as const) if (typeof c[k] !== 'boolean') throw bad(k, `must be true or false, got ${JSON.stringify(c[k])}`);
   if (!(Number.isInteger(c.r) && c.r > 0)) throw bad('r', `must be a positive integer, got ${JSON.stringify(c.r)}`);
-  if (typeof c.lora_alpha !== 'number' || !Number.isFinite(c.lora_alpha)) throw bad('lora_alpha', `must be a number, got ${JSON.stringify(c.lora_alpha)}`);
+  // the scaling alpha / r is an f32 multiplier: it must stay finite there
+  const f32 = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(Math.fround(n));
+  if (!f32(c.lora_alpha)) throw bad('lora_alpha', `must be a number within float32's range, got ${JSON.stringify(c.lora_alpha)}`);
   if (typeof c.lora_dropout !== 'number' || !(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw bad('lora_dropout', `must be in [0, 1), got ${JSON.stringify(c.lora_dropout)}`);
   if (!['none', 'all', 'lora_only'].includes(c.bias)) throw bad('bias', `must be "none", "all" or "lora_only", got ${JSON.stringify(c.bias)}`);
   for (const k of ['target_modules', 'exclude_modules'] as const) {
@@ -115,7 +117,7 @@ export function loraConfig(fields: Partial<LoraConfig> | Record<string, unknown>
     const v = c[k] ?? {};
     if (typeof v !== 'object' || Array.isArray(v)) throw bad(k, `must be an object of {pattern: number}, got ${JSON.stringify(v)}`);
     for (const [p, n] of Object.entries(v)) {
-      if (k === 'rank_pattern' ? !(Number.isInteger(n) && n > 0) : !(typeof n === 'number' && Number.isFinite(n))) throw bad(`${k}.${p}`, `must be a ${k === 'rank_pattern' ? 'positive integer' : 'number'}, got ${JSON.stringify(n)}`);
+      if (k === 'rank_pattern' ? !(Number.isInteger(n) && n > 0) : !f32(n)) throw bad(`${k}.${p}`, `must be a ${k === 'rank_pattern' ? 'positive integer' : 'number within float32\'s range'}, got ${JSON.stringify(n)}`);
       try {
         new RegExp(p);
       } catch (e) {
