@@ -128,7 +128,7 @@ export class LoraLinear extends Module {
       const m = dict.get(name);
       if (!m) continue;
       m.dispose();
-      (dict as unknown as { _modules: Map<string, Module> })._modules.delete(name);
+      (dict as unknown as { _modules: Map<string, Module> })._modules.delete(name); // Module has no removal yet
     }
     this.adapters.delete(name);
     this.active = this.active.filter((n) => n !== name);

@@ -89,7 +89,7 @@ export class PeftModel extends Module {
       }
       (layer as LoraLinear).addAdapter(name, { r, alpha, scaling: loraScaling(alpha, r, c.use_rslora), dropout: c.lora_dropout, useDora: c.use_dora }, c.init_lora_weights as never, opts.generator);
     }
-    if (c.target_modules === 'all-linear' || c.target_modules === null) c.target_modules = minimalTargets(this.model, targets.map((t) => t[0]));
+    if (c.target_modules === null || (typeof c.target_modules === 'string' && c.target_modules.toLowerCase() === 'all-linear')) c.target_modules = minimalTargets(this.model, targets.map((t) => t[0]));
     this.peftConfig.set(name, c);
     if (this.activeName === null && this.peftConfig.size === 1) this.activeName = name;
     this.setAdapter(this.activeName);
@@ -117,11 +117,6 @@ export class PeftModel extends Module {
     if (c.bias === 'all') this.model.unfreeze('**.bias');
     if (c.bias === 'lora_only') for (const [, l] of this.loraLayers()) if (l.adapters.has(name)) l.base.unfreeze('bias');
     for (const path of findModulesToSave(this.model, c)) this.model.getSubmodule(path).unfreeze();
-  }
-
-  /** The parameters an optimizer should train now (the active adapter's). */
-  get trainable(): number {
-    return this.nbTrainableParameters()[0];
   }
 
   /** [trainable, all] parameter counts, as PEFT's get_nb_trainable_parameters (a quantized weight counts its N·K values). */
