@@ -12,6 +12,7 @@ export { WebGPUBackend, type AdapterReport, type WebGPUOptions, type WebGPUSched
 export { Optimizer, SGD, AdamW, type SGDOptions, type AdamWOptions, type ParamGroup, type ParamGroupInit } from './train/optim.js';
 export * as nn from './nn/index.js';
 export * as models from './models/index.js';
+export * as peft from './peft/index.js';
 export * from './tokenizers/index.js';
 export { packSequences, type PackOptions, type PackedRows, type PackStrategy } from './data/packing.js';
 export { parseRows, tokenizeRows, shuffled, trainValidationSplit, type Row, type TokenizedDocument, type TokenizeOptions } from './data/dataset.js';

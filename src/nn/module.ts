@@ -148,6 +148,30 @@ export abstract class Module<In extends unknown[] = any[], Out = unknown> {
     return m as M;
   }
 
+  /** The descendant at a dotted path ('model.layers.0.self_attn.q_proj'; '' is this module). */
+  getSubmodule(path: string): Module {
+    let m: Module = this;
+    const segs = path ? path.split('.') : [];
+    segs.forEach((seg, i) => {
+      const next = m._modules.get(seg);
+      if (!next) throw new KilnError('argument', 'getSubmodule', `'${path}': ${i ? `'${segs.slice(0, i).join('.')}' (${m.constructor.name})` : m.constructor.name} has no child '${seg}'`);
+      m = next;
+    });
+    return m;
+  }
+
+  /** Puts `m` at an existing dotted path and returns the module it replaced (module surgery, e.g. LoRA wrapping). */
+  setSubmodule(path: string, m: Module): Module {
+    const cut = path.lastIndexOf('.');
+    const parent = this.getSubmodule(cut < 0 ? '' : path.slice(0, cut));
+    const name = path.slice(cut + 1);
+    const old = parent._modules.get(name);
+    if (!path || !old) throw new KilnError('argument', 'getSubmodule', `'${path}': ${parent.constructor.name} has no child '${name}'`);
+    parent._modules.set(name, m);
+    if (parent instanceof ModuleList) (parent.items as Module[])[Number(name)] = m; // until ModuleList reads _modules only
+    return old;
+  }
+
   getParameter(name: string): Tensor | null {
     return this._params.get(name) ?? null;
   }
