@@ -165,11 +165,8 @@ export abstract class Module<In extends unknown[] = any[], Out = unknown> {
     const cut = path.lastIndexOf('.');
     const parent = this.getSubmodule(cut < 0 ? '' : path.slice(0, cut));
     const name = path.slice(cut + 1);
-    const old = parent._modules.get(name);
-    if (!path || !old) throw new KilnError('argument', 'getSubmodule', `'${path}': ${parent.constructor.name} has no child '${name}'`);
-    parent._modules.set(name, m);
-    if (parent instanceof ModuleList) (parent.items as Module[])[Number(name)] = m; // until ModuleList reads _modules only
-    return old;
+    if (!path || !parent._modules.has(name)) throw new KilnError('argument', 'getSubmodule', `'${path}': ${parent.constructor.name} has no child '${name}'`);
+    return parent.replaceModule(name, m);
   }
 
   getParameter(name: string): Tensor | null {
