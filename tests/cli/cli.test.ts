@@ -74,7 +74,7 @@ describe('flags', () => {
     const top = kiln(['--help']);
     expect(top.code).toBe(0);
     for (const c of ['info', 'demo', 'tokenize', 'detokenize', 'train-tokenizer', 'pack', 'generate', 'chat', 'logits', 'perplexity']) expect(top.out).toContain(`kiln ${c} `);
-    expect(top.out).toContain('--model takes a Hugging Face folder or a .gguf file');
+    expect(top.out).toContain('--model takes a Hugging Face folder, a .gguf file (told by its magic bytes), a URL of either, or a\nHugging Face repo id ORG/NAME');
     const g = kiln(['generate', '--help']);
     expect(g.code).toBe(0);
     expect(g.out).toMatch(/^usage: kiln generate --model DIR\|FILE\.gguf --prompt S \[flags\]/);
