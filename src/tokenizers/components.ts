@@ -392,6 +392,8 @@ export function buildPreTokenizer(j: Json, path: string, flags: Flags): PreToken
       return perPiece((n, out) => matchPieces(n, BERT_PIECES, out));
     case 'CharDelimiterSplit': {
       const d = str(j, 'delimiter', path);
+      // the reference's delimiter is one char (a code point): "ab" or "" does not deserialize
+      if ([...d].length !== 1) throw configError(`${path}.delimiter`, `expected one character, got ${JSON.stringify(d)}`);
       const re = new RegExp(escapeRe(d), 'u');
       return perPiece((n, out) => splitBy(n, charMatches(n.s, re), 'Removed', out));
     }

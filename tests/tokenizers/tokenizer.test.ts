@@ -173,7 +173,7 @@ describe('malformed tokenizer.json', () => {
     expect(err(() => Tokenizer.fromString('{}')).message).toContain('tokenizer.json.model: missing');
   });
 
-  it('truncation, padding and post-processor ids are checked field by field', () => {
+  it('truncation, padding, post-processor ids and delimiters are checked field by field', () => {
     const bad: [(j: Record<string, unknown>) => void, RegExp][] = [
       [(j) => (j.truncation = { max_length: 8, direction: 5 }), /truncation\.direction: expected one of Right, Left, got 5/],
       [(j) => (j.truncation = { max_length: -1 }), /truncation\.max_length: expected an integer >= 0, got -1/],
@@ -186,6 +186,7 @@ describe('malformed tokenizer.json', () => {
       [(j) => (j.post_processor = { type: 'TemplateProcessing', single: [{ SpecialToken: { id: 'X' } }, { Sequence: { id: 'A' } }], special_tokens: { X: { id: 'X', ids: [-1], tokens: ['X'] } } }), /post_processor\.special_tokens\.X\.ids: expected an array of token ids/],
       [(j) => (j.post_processor = { type: 'TemplateProcessing', single: [{ SpecialToken: { id: 'X' } }, { Sequence: { id: 'A' } }], special_tokens: { X: { id: 'X', ids: [1000000], tokens: ['X'] } } }), /post_processor: adds token id 1000000, past the vocabulary's \d+ ids/],
       [(j) => (j.post_processor = { type: 'BertProcessing', sep: ['[SEP]', -2], cls: ['[CLS]', 0] }), /post_processor\.sep: expected \[token, id\]/],
+      [(j) => (j.pre_tokenizer = { type: 'CharDelimiterSplit', delimiter: 'ab' }), /pre_tokenizer\.delimiter: expected one character, got "ab"/],
     ];
     for (const [edit, msg] of bad) {
       const j = base();
