@@ -165,7 +165,7 @@ const ROPE = [
   { type: 'yarn', factor: 2, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1 },
   { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
 ];
-const ROPE_FIELDS = { factor: POS, original_max_position_embeddings: INT, low_freq_factor: POS, high_freq_factor: POS, beta_fast: 'optpos', beta_slow: 'optpos', mscale: 'optpos', mscale_all_dim: 'optpos', rope_type: ENUM };
+const ROPE_FIELDS = { factor: POS, original_max_position_embeddings: INT, low_freq_factor: POS, high_freq_factor: POS, beta_fast: 'optnonneg', beta_slow: 'optnonneg', mscale: 'optnonneg', mscale_all_dim: 'optnonneg', rope_type: ENUM };
 const ENUM_ROPE = ['linear', 'dynamic', 'yarn', 'llama3', 'default'];
 /** The fields each scaling type reads (an edit to another one changes nothing). */
 const ROPE_READS = {
@@ -186,6 +186,8 @@ function verdict(kind, v, field) {
       return absent ? 'any' : isNum(v) && v > 0 ? 'any' : 'invalid';
     case 'optpos':
       return absent ? 'any' : isNum(v) && v > 0 ? 'any' : 'invalid';
+    case 'optnonneg': // YaRN's betas and mscales: 0 is a valid edge in transformers (a ramp to the last dim, a scale of 1)
+      return absent ? 'any' : isNum(v) && v >= 0 ? 'any' : 'invalid';
     case EPS:
       return absent ? 'any' : isNum(v) && v >= 0 ? 'any' : 'invalid';
     case 'fraction':
