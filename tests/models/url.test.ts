@@ -1,35 +1,26 @@
 // Loading from a URL: a loopback HTTP server serves a conformance checkpoint; the download
 // reports its progress, and with Cache Storage (stood in for here; browsers and Deno have it) a
 // second load downloads nothing.
-import { createServer, type Server } from 'node:http';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { KilnError } from '../../src/core/errors.js';
 import { assertClose } from '../helpers/assert-close.js';
+import { serveFolder, type FolderServer } from '../helpers/serve.js';
 
 const dir = new URL('../golden/checkpoints/', import.meta.url).pathname;
-let server: Server;
+let server: FolderServer;
 let base = '';
 let requests: string[] = [];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    requests.push(req.url!);
-    const f = join(dir, decodeURIComponent(req.url!.replace(/^\//, '')));
-    if (!existsSync(f) || f.includes('..')) {
-      res.writeHead(404).end();
-      return;
-    }
-    const b = readFileSync(f);
-    res.writeHead(200, { 'content-length': b.length }).end(b);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  server = await serveFolder(dir);
+  base = server.base;
+  requests = server.requests;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => server.close());
 
 describe('loadModel from a URL', () => {
   it('downloads with progress, gives the same logits, and a cached reload downloads nothing', async () => {

@@ -1,8 +1,7 @@
 // loadAdapter from wherever an adapter is, through the model loader's sources: a URL folder (a
 // loopback HTTP server), a folder's files as Blobs, and the safetensors file alone as bytes with
 // its config given; each gives the golden logits (tests/golden/peft/generate.py).
-import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.js';
@@ -10,28 +9,20 @@ import type { Tensor } from '../../src/index.js';
 import { KilnError } from '../../src/core/errors.js';
 import { loadModel } from '../../src/models/load.js';
 import { assertClose } from '../helpers/assert-close.js';
+import { serveFolder, type FolderServer } from '../helpers/serve.js';
 
 const ckpt = new URL('../golden/checkpoints/', import.meta.url).pathname;
 const peftDir = new URL('../golden/peft/', import.meta.url).pathname;
-let server: Server;
+let server: FolderServer;
 let base = '';
-const requests: string[] = [];
+let requests: string[] = [];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    requests.push(req.url!);
-    const f = join(peftDir, decodeURIComponent(req.url!.replace(/^\//, '')));
-    if (!existsSync(f) || f.includes('..')) {
-      res.writeHead(404).end();
-      return;
-    }
-    const b = readFileSync(f);
-    res.writeHead(200, { 'content-length': b.length }).end(b);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  server = await serveFolder(peftDir);
+  base = server.base;
+  requests = server.requests;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => server.close());
 
 describe('loadAdapter sources', () => {
   it('a URL folder, Blobs by name, and lone safetensors bytes with opts.config give the golden logits', async () => {
