@@ -22,7 +22,7 @@ export interface AdapterFlags {
 }
 
 /** The folders of --adapter (comma-separated), checked against --adapter-weights. */
-function adapterDirs(o: AdapterFlags, op: string): string[] {
+export function adapterDirs(o: AdapterFlags, op: string): string[] {
   if (o.adapter === undefined) {
     if (o.adapterWeights) throw new KilnError('argument', op, '--adapter-weights needs --adapter');
     return [];

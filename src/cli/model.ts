@@ -10,7 +10,7 @@ import type { BackendName } from '../backend/backend.js';
 import { defaultStopIds, generateText } from '../generation/generate.js';
 import { loadModel, type LoadOptions } from '../models/load.js';
 import { readInput, userMaxFileBytes } from './files.js';
-import { applyAdapters, type AdapterFlags } from './adapter.js';
+import { adapterDirs, applyAdapters, type AdapterFlags } from './adapter.js';
 
 /** --quantize q8_0|q4_0|none and --dtype f16|bf16, as loadModel takes them. */
 export interface WeightFlags {
@@ -20,6 +20,7 @@ export interface WeightFlags {
 
 /** The model on --backend ('auto', the default, is the backend `kiln info` reports for auto), with the --adapter folders applied. */
 async function open(dir: string, backend: string | undefined, w: WeightFlags & AdapterFlags, op: string) {
+  adapterDirs(w, op); // the flags checked before the model loads
   const { backend: b } = await init((backend ?? 'auto') as BackendName | 'auto');
   const opts: LoadOptions = { backend: b, quantize: w.quantize as 'q8_0' | undefined, dtype: w.dtype as 'f16' | undefined };
   // --max-file-size / KILN_MAX_FILE_SIZE, when set, is the loader's maxFileBytes (assigned, not
