@@ -79,6 +79,13 @@ describe('kiln logits --adapter', () => {
     });
   }
 
+  it('webgpu: llama lora, the PyTorch golden logits', () => {
+    const g = golden('llama-lora');
+    const r = kiln(['logits', '--backend', 'webgpu', '--json', '--model', ckpt('llama'), '--adapter', join(peftDir, 'llama-lora'), '--tokens', g.ids.data.join(',')]);
+    expect(r.code, r.err).toBe(0);
+    expectClose((JSON.parse(r.out).logits as number[][]).flat(), g.logits.data, 1e-3, 'webgpu logits');
+  });
+
   it('--adapter A,B --adapter-weights equals one adapter holding both, lora_B scaled by weight × scaling by hand', () => {
     // llama-lora (q, v, down; alpha/r = 2) and llama-rslora (k, o, up; alpha/√r: k 8/2, o 16/2, up r=2: 8/√2) target disjoint layers
     const w = [0.7, -0.4];
@@ -171,6 +178,20 @@ describe('kiln merge', () => {
     const viaMerged = logits(['--model', out, '--tokens', ids]);
     expectClose(viaMerged, logits(['--model', base, '--adapter', adapter, '--tokens', ids]), 1e-5, 'merged vs --adapter');
     expectClose(viaMerged, g.mergedLogits.data, 1e-4, 'merged vs PyTorch');
+    // generate and perplexity with --adapter: the merged folder's answers (the base's differ)
+    const text = join(tmp, 'text.txt');
+    writeFileSync(text, 'w1 w5 w12 w0 w7 w33 w21 w3 w9 w14');
+    const run = (args: string[]) => {
+      const x = kiln(args);
+      expect(x.code, x.err).toBe(0);
+      return x.out;
+    };
+    const gen = (m: string, extra: string[] = []) => run(['generate', '--model', m, '--prompt', 'w1 w5 w12', '--max-tokens', '8', '--backend', 'wasm', ...extra]);
+    expect(gen(base, ['--adapter', adapter])).toBe(gen(out));
+    const ppl = (m: string, extra: string[] = []) => JSON.parse(run(['perplexity', '--model', m, '--file', text, '--backend', 'wasm', ...extra])).perplexity as number;
+    const p = ppl(out);
+    expect(Math.abs(ppl(base, ['--adapter', adapter]) - p)).toBeLessThan(1e-5 * p);
+    expect(Math.abs(ppl(base) - p)).toBeGreaterThan(1e-3 * p);
 
     // a non-empty --out is refused (one line), --force writes over it
     const again = kiln(['merge', '--model', base, '--adapter', adapter, '--out', out]);
