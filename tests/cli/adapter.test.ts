@@ -113,6 +113,18 @@ describe('kiln logits --adapter', () => {
     expect(Math.max(...plain.map((x, i) => Math.abs(x - want[i])))).toBeGreaterThan(1e-2);
   });
 
+  it('adapters on the same layers add up: the golden adapter twice, weights 0.25 and 0.75, is the golden adapter (logits and merge)', () => {
+    const g = golden('llama-lora');
+    const twice = `${join(peftDir, 'llama-lora')},${join(peftDir, 'llama-lora')}`;
+    const ids = g.ids.data.join(',');
+    expectClose(logits(['--model', ckpt('llama'), '--adapter', twice, '--adapter-weights', '0.25,0.75', '--tokens', ids]), g.logits.data, 1e-4, 'logits');
+    const out = join(tmp, 'merged-twice');
+    const r = kiln(['merge', '--model', ckpt('llama'), '--adapter', twice, '--adapter-weights', '0.25,0.75', '--out', out, '--backend', 'wasm']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('merged 2 adapters');
+    expectClose(logits(['--model', out, '--tokens', ids]), g.mergedLogits.data, 1e-4, 'merged');
+  });
+
   it('flags: --adapter-weights checked against --adapter before the model loads; DoRA refuses weights', () => {
     const m = ckpt('llama');
     const lora = join(peftDir, 'llama-lora');
