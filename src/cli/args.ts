@@ -9,6 +9,7 @@ export type FlagKind =
   | 'bool' // present or not; takes no value
   | 'list' // the values up to the next flag (--files a b c)
   | 'ids' // token ids: decimal integers separated by commas or spaces, none empty
+  | 'floats' // finite numbers separated by commas, none empty
   | 'size'; // bytes: a decimal integer with an optional K, M or G (binary) suffix
 
 export interface FlagSpec {
@@ -27,6 +28,8 @@ export interface CommandSpec {
   name: string;
   summary: string;
   flags: FlagSpec[];
+  /** Positional arguments, in order, each required (kiln adapter info DIR): parsed into flags by camelCase name. */
+  args?: { name: string; help: string }[];
   /** Runs with the parsed flags (camelCase keys: --max-tokens -> maxTokens). */
   run(o: Flags, op: string): Promise<number> | number;
 }
@@ -88,6 +91,12 @@ export function parseValue(f: FlagSpec, v: string, op: string): string | number 
       if (i >= 0) throw new KilnError('argument', op, `--${f.name}: entry ${i} of ${JSON.stringify(v)} is ${JSON.stringify(parts[i])}, not a token id (a decimal integer)`);
       return parts.map(Number);
     }
+    case 'floats': {
+      const parts = v.split(',').map((p) => p.trim());
+      const i = parts.findIndex((p) => !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(p) || !Number.isFinite(Number(p)));
+      if (i >= 0) throw new KilnError('argument', op, `--${f.name}: entry ${i} of ${JSON.stringify(v)} is ${JSON.stringify(parts[i])}, not a number`);
+      return parts.map(Number);
+    }
     default:
       if (f.choices && !f.choices.includes(v)) throw bad(`must be ${f.choices.slice(0, -1).join(', ')} or ${f.choices[f.choices.length - 1]}`);
       return v;
@@ -98,8 +107,13 @@ export function parseValue(f: FlagSpec, v: string, op: string): string | number 
 export function parseFlags(cmd: CommandSpec, args: string[], op: string): Flags {
   const byName = new Map(cmd.flags.map((f) => [f.name, f]));
   const out: Flags = {};
+  const positional = [...(cmd.args ?? [])];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
+    if (!a.startsWith('--') && positional.length) {
+      out[camel(positional.shift()!.name)] = a;
+      continue;
+    }
     if (!a.startsWith('--')) throw new KilnError('argument', op, `unexpected argument ${JSON.stringify(a)} (flags start with --; see kiln ${cmd.name} --help)`);
     const eq = a.indexOf('=');
     const name = a.slice(2, eq < 0 ? undefined : eq);
@@ -131,6 +145,7 @@ export function parseFlags(cmd: CommandSpec, args: string[], op: string): Flags 
     }
     out[key] = parseValue(f, v, op);
   }
+  if (positional.length) throw new KilnError('argument', op, `${positional[0].name.toUpperCase()} is required: ${positional[0].help} (kiln ${cmd.name} --help)`);
   for (const f of cmd.flags) {
     const key = camel(f.name);
     if (out[key] !== undefined) continue;
@@ -146,12 +161,12 @@ const flagUsage = (f: FlagSpec): string => `--${f.name}${f.kind === 'bool' ? '' 
 /** One line: the command and its required flags. */
 export function synopsis(cmd: CommandSpec): string {
   const req = cmd.flags.filter((f) => f.required).map(flagUsage);
-  return [`kiln ${cmd.name}`, ...req, ...(cmd.flags.some((f) => !f.required) ? ['[flags]'] : [])].join(' ');
+  return [`kiln ${cmd.name}`, ...(cmd.args ?? []).map((a) => a.name.toUpperCase()), ...req, ...(cmd.flags.some((f) => !f.required) ? ['[flags]'] : [])].join(' ');
 }
 
 /** `kiln <command> --help`: the synopsis, the summary, each flag with its help and default. */
 export function commandHelp(cmd: CommandSpec): string {
-  const rows = cmd.flags.map((f) => [`  ${flagUsage(f)}`, `${f.help}${f.default !== undefined && f.kind !== 'bool' ? ` (default ${f.default})` : ''}${f.required ? ' (required)' : ''}`]);
+  const rows = (cmd.args ?? []).map((a) => [`  ${a.name.toUpperCase()}`, `${a.help} (required)`]).concat(cmd.flags.map((f) => [`  ${flagUsage(f)}`, `${f.help}${f.default !== undefined && f.kind !== 'bool' ? ` (default ${f.default})` : ''}${f.required ? ' (required)' : ''}`]));
   const w = Math.min(34, Math.max(...rows.map((r) => r[0].length)) + 2);
   const lines = rows.map(([a, b]) => (a.length + 2 > w ? `${a}\n${' '.repeat(w)}${b}` : a.padEnd(w) + b));
   return `usage: ${synopsis(cmd)}\n\n${cmd.summary}\n\nflags:\n${lines.join('\n')}\n`;

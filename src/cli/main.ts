@@ -10,6 +10,7 @@ import { fsErrorLine, MAX_FILE_SIZE_FLAG, setMaxFileBytes } from './files.js';
 import { info } from './info.js';
 import { detokenizeCmd, packCmd, tokenizeCmd, trainTokenizerCmd } from './tokenize.js';
 import { chatCmd, generateCmd, logitsCmd, perplexityCmd } from './model.js';
+import { adapterInfoCmd, mergeCmd } from './adapter.js';
 
 const MODEL: FlagSpec = { name: 'model', kind: 'string', value: 'DIR|FILE.gguf', required: true, help: 'a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a GGUF file' };
 const TOKENIZER: FlagSpec = { name: 'tokenizer', kind: 'string', value: 'FILE|DIR|FILE.gguf', required: true, help: 'tokenizer.json, a folder holding it (and tokenizer_config.json), or a GGUF file (its tokenizer metadata)' };
@@ -18,6 +19,8 @@ const QUANTIZE: FlagSpec = { name: 'quantize', kind: 'string', choices: ['q8_0',
 const DTYPE: FlagSpec = { name: 'dtype', kind: 'string', choices: ['f32', 'f16', 'bf16'], help: 'the float weights kept in this type' };
 const SEED: FlagSpec = { name: 'seed', kind: 'int', help: 'the sampling seed' };
 const JSON_OUT: FlagSpec = { name: 'json', kind: 'bool', help: 'print JSON' };
+const ADAPTER: FlagSpec = { name: 'adapter', kind: 'string', value: 'DIR[,DIR...]', help: 'PEFT LoRA/DoRA adapter folders (adapter_config.json, adapter_model.safetensors) applied together' };
+const ADAPTER_WEIGHTS: FlagSpec = { name: 'adapter-weights', kind: 'floats', value: 'W[,W...]', help: "one weight per --adapter folder: the LoRA updates' linear combination (default 1 each)" };
 
 const COMMANDS: CommandSpec[] = [
   {
@@ -110,6 +113,8 @@ const COMMANDS: CommandSpec[] = [
       { name: 'top-k', kind: 'int', value: 'K', help: 'sample among the K most likely' },
       SEED,
       { name: 'chat', kind: 'bool', help: 'wrap the prompt in the chat template' },
+      ADAPTER,
+      ADAPTER_WEIGHTS,
       BACKEND,
       QUANTIZE,
       DTYPE,
@@ -127,6 +132,8 @@ const COMMANDS: CommandSpec[] = [
       { name: 'temperature', kind: 'float', value: 'T', default: 0.7, help: 'sampling temperature (0: greedy)' },
       { name: 'context', kind: 'int', min: 2, help: "the conversation's token budget (default: the model's context)" },
       SEED,
+      ADAPTER,
+      ADAPTER_WEIGHTS,
       BACKEND,
       QUANTIZE,
       DTYPE,
@@ -137,7 +144,7 @@ const COMMANDS: CommandSpec[] = [
   {
     name: 'logits',
     summary: '{"logits": [[...] one row per position]}',
-    flags: [MODEL, { name: 'tokens', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, BACKEND, JSON_OUT, MAX_FILE_SIZE_FLAG],
+    flags: [MODEL, { name: 'tokens', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, ADAPTER, ADAPTER_WEIGHTS, BACKEND, JSON_OUT, MAX_FILE_SIZE_FLAG],
     run: (o) => logitsCmd(o),
   },
   {
@@ -148,10 +155,33 @@ const COMMANDS: CommandSpec[] = [
       { name: 'file', kind: 'string', value: 'F', required: true, help: 'the text' },
       { name: 'context', kind: 'int', min: 2, help: "tokens per window (default: the model's context)" },
       { name: 'stride', kind: 'int', min: 1, help: 'tokens between windows (default: the context)' },
+      ADAPTER,
+      ADAPTER_WEIGHTS,
       BACKEND,
       MAX_FILE_SIZE_FLAG,
     ],
     run: (o) => perplexityCmd(o),
+  },
+  {
+    name: 'merge',
+    summary: 'merge adapters into the base weights and write a Hugging Face folder (config.json, model.safetensors, tokenizer files) that kiln and transformers load',
+    flags: [
+      MODEL,
+      { ...ADAPTER, required: true },
+      ADAPTER_WEIGHTS,
+      { name: 'out', kind: 'string', value: 'DIR', required: true, help: 'the folder to write (refused when it is not empty, unless --force)' },
+      { name: 'force', kind: 'bool', help: 'write into a non-empty --out (replacing its model files)' },
+      BACKEND,
+      MAX_FILE_SIZE_FLAG,
+    ],
+    run: (o) => mergeCmd(o),
+  },
+  {
+    name: 'adapter info',
+    summary: "a PEFT adapter folder's adapters (subfolders too): method, rank, alpha, targets, trainable parameters, base model",
+    args: [{ name: 'dir', help: 'the adapter folder (adapter_config.json, adapter_model.safetensors)' }],
+    flags: [JSON_OUT],
+    run: (o) => adapterInfoCmd(o),
   },
 ];
 
@@ -171,7 +201,7 @@ kiln <command> --help lists a command's flags.
 
 /** A thrown error as the one line kiln prints (without the 'kiln ...:' op prefix the message may carry). */
 function errorLine(e: unknown): string {
-  if (e instanceof KilnError) return e.message.replace(/^kiln(?: [a-z-]+)?: /, '');
+  if (e instanceof KilnError) return e.message.replace(/^kiln(?: [a-z-]+){0,2}: /, '');
   const fs = fsErrorLine(e);
   if (fs) return fs;
   const err = e as Error;
@@ -180,13 +210,17 @@ function errorLine(e: unknown): string {
 
 /** Runs the command line; returns the exit code (0, 1: the command failed, 2: a usage error). Never throws. */
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...args] = argv;
+  let [name, ...args] = argv;
+  // a two-word command (kiln adapter info DIR)
+  if (name !== undefined && args.length && COMMANDS.some((c) => c.name === `${name} ${args[0]}`)) [name, ...args] = [`${name} ${args[0]}`, ...args.slice(1)];
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    const cmd = COMMANDS.find((c) => c.name === args[0]);
+    const cmd = COMMANDS.find((c) => c.name === args[0]) ?? COMMANDS.find((c) => c.name === `${args[0]} ${args[1]}`);
     (name === undefined ? console.error : console.log)(cmd ? commandHelp(cmd) : usage());
     return name === undefined ? 2 : 0;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
+  // a command group (kiln adapter) names its sub-command in the error
+  if (!cmd && args.length && COMMANDS.some((c) => c.name.startsWith(`${name} `))) name = `${name} ${args[0]}`;
   if (!cmd) {
     const near = closest(name, COMMANDS.map((c) => c.name));
     console.error(`kiln: unknown command '${name}'${near ? `; did you mean '${near}'?` : ''} (kiln --help lists the commands)`);

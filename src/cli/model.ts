@@ -10,6 +10,7 @@ import type { BackendName } from '../backend/backend.js';
 import { defaultStopIds, generateText } from '../generation/generate.js';
 import { loadModel, type LoadOptions } from '../models/load.js';
 import { readInput, userMaxFileBytes } from './files.js';
+import { adapterDirs, applyAdapters, type AdapterFlags } from './adapter.js';
 
 /** --quantize q8_0|q4_0|none and --dtype f16|bf16, as loadModel takes them. */
 export interface WeightFlags {
@@ -17,20 +18,23 @@ export interface WeightFlags {
   dtype?: string;
 }
 
-/** The model on --backend: 'auto' (the default) is the backend `kiln info` reports for auto. */
-async function open(dir: string, backend: string | undefined, w: WeightFlags = {}) {
+/** The model on --backend ('auto', the default, is the backend `kiln info` reports for auto), with the --adapter folders applied. */
+async function open(dir: string, backend: string | undefined, w: WeightFlags & AdapterFlags, op: string) {
+  adapterDirs(w, op); // the flags checked before the model loads
   const { backend: b } = await init((backend ?? 'auto') as BackendName | 'auto');
   const opts: LoadOptions = { backend: b, quantize: w.quantize as 'q8_0' | undefined, dtype: w.dtype as 'f16' | undefined };
   // --max-file-size / KILN_MAX_FILE_SIZE, when set, is the loader's maxFileBytes (assigned, not
   // written in the literal, so this compiles against loaders with and without the option)
   if (userMaxFileBytes() !== undefined) Object.assign(opts, { maxFileBytes: userMaxFileBytes() });
-  return { ...(await loadModel(dir, opts)), backend: b };
+  const loaded = await loadModel(dir, opts);
+  await applyAdapters(loaded, w, op); // in place: the model's Linears become LoraLinears
+  return { ...loaded, backend: b };
 }
 
-export async function logitsCmd(o: { model: string; tokens: number[]; backend?: string; json: boolean }): Promise<number> {
+export async function logitsCmd(o: { model: string; tokens: number[]; backend?: string; json: boolean } & AdapterFlags): Promise<number> {
   const op = 'kiln logits';
   const ids = o.tokens;
-  const { model } = await open(o.model, o.backend);
+  const { model } = await open(o.model, o.backend, o, op);
   const V = model.config.vocabSize;
   const bad = ids.find((t) => t >= V);
   if (bad !== undefined) throw new KilnError('argument', op, `--tokens: ${bad} is outside the vocab (size ${V})`);
@@ -42,9 +46,9 @@ export async function logitsCmd(o: { model: string; tokens: number[]; backend?: 
   return 0;
 }
 
-export async function generateCmd(o: { model: string; prompt: string; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; backend?: string; chat: boolean } & WeightFlags): Promise<number> {
+export async function generateCmd(o: { model: string; prompt: string; maxTokens: number; temperature?: number; topP?: number; topK?: number; seed?: number; backend?: string; chat: boolean } & WeightFlags & AdapterFlags): Promise<number> {
   const op = 'kiln generate';
-  const { model, tokenizer, generationConfig, backend } = await open(o.model, o.backend, o);
+  const { model, tokenizer, generationConfig, backend } = await open(o.model, o.backend, o, op);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
   const prompt = o.chat ? tokenizer.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : o.prompt;
   const t0 = performance.now();
@@ -74,10 +78,10 @@ export async function generateCmd(o: { model: string; prompt: string; maxTokens:
 }
 
 /** Perplexity with a sliding window (transformers' strided evaluation): each token scored once, with up to `context` tokens before it. */
-export async function perplexityCmd(o: { model: string; file: string; context?: number; stride?: number; backend?: string }): Promise<number> {
+export async function perplexityCmd(o: { model: string; file: string; context?: number; stride?: number; backend?: string } & AdapterFlags): Promise<number> {
   const op = 'kiln perplexity';
   const text = readInput(o.file, op);
-  const { model, tokenizer } = await open(o.model, o.backend);
+  const { model, tokenizer } = await open(o.model, o.backend, o, op);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
   const ids = tokenizer.encodeIds(text);
   const context = Math.min(o.context ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings);
@@ -111,9 +115,9 @@ export async function perplexityCmd(o: { model: string; file: string; context?: 
  * conversation no longer fits the context (with room for a reply), the oldest turns go first;
  * the system message stays.
  */
-export async function chatCmd(o: { model: string; system?: string; maxTokens: number; temperature?: number; seed?: number; backend?: string; context?: number } & WeightFlags): Promise<number> {
+export async function chatCmd(o: { model: string; system?: string; maxTokens: number; temperature?: number; seed?: number; backend?: string; context?: number } & WeightFlags & AdapterFlags): Promise<number> {
   const op = 'kiln chat';
-  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, o);
+  const { model, tokenizer, generationConfig } = await open(o.model, o.backend, o, op);
   if (!tokenizer) throw new KilnError('config', op, `${o.model} has no tokenizer.json`);
   const ctx = Math.min(o.context ?? Infinity, model.config.maxPositionEmbeddings);
   const room = Math.min(o.maxTokens, Math.floor(ctx / 2)); // what a reply needs left free
