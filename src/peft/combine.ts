@@ -4,19 +4,77 @@
 // adapter's weights in place (PEFT's hotswap_adapter). Combination runs on the host in Float64:
 // adapters are small, and reading them once beats a kernel per step.
 import { KilnError } from '../core/errors.js';
+import { defaultGenerator, type Generator } from '../core/ops/creation.js';
 import type { ModelFiles } from '../models/sources.js';
 import type { LoraConfig } from './config.js';
 import { loadAdapter, type LoadAdapterOptions } from './io.js';
 import type { LoraLinear } from './lora.js';
 import type { PeftModel } from './model.js';
 
-export type CombinationType = 'linear' | 'cat' | 'svd';
+/** PEFT's merge methods (utils/merge_utils.py) applied to the A and the B tensors separately, or, with _svd, to the ΔWs before the SVD. */
+const TASK_METHODS = ['linear', 'ties', 'dare_linear', 'dare_ties', 'magnitude_prune'] as const;
+export type TaskMethod = (typeof TASK_METHODS)[number];
+const SVD_TYPES = ['svd', 'ties_svd', 'dare_linear_svd', 'dare_ties_svd', 'magnitude_prune_svd'] as const;
+export type CombinationType = TaskMethod | 'cat' | (typeof SVD_TYPES)[number];
 
 export interface WeightedAdapterOptions {
-  /** 'linear' (equal ranks; √|w·s| on A and B, the sign on A, as PEFT: cross terms included), 'cat' (ranks add up; exactly Σ w·s·B·A) or 'svd' (Σ w·s·B·A truncated to svdRank); default 'svd' as PEFT. One adapter is always 'linear'. */
+  /** 'linear' (equal ranks; √|w·s| on A and B, the sign on A, as PEFT: cross terms included), 'cat' (ranks add up; exactly Σ w·s·B·A) or 'svd' (Σ w·s·B·A truncated to svdRank); ties, dare_linear, dare_ties, magnitude_prune and their _svd forms as PEFT's; default 'svd' as PEFT. One adapter is always 'linear'. */
   combinationType?: CombinationType;
-  /** svd: the new rank (default: the largest of the adapters' ranks) */
+  /** svd types: the new rank (default: the largest of the adapters' ranks) */
   svdRank?: number;
+  /** ties, dare, magnitude_prune: the fraction of values kept (1 or more: no pruning) */
+  density?: number;
+  /** ties: the elected sign per element from the sum of values ('total', PEFT's default) or of signs ('frequency') */
+  majoritySignMethod?: 'total' | 'frequency';
+  /** dare: draws the random masks (default: the default generator) */
+  generator?: Generator;
+}
+
+type MergeOptions = Pick<WeightedAdapterOptions, 'density' | 'majoritySignMethod' | 'generator'>;
+
+/**
+ * PEFT's task-tensor merges (merge_utils.py) on host arrays of one shape: linear Σ w·t; magnitude_prune
+ * the same after keeping each tensor's top density·n magnitudes; dare_linear after random masks
+ * rescaled by 1/density; ties and dare_ties elect a sign per element (from the pruned, unweighted
+ * tensors) and average the weighted values that agree with it.
+ */
+export function mergeTaskTensors(method: TaskMethod, tensors: Float64Array[], weights: number[], o: MergeOptions = {}): Float64Array {
+  const n = tensors[0].length;
+  const density = o.density ?? 1;
+  let ts = tensors;
+  if (method !== 'linear' && density < 1) {
+    const g = o.generator ?? defaultGenerator;
+    ts = ts.map((t) => {
+      if (method.startsWith('dare')) return t.map((v) => (g.random() < density ? v / density : 0));
+      const keep = Math.floor(density * n);
+      const order = Array.from(t.keys()).sort((x, y) => Math.abs(t[y]) - Math.abs(t[x]));
+      const out = new Float64Array(n);
+      for (const i of order.slice(0, keep)) out[i] = t[i];
+      return out;
+    });
+  }
+  const out = new Float64Array(n);
+  if (method === 'ties' || method === 'dare_ties') {
+    for (let i = 0; i < n; i++) {
+      let m = 0;
+      for (const t of ts) m += o.majoritySignMethod === 'frequency' ? Math.sign(t[i]) : t[i];
+      const elected = m >= 0 ? 1 : -1;
+      let sum = 0;
+      let count = 0;
+      ts.forEach((t, j) => {
+        if (Math.sign(t[i]) === elected) {
+          sum += weights[j] * t[i];
+          count++;
+        }
+      });
+      out[i] = sum / Math.max(count, 1);
+    }
+  } else {
+    ts.forEach((t, j) => {
+      for (let i = 0; i < n; i++) out[i] += weights[j] * t[i];
+    });
+  }
+  return out;
 }
 
 /** The largest rank an adapter has anywhere (PEFT sizes the new adapter by it). */
@@ -39,15 +97,19 @@ export async function addWeightedAdapter(peft: PeftModel, adapters: string[], we
   for (const a of adapters) if (!peft.peftConfig.has(a)) throw new KilnError('argument', op, `no adapter named '${a}' (adapters: ${[...peft.peftConfig.keys()].join(', ')})`);
   if (peft.peftConfig.has(newName)) throw new KilnError('argument', op, `an adapter named '${newName}' exists already`);
   const type = adapters.length === 1 ? 'linear' : opts.combinationType ?? 'svd';
-  if (!['linear', 'cat', 'svd'].includes(type)) throw new KilnError('argument', op, `combinationType must be 'linear', 'cat' or 'svd', got ${JSON.stringify(opts.combinationType)} (ties and dare are not supported yet)`);
+  const isSvd = (SVD_TYPES as readonly string[]).includes(type);
+  if (!isSvd && type !== 'cat' && !(TASK_METHODS as readonly string[]).includes(type)) throw new KilnError('argument', op, `combinationType must be one of ${[...TASK_METHODS, 'cat', ...SVD_TYPES].join(', ')}; got ${JSON.stringify(opts.combinationType)}`);
+  const method = (isSvd ? (type === 'svd' ? 'linear' : type.slice(0, -4)) : type) as TaskMethod;
+  if (method !== 'linear' && type !== 'cat' && (typeof opts.density !== 'number' || !(opts.density >= 0) || !Number.isFinite(opts.density))) throw new KilnError('argument', op, `combinationType '${type}' needs density, a number from 0 to 1 (the fraction kept), got ${String(opts.density)}`);
+  if (opts.majoritySignMethod !== undefined && !['total', 'frequency'].includes(opts.majoritySignMethod)) throw new KilnError('argument', op, `majoritySignMethod must be 'total' or 'frequency', got ${JSON.stringify(opts.majoritySignMethod)}`);
   if (opts.svdRank !== undefined && (!Number.isInteger(opts.svdRank) || opts.svdRank < 1)) throw new KilnError('argument', op, `svdRank must be a positive integer, got ${String(opts.svdRank)}`);
   const configs = adapters.map((a) => peft.peftConfig.get(a)!);
   configs.forEach((c, i) => {
     if (c.use_dora) throw new KilnError('argument', op, `adapter '${adapters[i]}' uses DoRA: its magnitude vector cannot be combined`);
   });
   const ranks = configs.map(maxRank);
-  if (type === 'linear' && new Set(ranks).size !== 1) throw new KilnError('argument', op, `combinationType 'linear' needs adapters of one rank, got ${adapters.map((a, i) => `${a}: ${ranks[i]}`).join(', ')}`);
-  const newRank = type === 'cat' ? ranks.reduce((x, y) => x + y, 0) : type === 'svd' ? opts.svdRank ?? Math.max(...ranks) : ranks[0];
+  if (!isSvd && type !== 'cat' && new Set(ranks).size !== 1) throw new KilnError('argument', op, `combinationType '${type}' needs adapters of one rank, got ${adapters.map((a, i) => `${a}: ${ranks[i]}`).join(', ')}`);
+  const newRank = type === 'cat' ? ranks.reduce((x, y) => x + y, 0) : isSvd ? opts.svdRank ?? Math.max(...ranks) : ranks[0];
   const tm = configs.map((c) => c.target_modules);
   let targets: string[] | string;
   if (tm.every((t) => Array.isArray(t))) targets = [...new Set((tm as string[][]).flat())].sort();
@@ -62,24 +124,20 @@ export async function addWeightedAdapter(peft: PeftModel, adapters: string[], we
     if (!srcs.length) continue;
     const [out, inF] = [l.outFeatures, l.inFeatures];
     const parts = await Promise.all(srcs.map(async ([a, w]) => ({
-      r: l.adapters.get(a)!.r, ws: w * l.adapters.get(a)!.scaling,
+      r: l.adapters.get(a)!.r, s: l.adapters.get(a)!.scaling, ws: w * l.adapters.get(a)!.scaling,
       A: Float64Array.from(await l.A(a).weight.toArray()), B: Float64Array.from(await l.B(a).weight.toArray()),
     })));
     let k: number;
     let a: Float64Array;
     let b: Float64Array;
-    if (type === 'linear') {
+    if (!isSvd && type !== 'cat') {
       k = parts[0].r;
-      if (parts.some((p) => p.r !== k)) throw new KilnError('shape', op, `${path}: combinationType 'linear' needs one rank per layer, this layer has ${parts.map((q) => q.r).join(' and ')}`);
-      a = new Float64Array(k * inF);
-      b = new Float64Array(out * k);
-      for (const p of parts) {
-        const root = Math.sqrt(Math.abs(p.ws));
-        const sa = p.ws < 0 ? -root : root; // the sign on A only, or it cancels (PEFT)
-        for (let i = 0; i < a.length; i++) a[i] += sa * p.A[i];
-        for (let i = 0; i < b.length; i++) b[i] += root * p.B[i];
-      }
-    } else {
+      if (parts.some((p) => p.r !== k)) throw new KilnError('shape', op, `${path}: combinationType '${type}' needs one rank per layer, this layer has ${parts.map((q) => q.r).join(' and ')}`);
+      // √|w·s| on A and B, the sign on A only, or it cancels (PEFT)
+      const root = parts.map((p) => Math.sqrt(Math.abs(p.ws)));
+      a = mergeTaskTensors(method, parts.map((p) => p.A), parts.map((p, i) => (p.ws < 0 ? -root[i] : root[i])), opts);
+      b = mergeTaskTensors(method, parts.map((p) => p.B), root, opts);
+    } else if (type === 'svd' || type === 'cat') {
       // cat: A rows stacked with w·s folded in, B columns side by side: B_cat·A_cat = Σ w·s·B·A
       const R = parts.reduce((x, p) => x + p.r, 0);
       const Ac = new Float64Array(R * inF);
@@ -91,6 +149,24 @@ export async function addWeightedAdapter(peft: PeftModel, adapters: string[], we
         k0 += p.r;
       }
       [a, b, k] = type === 'cat' ? [Ac, Bc, R] : lowRankSvd(Bc, Ac, out, R, inF, newRank);
+    } else {
+      // the other svd types prune elementwise: the dense ΔW = s·B·A of each, merged, then a dense SVD
+      const deltas = parts.map((p) => {
+        const d = new Float64Array(out * inF);
+        for (let o = 0; o < out; o++) for (let j = 0; j < p.r; j++) {
+          const bj = p.s * p.B[o * p.r + j];
+          if (bj) for (let i = 0; i < inF; i++) d[o * inF + i] += bj * p.A[j * inF + i];
+        }
+        return d;
+      });
+      const merged = mergeTaskTensors(method, deltas, srcs.map(([, w]) => w), opts);
+      const { U, S, V } = svdJacobi(merged, out, inF);
+      const p = S.length;
+      k = Math.min(newRank, p);
+      a = new Float64Array(k * inF);
+      b = new Float64Array(out * k);
+      for (let j = 0; j < k; j++) for (let i = 0; i < inF; i++) a[j * inF + i] = V[i * p + j];
+      for (let o = 0; o < out; o++) for (let j = 0; j < k; j++) b[o * k + j] = U[o * p + j] * S[j];
     }
     // a (k, in), b (out, k) into the first k of newRank ranks (the rest stays zero, as PEFT's slices)
     const A = new Float64Array(newRank * inF);

@@ -10,7 +10,7 @@ import { KilnError } from '../../src/core/errors.js';
 import { fromValues } from '../../src/core/ops/creation.js';
 import { loadModel } from '../../src/models/load.js';
 import { Linear } from '../../src/nn/layers.js';
-import { addWeightedAdapter, hotswapAdapter, svdJacobi } from '../../src/peft/combine.js';
+import { addWeightedAdapter, hotswapAdapter, mergeTaskTensors, svdJacobi } from '../../src/peft/combine.js';
 import { LoraLinear } from '../../src/peft/lora.js';
 import { getPeftModel, type PeftModel } from '../../src/peft/model.js';
 import { savePretrained } from '../../src/peft/io.js';
@@ -92,6 +92,26 @@ describe('svdJacobi', () => {
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let t = 0; t < p; t++) R[i * n + j] += U[i * p + t] * S[t] * V[j * p + t];
       assertClose(R, M, { atol: 1e-12, rtol: 0 }, `${m}x${n} reconstruction`);
     }
+  });
+});
+
+describe('mergeTaskTensors', () => {
+  it("merges as PEFT's merge_utils, against hand-computed values", () => {
+    const t = [Float64Array.from([3, -1, 0.5, -2]), Float64Array.from([-1, -4, 1.5, 1])];
+    const w = [1, 0.5];
+    assertClose(mergeTaskTensors('linear', t, w), [2.5, -3, 1.25, -1.5], { atol: 1e-15 }, 'linear');
+    // top 2 magnitudes kept: [3, 0, 0, -2] and [0, -4, 1.5, 0]
+    assertClose(mergeTaskTensors('magnitude_prune', t, w, { density: 0.5 }), [3, -2, 0.75, -2], { atol: 1e-15 }, 'magnitude_prune');
+    // signs elected from the sums [2, -5, 2, -1]; the agreeing weighted values averaged
+    assertClose(mergeTaskTensors('ties', t, w, { density: 1 }), [3, -1.5, 0.625, -2], { atol: 1e-15 }, 'ties total');
+    // from the sign counts [0, -2, 2, 0]: a tie elects +
+    assertClose(mergeTaskTensors('ties', t, w, { density: 1, majoritySignMethod: 'frequency' }), [3, -1.5, 0.625, 0.5], { atol: 1e-15 }, 'ties frequency');
+    // dare: random masks keep a density share, rescaled so the expectation is kept
+    const ones = [new Float64Array(20000).fill(1)];
+    const d = mergeTaskTensors('dare_linear', ones, [2], { density: 0.3, generator: new k.Generator(5) });
+    expect(Math.abs(d.filter((v) => v !== 0).length / d.length - 0.3)).toBeLessThan(0.02);
+    expect(Math.abs(d.reduce((x, y) => x + y, 0) / d.length - 2)).toBeLessThan(0.08);
+    expect(new Set(d).size).toBe(2); // 0 and 2/0.3
   });
 });
 
@@ -197,7 +217,8 @@ describeBackends('several adapters on one base', (ctx) => {
     await rejects(addWeightedAdapter(peft, ['a', 'b'], [1], 'x'), /weights must have one number per adapter \(2\)/);
     await rejects(addWeightedAdapter(peft, ['a', 'b'], [1, NaN], 'x'), /weights\[1\] must be a finite number/);
     await rejects(addWeightedAdapter(peft, ['a', 'b'], [1, 1], 'cat'), /an adapter named 'cat' exists already/);
-    await rejects(addWeightedAdapter(peft, ['a', 'b'], [1, 1], 'x', { combinationType: 'ties' as never }), /combinationType must be 'linear', 'cat' or 'svd'/);
+    await rejects(addWeightedAdapter(peft, ['a', 'b'], [1, 1], 'x', { combinationType: 'bogus' as never }), /combinationType must be one of linear, ties, dare_linear, dare_ties, magnitude_prune, cat, svd/);
+    await rejects(addWeightedAdapter(peft, ['a', 'c'], [1, 1], 'x', { combinationType: 'ties' }), /combinationType 'ties' needs density/);
     peft.addAdapter('dora', cfg({ use_dora: true }), { generator: new k.Generator(5) });
     await rejects(addWeightedAdapter(peft, ['a', 'dora'], [1, 1], 'x'), /adapter 'dora' uses DoRA/);
     expect(peft.peftConfig.has('x')).toBe(false);
@@ -212,6 +233,9 @@ describeBackends('several adapters on one base', (ctx) => {
     const refCat = await referenceLogits(target);
     await addWeightedAdapter(peft, ['a', 'b'], [0.7, -0.4], 'full', { combinationType: 'svd', svdRank: 6 });
     assertClose(await peft.withAdapter('full', () => logitsOf(peft)), refCat, TOL, 'svd full rank == cat');
+    // the pruning svd types take the dense route (ΔW per adapter, dense SVD): unpruned, the same
+    await addWeightedAdapter(peft, ['a', 'b'], [0.7, -0.4], 'dense', { combinationType: 'magnitude_prune_svd', density: 1, svdRank: 6 });
+    assertClose(await peft.withAdapter('dense', () => logitsOf(peft)), refCat, TOL, 'magnitude_prune_svd, density 1 == cat');
     await addWeightedAdapter(peft, ['a', 'b'], [0.7, -0.4], 'low', { svdRank: 2 }); // svd is the default, as PEFT
     expect(peft.peftConfig.get('low')!.r).toBe(2);
     for (const [path, l] of peft.loraLayers()) {
