@@ -5,7 +5,6 @@
 // adapters are small, and reading them once beats a kernel per step.
 import { KilnError } from '../core/errors.js';
 import { defaultGenerator, type Generator } from '../core/ops/creation.js';
-import type { ModelFiles } from '../models/sources.js';
 import type { LoraConfig } from './config.js';
 import { loadAdapter, type LoadAdapterOptions } from './io.js';
 import type { LoraLinear } from './lora.js';
@@ -314,7 +313,7 @@ export function svdJacobi(M: Float64Array, m: number, n: number): { U: Float64Ar
  * dropout replace the old ones. Everything is checked before the adapter changes; on a mismatch
  * it is left as it was.
  */
-export async function hotswapAdapter(peft: PeftModel, name: string, source: Parameters<typeof loadAdapter>[1] | ModelFiles, opts: LoadAdapterOptions = {}): Promise<void> {
+export async function hotswapAdapter(peft: PeftModel, name: string, source: Parameters<typeof loadAdapter>[1], opts: LoadAdapterOptions = {}): Promise<void> {
   const op = 'hotswapAdapter';
   const old = peft.peftConfig.get(name);
   if (!old) throw new KilnError('argument', op, `no adapter named '${name}' (adapters: ${[...peft.peftConfig.keys()].join(', ') || 'none'})`);
