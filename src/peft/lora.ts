@@ -10,6 +10,7 @@ import { sum } from '../core/ops/reduce.js';
 import { reshape } from '../core/ops/shape.js';
 import type { Generator } from '../core/ops/creation.js';
 import { keep, type Tensor } from '../core/tensor.js';
+import { encode, itemSize } from '../core/dtype.js';
 import { dropout } from '../nn/attention.js';
 import { kaimingUniform, normal, zerosInit } from '../nn/init.js';
 import { Linear } from '../nn/layers.js';
@@ -134,6 +135,16 @@ export class LoraLinear extends Module {
     this.active = this.active.filter((n) => n !== name);
   }
 
+  /**
+   * Overwrites an adapter's A (r, in) and B (out, r) in their own storages (hot-swap, combined
+   * adapters): the same Tensor objects and buffers, so nothing built on them is rebuilt.
+   */
+  writeAdapter(name: string, a: ArrayLike<number>, b: ArrayLike<number>): void {
+    if (!this.adapters.has(name)) throw new KilnError('argument', 'LoraLinear', `no adapter named '${name}'`);
+    writeInPlace(this.A(name).weight, a, `lora_A.${name}`);
+    writeInPlace(this.B(name).weight, b, `lora_B.${name}`);
+  }
+
   /** s · B·A (out, in), f32. Materialised only for merging and DoRA's norm. */
   deltaWeight(name: string): Tensor {
     const s = this.adapters.get(name)!;
@@ -216,4 +227,11 @@ export class LoraLinear extends Module {
       this.mergeNorms.delete(name);
     }
   }
+}
+
+/** Writes host values into a tensor's own storage (encoder-ordered on WebGPU: work recorded before sees the old values). */
+export function writeInPlace(t: Tensor, values: ArrayLike<number>, what: string): void {
+  if (values.length !== t.size) throw new KilnError('shape', 'writeInPlace', `${what}: ${values.length} values for a tensor of ${t.size}`);
+  if (!t.isContiguous()) throw new KilnError('argument', 'writeInPlace', `${what}: not contiguous`);
+  t.backend.write(t.storage, new Uint8Array(encode(t.dtype, values)), t.offset * itemSize(t.dtype));
 }

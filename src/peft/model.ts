@@ -119,6 +119,75 @@ export class PeftModel extends Module {
     for (const path of findModulesToSave(this.model, c)) this.model.getSubmodule(path).unfreeze();
   }
 
+  /**
+   * Runs fn with every adapter off (the base model alone) and restores the previous state after,
+   * also when fn throws or its promise rejects (PEFT's `with model.disable_adapter():`). As PEFT,
+   * merged adapters are unmerged first and stay unmerged.
+   */
+  disableAdapter<T>(fn: () => T): T {
+    return this.scoped((l) => {
+      l.disabled = true;
+    }, fn);
+  }
+
+  /**
+   * Per-call adapter choice: runs fn with only `name` applied (null: none) and restores the
+   * previous adapters after, also on throw or rejection. Trainability is left as setAdapter made
+   * it. Refused while adapters are merged (as PEFT refuses adapter_names then). A promise-returning
+   * fn keeps the choice until it settles: calls interleaved meanwhile see it too.
+   */
+  withAdapter<T>(name: string | null, fn: () => T): T {
+    if (name !== null && !this.peftConfig.has(name)) throw new KilnError('argument', 'withAdapter', `no adapter named '${name}' (adapters: ${[...this.peftConfig.keys()].join(', ') || 'none'})`);
+    const merged = this.loraLayers().find(([, l]) => l.merged.length);
+    if (merged) throw new KilnError('argument', 'withAdapter', `${merged[0]} has adapter '${merged[1].merged[0]}' merged into its weight: unmerge() first`);
+    return this.scoped((l) => {
+      l.active = name !== null && l.adapters.has(name) ? [name] : [];
+      l.disabled = name === null;
+    }, fn);
+  }
+
+  /** Applies `set` to every LoraLinear for the duration of fn (sync, or until its promise settles). */
+  private scoped<T>(set: (l: LoraLinear) => void, fn: () => T): T {
+    const saved = this.loraLayers().map(([, l]) => [l, l.active, l.disabled] as const);
+    const restore = () => {
+      for (const [l, active, disabled] of saved) {
+        l.active = active;
+        l.disabled = disabled;
+      }
+    };
+    let out: T;
+    try {
+      for (const [l] of saved) set(l);
+      out = fn();
+    } catch (e) {
+      restore();
+      throw e;
+    }
+    if (out instanceof Promise) return out.finally(restore) as T;
+    restore();
+    return out;
+  }
+
+  /**
+   * Removes an adapter and frees its tensors (PEFT's delete_adapter). If it was the active one,
+   * the first remaining adapter becomes active (null when none is left). A layer left with no
+   * adapter gets its base layer back in its place. A merged adapter is refused: unmerge first.
+   */
+  deleteAdapter(name: string): void {
+    if (!this.peftConfig.has(name)) throw new KilnError('argument', 'deleteAdapter', `no adapter named '${name}' (adapters: ${[...this.peftConfig.keys()].join(', ') || 'none'})`);
+    const layers = this.loraLayers();
+    const merged = layers.find(([, l]) => l.merged.includes(name));
+    if (merged) throw new KilnError('argument', 'deleteAdapter', `adapter '${name}' is merged into ${merged[0]}: unmerge() first`);
+    for (const [path, l] of layers) {
+      if (!l.adapters.has(name)) continue;
+      l.deleteAdapter(name);
+      if (!l.adapters.size) this.model.setSubmodule(path, l.base);
+    }
+    this.peftConfig.delete(name);
+    if (this.activeName === name) this.activeName = this.peftConfig.keys().next().value ?? null;
+    this.setAdapter(this.activeName);
+  }
+
   /** [trainable, all] parameter counts, as PEFT's get_nb_trainable_parameters (a quantized weight counts its N·K values). */
   nbTrainableParameters(): [number, number] {
     let trainable = 0;
