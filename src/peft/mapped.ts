@@ -84,7 +84,25 @@ export function exportMapped(map: NameMap, c: LoraConfig, loras: KilnAdapterLora
     if (!first.has(mod)) first.set(mod, l.scaling);
     kiln.push({ path: l.path, A: { data: l.A, shape: [l.r, l.inFeatures] }, B: { data: l.B, shape: [l.outFeatures, l.r] }, scale: l.scaling / first.get(mod)! });
   }
-  const ck: CheckpointLora[] = lorasToCheckpoint(map, kiln);
+  // parts that still share one A (a dense PEFT LoRA loaded, not trained since) go back out as it came: rank R, B's bands stacked
+  const byMod = new Map<string, KilnLora[]>();
+  for (const l of kiln) {
+    const mod = map.params.get(`${l.path}.weight`)![0].name;
+    byMod.set(mod, [...(byMod.get(mod) ?? []), l]);
+  }
+  const dense = new Map<string, CheckpointLora>();
+  for (const [mod, parts] of byMod) {
+    const t = map.tensors.get(mod)!;
+    const [A0, r] = [parts[0].A.data, parts[0].A.shape[0]];
+    const same = parts.length > 1 && parts.length === t.parts.length && parts.every((l) => l.scale === 1 && l.A.shape[0] === r && l.A.data.every((x, i) => x === A0[i]));
+    if (!same || t.parts.some((x) => x.placement.permute)) continue;
+    const out = t.parts.reduce((a, x) => a + (x.placement.rows![1] - x.placement.rows![0]), 0);
+    const B = new Float32Array(out * r);
+    for (const x of t.parts) B.set(parts.find((l) => `${l.path}.weight` === x.param)!.B.data, x.placement.rows![0] * r);
+    dense.set(mod, { name: mod.replace(/\.weight$/, ''), A: { data: A0, shape: [r, parts[0].A.shape[1]] }, B: { data: B, shape: [out, r] } });
+  }
+  const blocks = lorasToCheckpoint(map, kiln.filter((l) => !dense.has(map.params.get(`${l.path}.weight`)![0].name)));
+  const ck: CheckpointLora[] = [...byMod.keys()].map((mod) => dense.get(mod) ?? blocks.find((c) => c.name === mod.replace(/\.weight$/, ''))!);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   const rank: Record<string, number> = {};
   const alpha: Record<string, number> = {};

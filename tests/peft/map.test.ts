@@ -120,9 +120,22 @@ describeBackends('PEFT files through the name map', ({ name }) => {
       const ref = await loadModel({ 'config.json': new Uint8Array(cfgJson), 'model.safetensors': writeSafetensors(merged, { format: 'pt' }) });
       const want = await logitsOf(ref.model);
       assertClose(got, want, { atol: tol * maxAbs(want), rtol: 0 }, 'logits vs merged checkpoint');
-      // saved again: the dense LoRA's parts each keep the whole A (rank 3 each), stacked: the same ΔW
+      // saved again while the parts still share A: the file's own tensors, dense, rank 3
       const st = await readSt((await savePretrained(peft, 'files'))['adapter_model.safetensors']);
-      expect(st.get(`base_model.model.${mods[0]}.lora_A.weight`)!.shape[0]).toBe(arch === 'gpt2' ? 9 : 9);
+      expect([...st.keys()].sort()).toEqual(Object.keys(tensors).sort());
+      for (const [key, t] of Object.entries(tensors)) {
+        expect(st.get(key)!.shape, key).toEqual(t.shape);
+        assertClose(st.get(key)!.data, t.data, { atol: 0, rtol: 0 }, key);
+      }
+      // trained apart (q's A moved), the parts go out block-diagonal: rank 3 + 3 + 3, the same ΔW
+      const q = peft.model.getSubmodule(arch === 'gpt2' ? 'model.layers.0.self_attn.q_proj' : 'model.layers.0.self_attn.q_proj') as unknown as { A: (n: string) => { weight: Tensor } };
+      k.noGrad(() => q.A('default').weight.assign(k.mul(q.A('default').weight, 1.5)));
+      const moved = await logitsOf(peft);
+      const files = await savePretrained(peft, 'files');
+      const st2 = await readSt(files['adapter_model.safetensors']);
+      expect(st2.get(`base_model.model.${mods[0]}.lora_A.weight`)!.shape).toEqual([9, arch === 'gpt2' ? 16 : 16]);
+      const back = await loadAdapter(await loadModel(join(ckpt, arch)), files);
+      assertClose(await logitsOf(back), moved, { atol: tol * maxAbs(moved), rtol: 0 }, 'block-diagonal re-export');
     });
   }
 
