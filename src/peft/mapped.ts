@@ -126,9 +126,10 @@ export function exportMapped(map: NameMap, c: LoraConfig, loras: KilnAdapterLora
 /** The HF modules an adapter config targets on this checkpoint, with the (r, in) / (out, r) its tensors must have. */
 export function mappedTargets(map: NameMap, c: LoraConfig): { name: string; r: number; alpha: number; out: number; in: number }[] {
   const out = [];
+  const all = typeof c.target_modules === 'string' && c.target_modules.toLowerCase() === 'all-linear';
   for (const [name, lin] of hfLinears(map)) {
-    if (name === 'lm_head' && c.target_modules === 'all-linear') continue;
-    const conf = typeof c.target_modules === 'string' && c.target_modules.toLowerCase() === 'all-linear' ? { ...c, target_modules: [name] } : c;
+    if (name === 'lm_head' && all) continue; // PEFT's all-linear leaves the output layer out
+    const conf = all ? { ...c, target_modules: [name] } : c;
     if (!isTarget(conf, name)) continue;
     if (lin.experts) throw new KilnError('config', 'loadAdapter', `target_modules matches ${name}, one expert of a stacked-experts weight: kiln has no per-expert LoRA module to load it onto`);
     const rk = patternKey(c.rank_pattern, name);

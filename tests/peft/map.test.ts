@@ -160,4 +160,25 @@ describeBackends('PEFT files through the name map', ({ name }) => {
     const [s1, s2] = [await readSt(files['adapter_model.safetensors']), await readSt((await savePretrained(back, 'files'))['adapter_model.safetensors'])];
     for (const [key, t] of s1) assertClose(s2.get(key)!.data, t.data, { atol: 0, rtol: 0 }, key);
   });
+
+  it('bad adapters for mapped architectures: typed errors naming the file, key or option, the model untouched', async () => {
+    const loaded = await loadModel(join(ckpt, 'gpt2'));
+    const A = { dtype: 'F32' as const, shape: [2, 16], data: new Float32Array(32) };
+    const B = { dtype: 'F32' as const, shape: [48, 2], data: new Float32Array(96) };
+    const good = { 'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight': A, 'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight': B };
+    const config = { peft_type: 'LORA', r: 2, target_modules: ['c_attn'], layers_to_transform: [0] };
+    const bytes = (t: object) => ({ 'adapter_model.safetensors': writeSafetensors(t as never, { format: 'pt' }) });
+    const rejects = async (p: Promise<unknown>, re: RegExp) => { await expect(p).rejects.toBeInstanceOf(k.KilnError); await expect(p).rejects.toThrow(re); };
+    await rejects(loadAdapter(loaded, bytes({ ...good, 'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight': { ...B, shape: [16, 2], data: new Float32Array(32) } }), 'default', { config }),
+      /c_attn.lora_B.weight is \[16, 2\], the model .* need \[48, 2\]/);
+    await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, target_modules: ['q_proj'] } }), /target_modules \["q_proj"\] matches no linear module of the gpt2 checkpoint/);
+    await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, layers_to_transform: null } }), /missing key base_model.model.transformer.h.1.attn.c_attn.lora_A.weight/);
+    await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, use_dora: true } }), /use_dora is not supported for a gpt2 model/);
+    const mixtral = await loadModel(join(ckpt, 'mixtral'));
+    await rejects(loadAdapter(mixtral, bytes(good), 'default', { config: { ...config, target_modules: ['w1'] } }), /block_sparse_moe.experts.0.w1, one expert .* no per-expert LoRA module/);
+    for (const m of [loaded.model, mixtral.model]) expect([...m.namedModules()].some(([n]) => n.endsWith('lora_A'))).toBe(false);
+    // and the good one loads: q, k, v of layer 0 get the shared A
+    const ok = await loadAdapter(loaded, bytes(good), 'default', { config });
+    expect(ok.loraLayers().map(([n]) => n)).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.k_proj', 'model.layers.0.self_attn.v_proj']);
+  });
 });
