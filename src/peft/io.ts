@@ -53,7 +53,8 @@ async function kilnLoras(peft: PeftModel, name: string): Promise<KilnAdapterLora
     const s = l.adapters.get(name);
     if (!s) continue;
     const f32 = async (t: Tensor) => Float32Array.from((await noGrad(() => cast(t, 'f32')).toArray()) as Float32Array);
-    out.push({ path, A: await f32(l.A(name).weight), B: await f32(l.B(name).weight), r: s.r, inFeatures: l.base.inFeatures, outFeatures: l.base.outFeatures, scaling: s.scaling });
+    const m = l.magnitude(name);
+    out.push({ path, A: await f32(l.A(name).weight), B: await f32(l.B(name).weight), r: s.r, inFeatures: l.base.inFeatures, outFeatures: l.base.outFeatures, scaling: s.scaling, ...(m ? { m: await f32(m.weight) } : {}) });
   }
   return out;
 }
@@ -188,6 +189,7 @@ export async function loadAdapter(
     for (const t of hfTargets) {
       want.set(`${PREFIX}${t.name}.lora_A.weight`, [t.r, t.in]);
       want.set(`${PREFIX}${t.name}.lora_B.weight`, [t.out, t.r]);
+      if (c.use_dora) want.set(`${PREFIX}${t.name}.lora_magnitude_vector`, [t.out]);
     }
     const baseKey = (n: string): string => n.replace(/\.base_layer\./, '.'); // a wrapped layer's own parameter
     const params = new Map([...base.namedParameters()].map(([n, p]) => [n, p] as const));
@@ -238,9 +240,10 @@ export async function loadAdapter(
       const alpha: Record<string, number> = {};
       for (const t of hfTargets) {
         const [a, b] = [values.get(`${PREFIX}${t.name}.lora_A.weight`)!, values.get(`${PREFIX}${t.name}.lora_B.weight`)!];
-        for (const l of importMapped(map, t, a, b, c.use_rslora)) {
+        for (const l of importMapped(map, t, a, b, c.use_rslora, values.get(`${PREFIX}${t.name}.lora_magnitude_vector`))) {
           kv.set(`${PREFIX}${l.path}.lora_A.weight`, l.A.data);
           kv.set(`${PREFIX}${l.path}.lora_B.weight`, l.B.data);
+          if (l.m) kv.set(`${PREFIX}${l.path}.lora_magnitude_vector`, l.m);
           [rank[l.path], alpha[l.path]] = [l.r, l.alpha];
         }
       }

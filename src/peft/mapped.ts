@@ -5,6 +5,7 @@
 //     diagonal, so the module's r is the parts' sum). PEFT has one scaling per module, alpha/r read
 //     from the config: rank_pattern[module] = R, alpha_pattern[module] = s·R (s·√R for rsLoRA), with
 //     s the first part's scaling; a part whose own scaling differs has s_i/s folded into its B.
+//   DoRA: the magnitude is per output row: the fused module's is the parts' rows (q/k permuted likewise).
 //   import: an HF module's LoRA -> kiln's. When the fused B is block structured (each part's rows
 //     use their own columns of B only, as kiln's export writes) each part gets its own columns:
 //     rank r_i. Otherwise (a real PEFT c_attn LoRA: one dense A shared by q, k, v) each part gets
@@ -14,7 +15,7 @@ import { KilnError } from '../core/errors.js';
 import type { Module } from '../nn/module.js';
 import { nameMapOf } from '../models/export.js';
 import { loraFromCheckpoint, lorasToCheckpoint, type CheckpointLora, type KilnLora } from '../models/lora-map.js';
-import type { NameMap } from '../models/name-map.js';
+import { permuteQK, type NameMap } from '../models/name-map.js';
 import type { DecoderLM } from '../models/transformer.js';
 import { loraScaling, patternKey, type LoraConfig } from './config.js';
 import { isTarget, SAME_NAMES } from './model.js';
@@ -38,8 +39,8 @@ export function adapterMap(modelType: string | null, op: string, model: Module):
 
 /** Options the name-map path does not translate (yet): refused rather than written wrong. */
 export function checkMappable(c: LoraConfig, arch: string, op: string, where: string): void {
-  const bad = c.use_dora ? 'use_dora' : c.bias !== 'none' ? `bias '${c.bias}'` : c.modules_to_save?.length ? 'modules_to_save' : null;
-  if (bad) throw new KilnError('config', op, `${where}: ${bad} is not supported for a ${arch} model whose modules differ from its checkpoint's (only LoRA/rsLoRA factors are mapped)`);
+  const bad = c.bias !== 'none' ? `bias '${c.bias}'` : c.modules_to_save?.length ? 'modules_to_save' : null;
+  if (bad) throw new KilnError('config', op, `${where}: ${bad} is not supported for a ${arch} model whose modules differ from its checkpoint's (LoRA/rsLoRA/DoRA factors are mapped)`);
 }
 
 /** The checkpoint's linear modules (weight names without `.weight`) with their (out, in). */
@@ -70,6 +71,8 @@ export interface KilnAdapterLora {
   inFeatures: number;
   outFeatures: number;
   scaling: number;
+  /** DoRA's magnitude (out,) */
+  m?: Float32Array;
 }
 
 /** kiln's LoRAs of one adapter -> PEFT's tensors (by file key) and the config fields that name HF modules. */
@@ -103,6 +106,8 @@ export function exportMapped(map: NameMap, c: LoraConfig, loras: KilnAdapterLora
   }
   const blocks = lorasToCheckpoint(map, kiln.filter((l) => !dense.has(map.params.get(`${l.path}.weight`)![0].name)));
   const ck: CheckpointLora[] = [...byMod.keys()].map((mod) => dense.get(mod) ?? blocks.find((c) => c.name === mod.replace(/\.weight$/, ''))!);
+  // DoRA: the magnitude is per output row, so the fused module's is the parts' rows in the checkpoint's order
+  const mags = new Map(loras.filter((l) => l.m).map((l) => [`${l.path}.weight`, l.m!]));
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   const rank: Record<string, number> = {};
   const alpha: Record<string, number> = {};
@@ -114,6 +119,15 @@ export function exportMapped(map: NameMap, c: LoraConfig, loras: KilnAdapterLora
     if (a !== c.lora_alpha) alpha[l.name] = a;
     tensors.set(`base_model.model.${l.name}.lora_A.weight`, l.A);
     tensors.set(`base_model.model.${l.name}.lora_B.weight`, l.B);
+    if (mags.size) {
+      const m = new Float32Array(l.B.shape[0]);
+      for (const { param, placement: p } of map.tensors.get(`${l.name}.weight`)!.parts) {
+        const v = mags.get(param);
+        if (!v) throw new KilnError('config', 'savePretrained', `${param.replace(/\.weight$/, '')}: no DoRA magnitude beside its fused parts'`);
+        m.set(p.permute ? permuteQK(v, p.permute.heads, 1, !p.permute.inverse) : v, p.rows?.[0] ?? 0);
+      }
+      tensors.set(`base_model.model.${l.name}.lora_magnitude_vector`, { shape: [m.length], data: m });
+    }
   }
   const targets = minimalSuffixes(ck.map((l) => l.name), [...hfLinears(map).keys()]);
   const transposed = [...map.tensors.values()].some((t) => t.parts[0].placement.transpose);
@@ -141,7 +155,16 @@ export function mappedTargets(map: NameMap, c: LoraConfig): { name: string; r: n
 }
 
 /** One HF module's LoRA -> kiln's per-module LoRAs (r, alpha each), block-split when B is block structured. */
-export function importMapped(map: NameMap, t: { name: string; r: number; alpha: number }, A: Float32Array, B: Float32Array, rslora: boolean): (KilnLora & { r: number; alpha: number })[] {
+export function importMapped(map: NameMap, t: { name: string; r: number; alpha: number }, A: Float32Array, B: Float32Array, rslora: boolean, M?: Float32Array): (KilnLora & { r: number; alpha: number; m?: Float32Array })[] {
+  const withM = (ls: (KilnLora & { r: number; alpha: number })[]) => {
+    if (!M) return ls;
+    const places = map.tensors.get(`${t.name}.weight`)!.parts;
+    return ls.map((l, i) => {
+      const p = places[i].placement;
+      const v = M.slice(p.rows?.[0] ?? 0, p.rows?.[1] ?? M.length);
+      return { ...l, m: p.permute ? permuteQK(v, p.permute.heads, 1, p.permute.inverse) : v };
+    });
+  };
   const parts = loraFromCheckpoint(map, t.name, { data: A, shape: [t.r, A.length / t.r] }, { data: B, shape: [B.length / t.r, t.r] });
   const s = loraScaling(t.alpha, t.r, rslora);
   if (parts.length > 1) {
@@ -155,7 +178,7 @@ export function importMapped(map: NameMap, t: { name: string; r: number; alpha: 
     const seen = new Set<number>();
     const disjoint = cols.every((u) => u.length > 0 && u.every((j) => !seen.has(j)) && (u.forEach((j) => seen.add(j)), true));
     if (disjoint) {
-      return parts.map((p, k) => {
+      return withM(parts.map((p, k) => {
         const u = cols[k];
         const inF = p.A.shape[1];
         const rows = p.B.shape[0];
@@ -167,8 +190,8 @@ export function importMapped(map: NameMap, t: { name: string; r: number; alpha: 
         });
         const r = u.length;
         return { ...p, A: { data: a, shape: [r, inF] }, B: { data: b, shape: [rows, r] }, r, alpha: rslora ? s * Math.sqrt(r) : s * r };
-      });
+      }));
     }
   }
-  return parts.map((p) => ({ ...p, r: t.r, alpha: t.alpha }));
+  return withM(parts.map((p) => ({ ...p, r: t.r, alpha: t.alpha })));
 }

@@ -280,10 +280,10 @@ describe('bad adapter files', () => {
     expect(ok.loraLayers().length).toBe(6);
   });
 
-  it('savePretrained through the name map refuses what it does not translate: DoRA, biases, a GGUF Llama without its model_type', async () => {
+  it('savePretrained through the name map refuses what it does not translate: biases, modules_to_save, a GGUF Llama without its model_type', async () => {
     const loaded = await loadModel(join(ckpt, 'gpt2'));
-    await rejects(savePretrained(getPeftModel(loaded, { target_modules: ['q_proj'], use_dora: true }), 'files'), /adapter 'default': use_dora is not supported for a gpt2 model/);
-    await rejects(savePretrained(getPeftModel(await loadModel(join(ckpt, 'gpt2')), { target_modules: ['q_proj'], bias: 'all' }), 'files'), /bias 'all' is not supported for a gpt2 model/);
+    await rejects(savePretrained(getPeftModel(loaded, { target_modules: ['q_proj'], bias: 'all' }), 'files'), /adapter 'default': bias 'all' is not supported for a gpt2 model/);
+    await rejects(savePretrained(getPeftModel(await loadModel(join(ckpt, 'gpt2')), { target_modules: ['q_proj'], modules_to_save: ['input_layernorm'] }), 'files'), /modules_to_save is not supported for a gpt2 model/);
     const gguf = await loadModel(join(ckpt, 'gguf', 'tiny-llama.gguf'));
     await rejects(savePretrained(getPeftModel(gguf.model, { target_modules: ['q_proj'] }), 'files'), /permuted q_proj\/k_proj rows .* pass modelType/);
   });

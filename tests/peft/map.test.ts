@@ -173,7 +173,8 @@ describeBackends('PEFT files through the name map', ({ name }) => {
       /c_attn.lora_B.weight is \[16, 2\], the model .* need \[48, 2\]/);
     await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, target_modules: ['q_proj'] } }), /target_modules \["q_proj"\] matches no linear module of the gpt2 checkpoint/);
     await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, layers_to_transform: null } }), /missing key base_model.model.transformer.h.1.attn.c_attn.lora_A.weight/);
-    await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, use_dora: true } }), /use_dora is not supported for a gpt2 model/);
+    await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, bias: 'lora_only' } }), /bias 'lora_only' is not supported for a gpt2 model/);
+    await rejects(loadAdapter(loaded, bytes(good), 'default', { config: { ...config, use_dora: true } }), /missing key base_model.model.transformer.h.0.attn.c_attn.lora_magnitude_vector/);
     const mixtral = await loadModel(join(ckpt, 'mixtral'));
     await rejects(loadAdapter(mixtral, bytes(good), 'default', { config: { ...config, target_modules: ['w1'] } }), /block_sparse_moe.experts.0.w1, one expert .* no per-expert LoRA module/);
     for (const m of [loaded.model, mixtral.model]) expect([...m.namedModules()].some(([n]) => n.endsWith('lora_A'))).toBe(false);
@@ -181,4 +182,31 @@ describeBackends('PEFT files through the name map', ({ name }) => {
     const ok = await loadAdapter(loaded, bytes(good), 'default', { config });
     expect(ok.loraLayers().map(([n]) => n)).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.k_proj', 'model.layers.0.self_attn.v_proj']);
   });
+
+  for (const arch of ['gpt2', 'phi3', 'gguf-llama']) {
+    it(`${arch}: DoRA's magnitude goes out in the HF module's rows (fused parts stacked${arch === 'gguf-llama' ? ', q/k un-permuted' : ''}) and back`, async () => {
+      const load = () => (arch === 'gguf-llama' ? loadModel(join(ckpt, 'gguf', 'tiny-llama.gguf'), { quantize: 'none' }) : loadModel(join(ckpt, arch)));
+      const peft = getPeftModel(await load(), { r: 2, lora_alpha: 4, target_modules: arch === 'gpt2' ? ['q_proj', 'k_proj', 'v_proj', 'fc2'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj'], use_dora: true, init_lora_weights: false }, 'default', { generator: new k.Generator(3) });
+      // magnitudes unlike the row norms (as after training), so every row's place matters
+      k.noGrad(() => peft.loraLayers().forEach(([, l], j) => { const m = l.magnitude('default')!.weight; m.assign(k.mul(m, k.tensor(rand(m.size, 40 + j, 1).map((x) => 1 + x), { shape: m.shape }))); }));
+      const want = await logitsOf(peft);
+      const files = await savePretrained(peft, 'files');
+      const st = await readSt(files['adapter_model.safetensors']);
+      const mod = arch === 'gpt2' ? 'transformer.h.0.attn.c_attn' : arch === 'phi3' ? 'model.layers.0.self_attn.qkv_proj' : 'model.layers.0.self_attn.q_proj';
+      expect(st.get(`base_model.model.${mod}.lora_magnitude_vector`)!.shape).toEqual([st.get(`base_model.model.${mod}.lora_B.weight`)!.shape[0]]);
+      let onto = await load();
+      if (arch === 'gguf-llama') {
+        // onto the same weights in Hugging Face's layout
+        const g = onto.model as DecoderLM;
+        onto = await loadModel({
+          'config.json': new TextEncoder().encode(JSON.stringify(configToHF({ ...g.config, ropeLayout: 'half' }, 'llama'))),
+          'model.safetensors': writeSafetensors(await exportStateDict(g, { arch: 'llama' }), { format: 'pt' }),
+        });
+      }
+      const again = await loadAdapter(onto, files);
+      assertClose(await logitsOf(again), want, { atol: tol * maxAbs(want), rtol: 0 }, 'DoRA logits after the round trip');
+      const st2 = await readSt((await savePretrained(again, 'files'))['adapter_model.safetensors']);
+      for (const [key, t] of st) assertClose(st2.get(key)!.data, t.data, { atol: 1e-6 * maxAbs(t.data), rtol: 0 }, key);
+    });
+  }
 });
