@@ -10,7 +10,8 @@
 //     use their own columns of B only, as kiln's export writes) each part gets its own columns:
 //     rank r_i. Otherwise (a real PEFT c_attn LoRA: one dense A shared by q, k, v) each part gets
 //     the whole A and its band of B's rows at rank R and the module's alpha: the same scaling and
-//     exactly the same product (the A copies then train apart; export stacks them again).
+//     exactly the same product. Export writes parts that still share A back dense (the file as it came);
+//     once trained apart, block-diagonal.
 import { KilnError } from '../core/errors.js';
 import type { Module } from '../nn/module.js';
 import { nameMapOf } from '../models/export.js';
