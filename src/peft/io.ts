@@ -14,7 +14,8 @@ import { Module } from '../nn/module.js';
 import { SafetensorsFile, writeSafetensors, type SafetensorsEntry } from '../models/loaders/safetensors.js';
 import { filesFolder, hubFolder, isRepoId, pathFolder, pathKind, urlFolder, type Folder, type ModelFiles, type SourceOptions } from '../models/sources.js';
 import { configJson, loraConfig, type LoraConfig } from './config.js';
-import { findModulesToSave, findTargets, getPeftModel, PeftModel, SAME_NAMES } from './model.js';
+import { findModulesToSave, findTargets, getPeftModel, PeftModel } from './model.js';
+import { adapterMap, checkMappable, exportMapped, importMapped, mappedTargets, type KilnAdapterLora } from './mapped.js';
 
 export const CONFIG_NAME = 'adapter_config.json';
 export const WEIGHTS_NAME = 'adapter_model.safetensors';
@@ -23,18 +24,8 @@ const PREFIX = 'base_model.model.';
 /** transformers' class for each model_type whose names kiln exports (PEFT's auto_mapping when task_type is null). */
 const HF_CLASS: Record<string, [string, string]> = {
   llama: ['LlamaForCausalLM', 'llama'], mistral: ['MistralForCausalLM', 'mistral'], qwen2: ['Qwen2ForCausalLM', 'qwen2'], gemma: ['GemmaForCausalLM', 'gemma'],
+  gpt2: ['GPT2LMHeadModel', 'gpt2'], phi3: ['Phi3ForCausalLM', 'phi3'], mixtral: ['MixtralForCausalLM', 'mixtral'],
 };
-
-/** Refuses architectures whose kiln names differ from their checkpoint's (their name maps come with issue 11's name-map work). */
-function checkNames(modelType: string | null, op: string, model: Module): void {
-  // GGUF Llama keeps llama.cpp's permuted q/k rows (interleaved RoPE): q/k adapters need the inverse permutation
-  if ((model as { config?: { ropeLayout?: string } }).config?.ropeLayout === 'interleaved') {
-    throw new KilnError('config', op, `the model keeps llama.cpp's permuted q_proj/k_proj rows (a GGUF Llama, interleaved RoPE); the name map that permutes adapters back to the Hugging Face layout is not there yet`);
-  }
-  if (modelType && !SAME_NAMES.includes(modelType)) {
-    throw new KilnError('config', op, `model_type '${modelType}': kiln's parameter names differ from its Hugging Face checkpoint's (fused or transposed weights), and the name map that translates adapters for it is not there yet; PEFT files are supported for ${SAME_NAMES.join(', ')}`);
-  }
-}
 
 /** The tensors of one adapter under PEFT's file keys, as live parameters. */
 export function adapterTensors(peft: PeftModel, name: string): Map<string, Tensor> {
@@ -55,6 +46,19 @@ export function adapterTensors(peft: PeftModel, name: string): Map<string, Tenso
   return out;
 }
 
+/** One adapter's LoRA factors per kiln module, as values. */
+async function kilnLoras(peft: PeftModel, name: string): Promise<KilnAdapterLora[]> {
+  const out: KilnAdapterLora[] = [];
+  for (const [path, l] of peft.loraLayers()) {
+    const s = l.adapters.get(name);
+    if (!s) continue;
+    const f32 = async (t: Tensor) => Float32Array.from((await noGrad(() => cast(t, 'f32')).toArray()) as Float32Array);
+    const m = l.magnitude(name);
+    out.push({ path, A: await f32(l.A(name).weight), B: await f32(l.B(name).weight), r: s.r, inFeatures: l.base.inFeatures, outFeatures: l.base.outFeatures, scaling: s.scaling, ...(m ? { m: await f32(m.weight) } : {}) });
+  }
+  return out;
+}
+
 export interface SaveOptions {
   /** the adapters to save (default: all); "default" at the top, others in a subfolder of their name */
   selectedAdapters?: string[];
@@ -68,14 +72,21 @@ export interface SaveOptions {
  */
 export async function savePretrained(peft: PeftModel, dir: string, opts: SaveOptions = {}): Promise<Record<string, Uint8Array>> {
   if (!(peft instanceof PeftModel)) throw new KilnError('argument', 'savePretrained', 'expects the PeftModel getPeftModel or loadAdapter returned');
-  checkNames(peft.modelType, 'savePretrained', peft.model);
+  const map = adapterMap(peft.modelType, 'savePretrained', peft.model);
   const names = opts.selectedAdapters ?? [...peft.peftConfig.keys()];
   for (const n of names) if (!peft.peftConfig.has(n)) throw new KilnError('argument', 'savePretrained', `no adapter named '${n}' (adapters: ${[...peft.peftConfig.keys()].join(', ')})`);
   const files: Record<string, Uint8Array> = {};
   for (const name of names) {
     const c = peft.peftConfig.get(name)!;
     const entries: Record<string, SafetensorsEntry> = {};
-    for (const [key, t] of adapterTensors(peft, name)) {
+    let mapped: Partial<LoraConfig> = {};
+    if (map) {
+      checkMappable(c, map.arch, 'savePretrained', `adapter '${name}'`);
+      const out = exportMapped(map, c, await kilnLoras(peft, name));
+      for (const [key, t] of out.tensors) entries[key] = { dtype: 'F32', shape: t.shape, data: t.data };
+      mapped = out.config;
+    }
+    for (const [key, t] of map ? [] : adapterTensors(peft, name)) {
       const f32 = noGrad(() => cast(t, 'f32'));
       entries[key] = { dtype: 'F32', shape: [...t.shape], data: (await f32.toArray()) as Float32Array };
       if (f32 !== t) f32.dispose();
@@ -83,7 +94,7 @@ export async function savePretrained(peft: PeftModel, dir: string, opts: SaveOpt
     const sub = name === 'default' ? '' : `${name}/`;
     const cls = peft.modelType ? HF_CLASS[peft.modelType] : undefined;
     const auto = c.task_type === null && cls ? { base_model_class: cls[0], parent_library: `transformers.models.${cls[1]}.modeling_${cls[1]}` } : null;
-    files[`${sub}${CONFIG_NAME}`] = new TextEncoder().encode(configJson(c, {
+    files[`${sub}${CONFIG_NAME}`] = new TextEncoder().encode(configJson({ ...c, ...mapped }, {
       inference_mode: true, base_model_name_or_path: c.base_model_name_or_path ?? opts.baseModelNameOrPath ?? null, auto_mapping: auto,
     }));
     files[`${sub}${WEIGHTS_NAME}`] = writeSafetensors(entries, { format: 'pt' });
@@ -160,7 +171,8 @@ export async function loadAdapter(
 
   const base = model instanceof PeftModel ? model.model : model instanceof Module ? model : model.model;
   const modelType = model instanceof PeftModel ? model.modelType : opts.modelType ?? (model instanceof Module ? null : model.modelType ?? null);
-  checkNames(modelType, 'loadAdapter', base);
+  const map = adapterMap(modelType, 'loadAdapter', base);
+  if (map) checkMappable(c, map.arch, 'loadAdapter', where);
   if (model instanceof PeftModel && model.peftConfig.has(adapterName)) throw new KilnError('argument', 'loadAdapter', `an adapter named '${adapterName}' exists already`);
 
   if (!(await folder.has(WEIGHTS_NAME))) {
@@ -171,34 +183,41 @@ export async function loadAdapter(
   const file = `${folder.name}/${WEIGHTS_NAME}`;
   try {
     const st = await SafetensorsFile.open(src);
-    // the keys and shapes this config makes on this model
-    let targets: [string, number, number][];
-    try {
-      targets = findTargets(base, c);
-    } catch (e) {
-      throw new KilnError('config', 'loadAdapter', `${where}: ${(e as Error).message.replace(/^getPeftModel: /, '')}`);
-    }
+    // the keys and shapes this config makes on this model (in the checkpoint's modules when mapped)
     const want = new Map<string, number[]>();
-    for (const [path, r] of targets) {
-      const l = base.getSubmodule(path) as unknown as { inFeatures: number; outFeatures: number };
-      want.set(`${PREFIX}${path}.lora_A.weight`, [r, l.inFeatures]);
-      want.set(`${PREFIX}${path}.lora_B.weight`, [l.outFeatures, r]);
-      if (c.use_dora) want.set(`${PREFIX}${path}.lora_magnitude_vector`, [l.outFeatures]);
+    const hfTargets = map ? mappedTargets(map, c) : [];
+    for (const t of hfTargets) {
+      want.set(`${PREFIX}${t.name}.lora_A.weight`, [t.r, t.in]);
+      want.set(`${PREFIX}${t.name}.lora_B.weight`, [t.out, t.r]);
+      if (c.use_dora) want.set(`${PREFIX}${t.name}.lora_magnitude_vector`, [t.out]);
     }
     const baseKey = (n: string): string => n.replace(/\.base_layer\./, '.'); // a wrapped layer's own parameter
     const params = new Map([...base.namedParameters()].map(([n, p]) => [n, p] as const));
     const bareParams = new Map([...params].map(([n, p]) => [baseKey(n), p] as const));
-    const targetSet = new Set(targets.map((t) => t[0]));
-    if (c.bias === 'all') for (const [n, p] of bareParams) if (n.endsWith('.bias') && !/\.lora_/.test(n)) want.set(PREFIX + (targetSet.has(n.slice(0, -5)) ? `${n.slice(0, -5)}.base_layer.bias` : n), [...p.shape]);
-    if (c.bias === 'lora_only') for (const t of targets) { const b = bareParams.get(`${t[0]}.bias`); if (b) want.set(`${PREFIX}${t[0]}.base_layer.bias`, [...b.shape]); }
-    let saved: string[];
-    try {
-      saved = findModulesToSave(base, c);
-    } catch (e) {
-      throw new KilnError('config', 'loadAdapter', `${where}: ${(e as Error).message.replace(/^getPeftModel: /, '')}`);
+    let targets: [string, number, number][] = [];
+    if (!map) {
+      try {
+        targets = findTargets(base, c);
+      } catch (e) {
+        throw new KilnError('config', 'loadAdapter', `${where}: ${(e as Error).message.replace(/^getPeftModel: /, '')}`);
+      }
+      for (const [path, r] of targets) {
+        const l = base.getSubmodule(path) as unknown as { inFeatures: number; outFeatures: number };
+        want.set(`${PREFIX}${path}.lora_A.weight`, [r, l.inFeatures]);
+        want.set(`${PREFIX}${path}.lora_B.weight`, [l.outFeatures, r]);
+        if (c.use_dora) want.set(`${PREFIX}${path}.lora_magnitude_vector`, [l.outFeatures]);
+      }
+      const targetSet = new Set(targets.map((t) => t[0]));
+      if (c.bias === 'all') for (const [n, p] of bareParams) if (n.endsWith('.bias') && !/\.lora_/.test(n)) want.set(PREFIX + (targetSet.has(n.slice(0, -5)) ? `${n.slice(0, -5)}.base_layer.bias` : n), [...p.shape]);
+      if (c.bias === 'lora_only') for (const t of targets) { const b = bareParams.get(`${t[0]}.bias`); if (b) want.set(`${PREFIX}${t[0]}.base_layer.bias`, [...b.shape]); }
+      let saved: string[];
+      try {
+        saved = findModulesToSave(base, c);
+      } catch (e) {
+        throw new KilnError('config', 'loadAdapter', `${where}: ${(e as Error).message.replace(/^getPeftModel: /, '')}`);
+      }
+      for (const path of saved) for (const [n, p] of base.getSubmodule(path).namedParameters()) want.set(`${PREFIX}${path}.${n}`, [...p.shape]);
     }
-    for (const path of saved) for (const [n, p] of base.getSubmodule(path).namedParameters()) want.set(`${PREFIX}${path}.${n}`, [...p.shape]);
-
     const have = st.tensors;
     const missing = [...want.keys()].filter((k) => !have.has(k));
     const extra = [...have.keys()].filter((k) => !want.has(k));
@@ -211,15 +230,33 @@ export async function loadAdapter(
       }
       if (!['F32', 'F16', 'BF16'].includes(t.dtype)) throw new KilnError('dtype', 'loadAdapter', `${file}: ${k} is ${t.dtype}; adapter tensors are F32, F16 or BF16`);
     }
-    const values = new Map<string, Float32Array>();
+    let values = new Map<string, Float32Array>();
     for (const k of want.keys()) values.set(k, await st.float32(k));
+    // mapped: the checkpoint modules' LoRAs become kiln's, each kiln module named with its own r and alpha
+    let kc = c;
+    if (map) {
+      const kv = new Map<string, Float32Array>();
+      const rank: Record<string, number> = {};
+      const alpha: Record<string, number> = {};
+      for (const t of hfTargets) {
+        const [a, b] = [values.get(`${PREFIX}${t.name}.lora_A.weight`)!, values.get(`${PREFIX}${t.name}.lora_B.weight`)!];
+        for (const l of importMapped(map, t, a, b, c.use_rslora, values.get(`${PREFIX}${t.name}.lora_magnitude_vector`))) {
+          kv.set(`${PREFIX}${l.path}.lora_A.weight`, l.A.data);
+          kv.set(`${PREFIX}${l.path}.lora_B.weight`, l.B.data);
+          if (l.m) kv.set(`${PREFIX}${l.path}.lora_magnitude_vector`, l.m);
+          [rank[l.path], alpha[l.path]] = [l.r, l.alpha];
+        }
+      }
+      values = kv;
+      kc = { ...c, target_modules: Object.keys(rank), rank_pattern: rank, alpha_pattern: alpha, layers_to_transform: null, layers_pattern: null, exclude_modules: null };
+    }
 
     // all checked: wrap and fill
-    const peft = model instanceof PeftModel ? model : getPeftModel(base, { ...c, init_lora_weights: false }, adapterName, { modelType });
-    if (model instanceof PeftModel) peft.addAdapter(adapterName, { ...c, init_lora_weights: false }, { init: false });
+    const peft = model instanceof PeftModel ? model : getPeftModel(base, { ...kc, init_lora_weights: false }, adapterName, { modelType });
+    if (model instanceof PeftModel) peft.addAdapter(adapterName, { ...kc, init_lora_weights: false }, { init: false });
     const conf = peft.peftConfig.get(adapterName)!;
     conf.init_lora_weights = c.init_lora_weights;
-    conf.target_modules = c.target_modules;
+    conf.target_modules = kc.target_modules;
     const live = adapterTensors(peft, adapterName);
     noGrad(() => {
       for (const [k, v] of values) {

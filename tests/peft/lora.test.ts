@@ -271,7 +271,7 @@ describe('bad adapter files', () => {
     await rejects(loadAdapter(loaded, files({ ...cfg(), target_modules: ['q_proj', 'v_proj', 'down_proj', 'up_proj'] })), /missing key base_model.model.model.layers.0.mlp.up_proj.lora_A.weight/);
     await rejects(loadAdapter(loaded, files({ ...cfg(), target_modules: ['q_proj', 'v_proj'] })), /unexpected key base_model.model.model.layers.0.mlp.down_proj.lora_A.weight/);
     await rejects(loadAdapter(loaded, files({ ...cfg(), target_modules: ['qkv_proj'] })), /matches no Linear/);
-    await rejects(loadAdapter({ model: m, modelType: 'phi3' }, files(cfg())), /model_type 'phi3'.*name map/);
+    await rejects(loadAdapter({ model: m, modelType: 'phi3' }, files(cfg())), /unexpected key base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight .*another model or architecture/);
     await rejects(loadAdapter(loaded, { 'adapter_config.json': files(cfg())['adapter_config.json'] }), /files has no adapter_model.safetensors/);
     untouched(m);
     // and a good one loads
@@ -280,12 +280,12 @@ describe('bad adapter files', () => {
     expect(ok.loraLayers().length).toBe(6);
   });
 
-  it('savePretrained refuses architectures whose names kiln does not map yet', async () => {
+  it('savePretrained through the name map refuses what it does not translate: biases, modules_to_save, a GGUF Llama without its model_type', async () => {
     const loaded = await loadModel(join(ckpt, 'gpt2'));
-    const peft = getPeftModel(loaded, { target_modules: ['q_proj'] });
-    await rejects(savePretrained(peft, 'files'), /model_type 'gpt2'.*name map .* not there yet/);
+    await rejects(savePretrained(getPeftModel(loaded, { target_modules: ['q_proj'], bias: 'all' }), 'files'), /adapter 'default': bias 'all' is not supported for a gpt2 model/);
+    await rejects(savePretrained(getPeftModel(await loadModel(join(ckpt, 'gpt2')), { target_modules: ['q_proj'], modules_to_save: ['input_layernorm'] }), 'files'), /modules_to_save is not supported for a gpt2 model/);
     const gguf = await loadModel(join(ckpt, 'gguf', 'tiny-llama.gguf'));
-    await rejects(savePretrained(getPeftModel(gguf, { target_modules: ['q_proj'] }), 'files'), /permuted q_proj\/k_proj rows .* not there yet/);
+    await rejects(savePretrained(getPeftModel(gguf.model, { target_modules: ['q_proj'] }), 'files'), /permuted q_proj\/k_proj rows .* pass modelType/);
   });
 });
 

@@ -28,7 +28,7 @@ REF = runpy.run_path(os.path.join(HERE, "..", "generate.py"))
 decoder_forward, enc = REF["decoder_forward"], REF["enc"]
 G = torch.Generator().manual_seed(20261202)
 
-ST_DT = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+ST_DT = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "U8": torch.uint8}
 DT_ST = {v: k for k, v in ST_DT.items()}
 
 
@@ -247,6 +247,138 @@ for arch in ("llama", "qwen2"):
             json.dump(golden, f, separators=(",", ":"))
         expected[f"{arch}-{method}"] = read_adapter(out_dir)
         print(f"{arch}-{method}: {len(adapter)} tensors, loss {float(loss):.4f}")
+
+
+# ---- fused architectures: PEFT LoRAs on GPT-2's c_attn / c_proj (Conv1D) and Phi-3's qkv_proj / gate_up_proj
+# in their Hugging Face module names, one dense A shared by the fused parts as real PEFT makes them. The
+# reference runs decoder_forward on the split (kiln-named) weights; each part's LoRA is the shared A leaf
+# and its rows of the B leaf, so the forward equals PEFT's on the fused module and autograd gives the
+# gradients of the PEFT tensors themselves.
+FUSED_CFG = {
+    "gpt2": {k: v for k, v in BASE.items() if k != "normEps"} | {"norm": "layernorm", "positional": "learned", "mlp": "plain", "act": "gelu_tanh", "mlpBias": True, "qkvBias": True, "oBias": True, "tieWordEmbeddings": True, "numKVHeads": 4},
+    "phi3": BASE,
+}
+HF_CLASS.update({"gpt2": ("GPT2LMHeadModel", "gpt2"), "phi3": ("Phi3ForCausalLM", "phi3")})
+FUSED_CONF = {
+    "gpt2": {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn", "c_proj"], "fan_in_fan_out": True},
+    "phi3": {"r": 4, "lora_alpha": 8, "target_modules": ["qkv_proj", "gate_up_proj", "down_proj"], "rank_pattern": {"gate_up_proj": 3}},
+}
+
+
+def fused_modules(arch, cfg):
+    """HF module -> (is Conv1D, [(kiln weight name, row range)]) for each linear module of the checkpoint."""
+    hs, H, Hkv = cfg["hiddenSize"], cfg["numHeads"], cfg.get("numKVHeads", cfg["numHeads"])
+    D = hs // H
+    q, kv, I = H * D, Hkv * D, cfg["intermediateSize"]
+    out = {}
+    for i in range(cfg["numLayers"]):
+        p = f"model.layers.{i}."
+        if arch == "gpt2":
+            h = f"transformer.h.{i}."
+            out[h + "attn.c_attn"] = (True, [(p + "self_attn.q_proj", 0, q), (p + "self_attn.k_proj", q, q + kv), (p + "self_attn.v_proj", q + kv, q + 2 * kv)])
+            out[h + "attn.c_proj"] = (True, [(p + "self_attn.o_proj", 0, hs)])
+            out[h + "mlp.c_fc"] = (True, [(p + "mlp.fc1", 0, I)])
+            out[h + "mlp.c_proj"] = (True, [(p + "mlp.fc2", 0, hs)])
+        else:
+            out[p + "self_attn.qkv_proj"] = (False, [(p + "self_attn.q_proj", 0, q), (p + "self_attn.k_proj", q, q + kv), (p + "self_attn.v_proj", q + kv, q + 2 * kv)])
+            out[p + "self_attn.o_proj"] = (False, [(p + "self_attn.o_proj", 0, hs)])
+            out[p + "mlp.gate_up_proj"] = (False, [(p + "mlp.gate_proj", 0, I), (p + "mlp.up_proj", I, 2 * I)])
+            out[p + "mlp.down_proj"] = (False, [(p + "mlp.down_proj", 0, hs)])
+    return out
+
+
+def from_hf(arch, cfg, H):
+    """The checkpoint's tensors in kiln's names (split, untransposed): what decoder_forward reads."""
+    W = {}
+    if arch == "gpt2":
+        W["model.embed_tokens.weight"], W["model.embed_positions.weight"] = H["transformer.wte.weight"], H["transformer.wpe.weight"]
+        W["model.norm.weight"], W["model.norm.bias"] = H["transformer.ln_f.weight"], H["transformer.ln_f.bias"]
+        for i in range(cfg["numLayers"]):
+            p, h = f"model.layers.{i}.", f"transformer.h.{i}."
+            for a, b in (("ln_1", "input_layernorm"), ("ln_2", "post_attention_layernorm")):
+                W[p + b + ".weight"], W[p + b + ".bias"] = H[h + a + ".weight"], H[h + a + ".bias"]
+    else:
+        W = {k: v for k, v in H.items() if not k.endswith(("qkv_proj.weight", "gate_up_proj.weight"))}
+    for mod, (conv, parts) in fused_modules(arch, cfg).items():
+        w = H[mod + ".weight"].T if conv else H[mod + ".weight"]
+        b = H.get(mod + ".bias")
+        for kname, r0, r1 in parts:
+            W[kname + ".weight"] = w[r0:r1].contiguous()
+            if b is not None:
+                W[kname + ".bias"] = b[r0:r1].contiguous()
+    return W
+
+
+for arch in ("gpt2", "phi3"):
+    cfg, conf = FUSED_CFG[arch], FUSED_CONF[arch]
+    H = load_checkpoint(arch)
+    W = from_hf(arch, cfg, H)
+    mods = fused_modules(arch, cfg)
+    adapter, scales, parts_of = {}, {}, {}
+    for mod, (conv, parts) in mods.items():
+        if not any(mod.endswith("." + t) for t in conf["target_modules"]):
+            continue
+        r = conf.get("rank_pattern", {}).get(pattern_key(conf.get("rank_pattern", {}), mod), conf["r"])
+        alpha = conf.get("alpha_pattern", {}).get(pattern_key(conf.get("alpha_pattern", {}), mod), conf["lora_alpha"])
+        out_f, in_f = parts[-1][2], W[parts[0][0] + ".weight"].shape[1]
+        pk = "base_model.model." + mod
+        adapter[pk + ".lora_A.weight"] = torch.randn(r, in_f, generator=G) * 0.3
+        adapter[pk + ".lora_B.weight"] = torch.randn(out_f, r, generator=G) * 0.2
+        for kname, r0, r1 in parts:
+            scales[kname] = alpha / r
+            parts_of[kname] = (pk, r0, r1)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in adapter.items()}
+
+    def part_lora(T):
+        """kiln-name -> (A, B rows, s) from the PEFT tensors T."""
+        return {kn: (T[pk + ".lora_A.weight"], T[pk + ".lora_B.weight"][r0:r1], scales[kn]) for kn, (pk, r0, r1) in parts_of.items()}
+
+    def forward_with(T):
+        by_id = {id(W[kn + ".weight"]): v for kn, v in part_lora(T).items()}
+
+        class LoraF:
+            def __getattr__(self, name):
+                return getattr(F, name)
+
+            def linear(self, x, w, b=None):
+                y = F.linear(x, w, b)
+                l = by_id.get(id(w))
+                return y if l is None else y + F.linear(F.linear(x, l[0]), l[1]) * l[2]
+
+        return LoraF()
+
+    out_dir = os.path.join(HERE, f"{arch}-lora")
+    os.makedirs(out_dir, exist_ok=True)
+    write_safetensors(os.path.join(out_dir, "adapter_model.safetensors"), adapter, {"format": "pt"})
+    with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
+        f.write(config_json(conf, arch))
+    g = decoder_forward.__globals__
+    F_orig = g["F"]
+    try:
+        g["F"] = forward_with(adapter)
+        with torch.no_grad():
+            logits = decoder_forward(cfg, W, ids1)
+        g["F"] = forward_with(leaves)
+        out = decoder_forward(cfg, W, batch)
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), labels.reshape(-1))
+        loss.backward()
+    finally:
+        g["F"] = F_orig
+    with torch.no_grad():
+        Wm = dict(W)
+        for kn, (A, B, s) in part_lora(adapter).items():
+            Wm[kn + ".weight"] = W[kn + ".weight"] + s * (B @ A)
+        merged = decoder_forward(cfg, Wm, ids1)
+        base = decoder_forward(cfg, W, ids1)
+    assert (merged - logits).abs().max() < 1e-4 * logits.abs().max(), "merged != unmerged"
+    assert (base - logits).abs().max() > 1e-2 * logits.abs().max(), "the adapter changes too little to test"
+    golden = {"generator": "tests/golden/peft/generate.py", "torch": torch.__version__, "arch": arch, "method": "lora",
+              "ids": enc(ids1), "logits": enc(logits), "mergedLogits": enc(merged), "batch": enc(batch), "labels": enc(labels),
+              "loss": float(loss), "grads": {k: enc(v.grad) for k, v in sorted(leaves.items())}}
+    with open(os.path.join(out_dir, "golden.json"), "w") as f:
+        json.dump(golden, f, separators=(",", ":"))
+    expected[f"{arch}-lora"] = read_adapter(out_dir)
+    print(f"{arch}-lora: {len(adapter)} tensors, loss {float(loss):.4f}")
 
 with open(os.path.join(HERE, "expected-files.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)
