@@ -171,6 +171,11 @@ export async function loadAdapter(
 
   const base = model instanceof PeftModel ? model.model : model instanceof Module ? model : model.model;
   const modelType = model instanceof PeftModel ? model.modelType : opts.modelType ?? (model instanceof Module ? null : model.modelType ?? null);
+  // an adapter that names the class it was trained on (PEFT's auto_mapping) must be for this architecture
+  const trainedOn = (json.auto_mapping as { base_model_class?: unknown } | null | undefined)?.base_model_class;
+  const cls = modelType ? HF_CLASS[modelType]?.[0] : undefined;
+  if (typeof trainedOn === 'string' && cls && trainedOn !== cls)
+    throw new KilnError('config', 'loadAdapter', `${where}: auto_mapping.base_model_class: the adapter was trained on ${trainedOn}, but the model is ${cls} (model_type '${modelType}')`);
   const map = adapterMap(modelType, 'loadAdapter', base);
   if (map) checkMappable(c, map.arch, 'loadAdapter', where);
   if (model instanceof PeftModel && model.peftConfig.has(adapterName)) throw new KilnError('argument', 'loadAdapter', `an adapter named '${adapterName}' exists already`);

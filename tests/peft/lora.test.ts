@@ -271,8 +271,11 @@ describe('bad adapter files', () => {
     await rejects(loadAdapter(loaded, files({ ...cfg(), target_modules: ['q_proj', 'v_proj', 'down_proj', 'up_proj'] })), /missing key base_model.model.model.layers.0.mlp.up_proj.lora_A.weight/);
     await rejects(loadAdapter(loaded, files({ ...cfg(), target_modules: ['q_proj', 'v_proj'] })), /unexpected key base_model.model.model.layers.0.mlp.down_proj.lora_A.weight/);
     await rejects(loadAdapter(loaded, files({ ...cfg(), target_modules: ['qkv_proj'] })), /matches no Linear/);
-    await rejects(loadAdapter({ model: m, modelType: 'phi3' }, files(cfg())), /unexpected key base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight .*another model or architecture/);
+    await rejects(loadAdapter({ model: m, modelType: 'phi3' }, files(cfg())), /auto_mapping\.base_model_class: the adapter was trained on LlamaForCausalLM, but the model is Phi3ForCausalLM/);
+    await rejects(loadAdapter({ model: m, modelType: 'phi3' }, files({ ...cfg(), auto_mapping: null })), /unexpected key base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight .*another model or architecture/);
     await rejects(loadAdapter(loaded, { 'adapter_config.json': files(cfg())['adapter_config.json'] }), /files has no adapter_model.safetensors/);
+    // shapes that happen to fit, but the adapter names the class it was trained on
+    await rejects(loadAdapter(loaded, files({ ...cfg(), task_type: null, auto_mapping: { base_model_class: 'Qwen2ForCausalLM', parent_library: 'transformers.models.qwen2.modeling_qwen2' } })), /auto_mapping\.base_model_class: the adapter was trained on Qwen2ForCausalLM, but the model is LlamaForCausalLM \(model_type 'llama'\)/);
     untouched(m);
     // and a good one loads
     const ok = await loadAdapter(loaded, files(cfg()));
