@@ -138,32 +138,40 @@ def make_adapter(cfg, W, conf):
     return tensors, layers
 
 
-def lora_forward(W, adapter, scales):
-    """F for decoder_forward whose linear applies PEFT's lora.Linear forward to the targeted weights."""
-    by_id = {id(W[k + ".weight"]): k for k in scales}
+def patched_F(linear):
+    """torch.nn.functional for decoder_forward, with F.linear's output passed through linear(x, w, b, y)."""
 
-    class LoraF:
+    class PatchedF:
         def __getattr__(self, name):
             return getattr(F, name)
 
         def linear(self, x, w, b=None):
-            y = F.linear(x, w, b)
-            key = by_id.get(id(w))
-            if key is None:
-                return y
-            p = "base_model.model." + key
-            A, B, s = adapter[p + ".lora_A.weight"], adapter[p + ".lora_B.weight"], scales[key]
-            lora = F.linear(F.linear(x, A), B)
-            m = adapter.get(p + ".lora_magnitude_vector")
-            if m is None:
-                return y + lora * s
-            # DoRA (peft/tuners/lora/dora.py): the row norm detached; the base output less its bias reused
-            norm = torch.linalg.norm(w + s * (B @ A).detach(), dim=1).detach()
-            scale = (m / norm).view(1, -1)
-            base = y - b if b is not None else y
-            return y + (scale - 1) * base + scale * lora * s
+            return linear(x, w, b, F.linear(x, w, b))
 
-    return LoraF()
+    return PatchedF()
+
+
+def lora_forward(W, adapter, scales):
+    """F for decoder_forward whose linear applies PEFT's lora.Linear forward to the targeted weights."""
+    by_id = {id(W[k + ".weight"]): k for k in scales}
+
+    def linear(x, w, b, y):
+        key = by_id.get(id(w))
+        if key is None:
+            return y
+        p = "base_model.model." + key
+        A, B, s = adapter[p + ".lora_A.weight"], adapter[p + ".lora_B.weight"], scales[key]
+        lora = F.linear(F.linear(x, A), B)
+        m = adapter.get(p + ".lora_magnitude_vector")
+        if m is None:
+            return y + lora * s
+        # DoRA (peft/tuners/lora/dora.py): the row norm detached; the base output less its bias reused
+        norm = torch.linalg.norm(w + s * (B @ A).detach(), dim=1).detach()
+        scale = (m / norm).view(1, -1)
+        base = y - b if b is not None else y
+        return y + (scale - 1) * base + scale * lora * s
+
+    return patched_F(linear)
 
 
 def merged_weights(W, adapter, scales):
@@ -336,16 +344,11 @@ for arch in ("gpt2", "phi3"):
     def forward_with(T):
         by_id = {id(W[kn + ".weight"]): v for kn, v in part_lora(T).items()}
 
-        class LoraF:
-            def __getattr__(self, name):
-                return getattr(F, name)
+        def linear(x, w, b, y):
+            l = by_id.get(id(w))
+            return y if l is None else y + F.linear(F.linear(x, l[0]), l[1]) * l[2]
 
-            def linear(self, x, w, b=None):
-                y = F.linear(x, w, b)
-                l = by_id.get(id(w))
-                return y if l is None else y + F.linear(F.linear(x, l[0]), l[1]) * l[2]
-
-        return LoraF()
+        return patched_F(linear)
 
     out_dir = os.path.join(HERE, f"{arch}-lora")
     os.makedirs(out_dir, exist_ok=True)
