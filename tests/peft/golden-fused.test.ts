@@ -18,14 +18,8 @@ import { patternKey } from '../../src/peft/config.js';
 import type { LoraLinear } from '../../src/peft/lora.js';
 import { assertClose } from '../helpers/assert-close.js';
 import { describeBackends } from '../helpers/backends.js';
+import { ckpt, expected, i32, maxAbs, peftDir, type Golden } from './fixtures.js';
 
-interface Enc { shape: number[]; dtype: 'f32' | 'i32'; data: number[] }
-interface Golden { ids: Enc; logits: Enc; mergedLogits: Enc; batch: Enc; labels: Enc; loss: number; grads: Record<string, Enc> }
-const ckpt = new URL('../golden/checkpoints/', import.meta.url).pathname;
-const peftDir = new URL('../golden/peft/', import.meta.url).pathname;
-const expected = JSON.parse(readFileSync(join(peftDir, 'expected-files.json'), 'utf8'));
-const maxAbs = (xs: ArrayLike<number>): number => Array.from(xs).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const i32 = (e: Enc) => k.tensor(e.data, { shape: e.shape, dtype: 'i32' });
 const P = 'base_model.model.';
 const readSt = async (bytes: Uint8Array) => {
   const st = await SafetensorsFile.open(bytesSource('adapter_model.safetensors', bytes));
