@@ -21,6 +21,9 @@ const SEED: FlagSpec = { name: 'seed', kind: 'int', help: 'the sampling seed' };
 const JSON_OUT: FlagSpec = { name: 'json', kind: 'bool', help: 'print JSON' };
 const ADAPTER: FlagSpec = { name: 'adapter', kind: 'string', value: 'DIR[,DIR...]', help: 'PEFT LoRA/DoRA adapter folders (adapter_config.json, adapter_model.safetensors) applied together' };
 const ADAPTER_WEIGHTS: FlagSpec = { name: 'adapter-weights', kind: 'floats', value: 'W[,W...]', help: "one weight per --adapter folder: the LoRA updates' linear combination (default 1 each)" };
+/** What every command that runs a model takes: its adapters and its backend; and the weights' storage where it is kept. */
+const ON_MODEL = [ADAPTER, ADAPTER_WEIGHTS, BACKEND];
+const STORAGE = [QUANTIZE, DTYPE];
 
 const COMMANDS: CommandSpec[] = [
   {
@@ -113,11 +116,8 @@ const COMMANDS: CommandSpec[] = [
       { name: 'top-k', kind: 'int', value: 'K', help: 'sample among the K most likely' },
       SEED,
       { name: 'chat', kind: 'bool', help: 'wrap the prompt in the chat template' },
-      ADAPTER,
-      ADAPTER_WEIGHTS,
-      BACKEND,
-      QUANTIZE,
-      DTYPE,
+      ...ON_MODEL,
+      ...STORAGE,
       MAX_FILE_SIZE_FLAG,
     ],
     run: (o) => generateCmd(o),
@@ -132,11 +132,8 @@ const COMMANDS: CommandSpec[] = [
       { name: 'temperature', kind: 'float', value: 'T', default: 0.7, help: 'sampling temperature (0: greedy)' },
       { name: 'context', kind: 'int', min: 2, help: "the conversation's token budget (default: the model's context)" },
       SEED,
-      ADAPTER,
-      ADAPTER_WEIGHTS,
-      BACKEND,
-      QUANTIZE,
-      DTYPE,
+      ...ON_MODEL,
+      ...STORAGE,
       MAX_FILE_SIZE_FLAG,
     ],
     run: (o) => chatCmd(o),
@@ -144,7 +141,7 @@ const COMMANDS: CommandSpec[] = [
   {
     name: 'logits',
     summary: '{"logits": [[...] one row per position]}',
-    flags: [MODEL, { name: 'tokens', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, ADAPTER, ADAPTER_WEIGHTS, BACKEND, JSON_OUT, MAX_FILE_SIZE_FLAG],
+    flags: [MODEL, { name: 'tokens', kind: 'ids', value: '1,2,3', required: true, help: 'token ids (decimal), by commas or spaces' }, ...ON_MODEL, JSON_OUT, MAX_FILE_SIZE_FLAG],
     run: (o) => logitsCmd(o),
   },
   {
@@ -155,9 +152,7 @@ const COMMANDS: CommandSpec[] = [
       { name: 'file', kind: 'string', value: 'F', required: true, help: 'the text' },
       { name: 'context', kind: 'int', min: 2, help: "tokens per window (default: the model's context)" },
       { name: 'stride', kind: 'int', min: 1, help: 'tokens between windows (default: the context)' },
-      ADAPTER,
-      ADAPTER_WEIGHTS,
-      BACKEND,
+      ...ON_MODEL,
       MAX_FILE_SIZE_FLAG,
     ],
     run: (o) => perplexityCmd(o),
